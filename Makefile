@@ -1,0 +1,56 @@
+# The project's commands. Every target creates ./venv from requirements*.txt when it is missing or stale.
+STACK ?= dev
+PYTHON ?= python3
+VENV := venv
+PY := $(VENV)/bin/python
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+IDP := tests/idp/node_modules/.package-lock.json
+LINT := tests/lint/node_modules/.package-lock.json
+CONNECTOR := $(PY) -m intrexx_connector
+
+.PHONY: plan test up render verify status bench clean
+
+plan: $(RUNTIME)
+	$(CONNECTOR) plan --stack $(STACK)
+
+test: $(DEV) $(IDP) $(LINT)
+	$(PY) -m pytest
+
+up: $(RUNTIME)
+	pulumi up --stack $(STACK) --yes
+	$(CONNECTOR) render --stack $(STACK) --out build/$(STACK)
+	$(CONNECTOR) verify --stack $(STACK)
+
+render: $(RUNTIME)
+	$(CONNECTOR) render --stack $(STACK) --out build/$(STACK)
+
+verify: $(RUNTIME)
+	$(CONNECTOR) verify --stack $(STACK)
+
+status: $(RUNTIME)
+	$(CONNECTOR) status --stack $(STACK)
+
+bench: $(DEV) $(IDP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build .pytest_cache .hypothesis bench/results
+	find . -name __pycache__ -not -path './venv/*' -prune -exec rm -rf {} +
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME): requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(DEV): requirements.txt requirements-dev.txt $(RUNTIME)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(IDP): tests/idp/package.json tests/idp/package-lock.json
+	npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+
+$(LINT): tests/lint/package.json tests/lint/package-lock.json
+	npm ci --prefix tests/lint --no-audit --no-fund --loglevel=error

@@ -1,0 +1,1 @@
+"""Post-deploy step: turns the stack outputs into the Intrexx connector configuration and checks it with MSAL."""
