@@ -141,6 +141,8 @@ def parse_stack_config(raw: dict, stack: str, today: date) -> StackSettings:
 
 def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -> list[PortalSettings]:
     entries = _json(value, "portals", problems)
+    if entries is _INVALID:
+        return []
     if entries is _MISSING:
         problems.add("portals", "required: a list with one entry per Intrexx portal, e.g. "
                                 "[{name: hr, baseUrl: https://intrexx.example.com/hr}]")
@@ -323,8 +325,8 @@ def _permissions(value, path: str, problems: _Problems, api: str, access: str, s
             other_kinds = catalogue.kinds_of(api, name)
             if other_kinds:
                 wanted = "delegated" if kind == SCOPE else "application"
-                problems.add(item_path, f"'{name}' is not a {wanted} permission of api '{api}', and access "
-                                        f"'{access}' needs {wanted} permissions")
+                problems.add(item_path, f"'{name}' is not {'a' if kind == SCOPE else 'an'} {wanted} permission "
+                                        f"of api '{api}', and access '{access}' needs {wanted} permissions")
             else:
                 matches = catalogue.close_matches(api, name, kind)
                 hint = f"; did you mean {', '.join(matches)}?" if matches else ""
@@ -383,6 +385,7 @@ def _mailbox_scope(value, path: str, problems: _Problems, access) -> MailboxScop
 
 
 _MISSING = object()
+_INVALID = object()
 
 
 def _json(value, path: str, problems: _Problems):
@@ -395,7 +398,7 @@ def _json(value, path: str, problems: _Problems):
         return json.loads(value)
     except ValueError:
         problems.add(path, "must be a YAML/JSON list, got text that does not parse")
-        return None
+        return _INVALID
 
 
 def _string(value, path: str, problems: _Problems, default: str) -> str | None:

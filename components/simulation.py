@@ -52,6 +52,9 @@ class Recorded:
     inputs: dict
     id: str
     state: dict
+    urn: str = ""
+    parent: str = ""
+    protect: bool = False
 
 
 class SimulatedTenant:
@@ -66,6 +69,7 @@ class SimulatedTenant:
         self.calls: list[dict] = []
         self.display_names = set(existing_display_names)
         self.applications: dict = {}  # object id -> client id
+        self.secret_values: dict = {}  # ApplicationPassword resource name -> the value Entra generated
         self.service_principals: set = set()
         catalogue = load_catalogue()
         self.resource_service_principals = {
@@ -189,6 +193,7 @@ class SimulatedTenant:
         key_id = str(uuid.uuid4())
         value = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(3)) + "8Q~" + \
             "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(34))
+        self.secret_values[name] = value
         import pulumi
 
         return f"{object_id}/password/{key_id}", {
@@ -218,6 +223,23 @@ class SimulatedTenant:
     def _check_principal(self, name: str, object_id) -> None:
         if object_id not in self.service_principals:
             raise EntraRefusal(f"{name}: no service principal with object id {object_id!r}")
+
+
+def _recording_monitor(tenant: SimulatedTenant):
+    """The mock monitor, also noting what `new_resource` is not told: URN, parent and protect."""
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                for recorded in reversed(tenant.resources):
+                    if recorded.name == request.name and recorded.type == request.type:
+                        recorded.urn, recorded.parent, recorded.protect = response.urn, request.parent, request.protect
+                        break
+            return response
+
+    return RecordingMonitor(tenant)
 
 
 def _unwrap(value):
@@ -295,14 +317,22 @@ def _evaluate(evaluation: Evaluation, config: dict, stack: str, today: date, pro
     previous_today = os.environ.get(TODAY_VARIABLE)
     os.environ[TODAY_VARIABLE] = today.isoformat()
     try:
-        pulumi.runtime.set_mocks(evaluation.tenant, project=PROJECT, stack=stack, preview=False, logger=logger)
+        pulumi.runtime.set_mocks(evaluation.tenant, project=PROJECT, stack=stack, preview=False, logger=logger,
+                                 monitor=_recording_monitor(evaluation.tenant))
         pulumi.runtime.set_all_config(dict(config))
         error = None
         try:
             runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
         except Exception as exc:  # noqa: BLE001 re-raised once the runtime is quiet
             error = exc
-        _sync_await(wait_for_rpcs())
+        # Drain every task, even after a failure: left on the shared event loop, a failed registration would
+        # surface in the next evaluation. The first error is the one to report.
+        for _ in range(10_000):
+            try:
+                _sync_await(wait_for_rpcs())
+                break
+            except Exception as exc:  # noqa: BLE001
+                error = error or exc
         if error is not None:
             raise error
         root = pulumi.runtime.get_root_resource()

@@ -1,0 +1,223 @@
+"""`python -m intrexx_connector`: the only module that prints or exits.
+
+Exit codes: 0 all good, 1 a check failed, 2 bad usage or input. No secret is ever printed.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from components.config import ConfigError
+from components.names import Field
+from components.today import today
+
+from .errors import ConnectorError
+
+DEFAULT_STACK = "dev"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (ConnectorError, ConfigError) as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m intrexx_connector",
+                                     description="Turn intrexx-exchange stack outputs into Intrexx connector "
+                                                 "configuration and check it against Entra ID.")
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    def command(name, handler, help_text, outputs=True):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(command=handler)
+        sub.add_argument("--stack", help="Pulumi stack (default: the selected stack; plan: dev)")
+        sub.add_argument("--portal", metavar="NAME", help="only this portal (default: all)")
+        sub.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        if outputs:
+            sub.add_argument("--outputs", metavar="FILE",
+                             help="JSON of `pulumi stack output --json --show-secrets` ('-' for stdin); "
+                                  "without it the tool runs that command")
+        return sub
+
+    command("plan", _plan, "offline: evaluate the program for Pulumi.<stack>.yaml against the simulated tenant, "
+                           "show what `pulumi up` would create and render build/<stack>/", outputs=False)
+    render = command("render", _render, "write the connector configuration per portal")
+    render.add_argument("--out", type=Path, default=Path("build"), metavar="DIR", help="default: build/")
+    verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
+    verify.add_argument("--authority-host", metavar="URL", help="override the authority host (https only)")
+    verify.add_argument("--timeout", type=_positive_float, default=300.0, metavar="S",
+                        help="give up waiting for Entra replication after S seconds (default 300)")
+    verify.add_argument("--device-code", action="store_true",
+                        help="also sign in a mailbox user with the device code flow and read the inbox")
+    apply = command("apply", _apply, "merge the portal's sign-in provider into <portal-dir>/internal/cfg/om.cfg")
+    apply.add_argument("--portal-dir", type=Path, required=True, metavar="DIR", help="the Intrexx portal folder")
+    status = command("status", _status, "secret expiry, rotation, EWS status and refresh-token reminders")
+    status.add_argument("--warn-days", type=_non_negative_int, default=30, metavar="N",
+                        help="exit 1 when a secret expires within N days (default 30)")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {text!r}")
+    return int(text)
+
+
+def _portals(args, need_secrets: bool = True):
+    from .stack_outputs import parse_outputs, read_outputs_text
+
+    return parse_outputs(read_outputs_text(args.outputs, args.stack), args.portal, need_secrets=need_secrets)
+
+
+def _emit_json(document) -> None:
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+# plan -------------------------------------------------------------------------------------------------------
+
+def _plan(args) -> int:
+    from .plan import plan_stack
+    from .render import render_portal
+
+    stack = args.stack or DEFAULT_STACK
+    plan = plan_stack(stack, today())
+    out = Path("build") / stack
+    portals = [p for p in plan.portal_outputs() if args.portal in (None, p.name)]
+    if args.portal and not portals:
+        from .errors import UsageError
+
+        raise UsageError(f"--portal {args.portal}: no such portal in Pulumi.{stack}.yaml")
+    rendered = {p.name: [str(path) for path in render_portal(p, out)] for p in portals}
+    document = plan.as_dict()
+    if args.json:
+        document["rendered"] = rendered
+        _emit_json(document)
+        return 0
+    print(f"Plan for stack '{stack}' on {document['date']} against the simulated tenant: "
+          f"{len(document['portals'])} portal(s), {document['resources']} resources to create.")
+    for name, portal in document["portals"].items():
+        if args.portal not in (None, name):
+            continue
+        print(f"\n{name}: {portal['displayName']}  ({portal['api']}, {portal['access']} access"
+              f"{', public client flows on' if portal['publicClient'] else ''})")
+        for resource in portal["resources"]:
+            print(f"  + {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}")
+        print("  redirect URIs:")
+        for uri in portal["redirectUris"]:
+            print(f"    {uri}")
+        print("  permissions:")
+        for permission in portal["permissions"]:
+            kind = "delegated" if permission["type"] == "Scope" else "application"
+            print(f"    {permission['resource']:<9} {kind:<12} {permission['name']:<26} via {permission['grantedBy']}")
+        for consent in portal["consent"]:
+            print(f"  consent: {consent['kind']}: {' '.join(consent['claims'])}")
+        if any(p["grantedBy"] == "exchange-rbac" for p in portal["permissions"]):
+            print("  consent: none tenant-wide; Exchange RBAC for Applications scopes the mailboxes "
+                  "(exchange-rbac.ps1)")
+        for secret in portal["secrets"]:
+            print(f"  secret slot {secret['slot']}: expires {secret['expires'][:10]} ({secret['rotationKey']})")
+        print(f"  published secret expires {portal['secretExpiresAt'][:10]}, next rotation "
+              f"{portal['secretRotatesAt'][:10]}")
+        print(f"  rendered into {out / name}/ with a placeholder secret")
+    for warning in document["warnings"]:
+        print(f"\nwarning: {warning}")
+    return 0
+
+
+# render -----------------------------------------------------------------------------------------------------
+
+def _render(args) -> int:
+    from .render import render_portal
+
+    written = {p.name: [str(path) for path in render_portal(p, args.out)] for p in _portals(args)}
+    if args.json:
+        _emit_json({"rendered": written})
+        return 0
+    for name, paths in written.items():
+        print(f"{name}:")
+        for path in paths:
+            print(f"  {path}")
+    return 0
+
+
+# verify -----------------------------------------------------------------------------------------------------
+
+def _verify(args) -> int:
+    from .verify import VerifyOptions, verify_portals
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    options = VerifyOptions(authority_host=args.authority_host, timeout=args.timeout, device_code=args.device_code)
+    results = verify_portals(_portals(args), options, progress)
+    if args.json:
+        _emit_json({"ok": all(r.ok for r in results), "portals": [r.as_dict() for r in results]})
+    else:
+        for result in results:
+            print(result.summary_line())
+    return 0 if all(r.ok for r in results) else 1
+
+
+# apply ------------------------------------------------------------------------------------------------------
+
+def _apply(args) -> int:
+    from .errors import UsageError
+    from .omcfg import apply_sign_in
+
+    if not args.portal:
+        raise UsageError("apply needs --portal NAME")
+    (portal,) = _portals(args)
+    if not portal.get(Field.SIGN_IN):
+        raise UsageError(f"--portal {portal.name}: signIn is not enabled for this portal; set signIn: true and "
+                         "run pulumi up first")
+    result = apply_sign_in(portal, args.portal_dir)
+    if args.json:
+        _emit_json({"changed": result.changed, "path": str(result.path),
+                    "backup": str(result.backup) if result.backup else None, "manualSteps": result.manual_steps})
+        return 0
+    if result.changed:
+        print(f"updated {result.path} (backup: {result.backup})" if result.backup else f"updated {result.path}")
+    else:
+        print(f"{result.path} already holds this provider: nothing changed")
+    print("Remaining manual steps:")
+    for number, step in enumerate(result.manual_steps, 1):
+        print(f"  {number}. {step}")
+    return 0
+
+
+# status -----------------------------------------------------------------------------------------------------
+
+def _status(args) -> int:
+    from .status import portal_status
+
+    reports = [portal_status(p, today(), args.warn_days) for p in _portals(args, need_secrets=False)]
+    if args.json:
+        _emit_json({"warnDays": args.warn_days, "portals": [r.as_dict() for r in reports]})
+    else:
+        for report in reports:
+            print(f"{report.name}:")
+            for message in report.messages:
+                print(f"  {message}")
+    return 1 if any(r.expiring for r in reports) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
