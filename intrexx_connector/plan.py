@@ -78,12 +78,15 @@ class Plan:
         }
 
 
-def plan_stack(stack: str, today: date, project_dir: Path = PROJECT_DIR) -> Plan:
-    """Raises UsageError for a missing stack file, components.config.ConfigError for bad configuration."""
+def plan_stack(stack: str, today: date, stack_dir: Path | None = None) -> Plan:
+    """Plan Pulumi.<stack>.yaml from `stack_dir` (default: the current directory when it holds a Pulumi.yaml,
+    as for `pulumi`, else this project). Raises UsageError for a missing stack file, ConfigError for bad config."""
+    if stack_dir is None:
+        stack_dir = Path.cwd() if (Path.cwd() / "Pulumi.yaml").is_file() else PROJECT_DIR
     try:
-        config = stack_file_config(stack, project_dir)
+        config = stack_file_config(stack, stack_dir)
     except FileNotFoundError as error:
         raise UsageError(f"--stack {stack}: {error}") from None
-    evaluation = evaluate(config, stack, today, project_dir=project_dir)
+    evaluation = evaluate(config, stack, today)
     assert CLIENT_SECRETS in evaluation.outputs and not evaluation.unknown_outputs
     return Plan(stack, today, evaluation)
