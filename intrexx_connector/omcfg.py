@@ -1,0 +1,243 @@
+"""Merging a portal's Entra sign-in provider into Intrexx's `internal/cfg/om.cfg`.
+
+The file is changed by a textual splice: the parser only locates our `<oauth2 name="entra-<portal>">` element
+(or the place for it), so every other byte (declaration, comments, other providers, attribute order, indentation)
+stays as the administrator left it. The result is parsed again before anything is written.
+"""
+
+import codecs
+import stat
+import xml.etree.ElementTree as ElementTree
+import xml.parsers.expat
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from components.names import Field
+
+from .errors import FileError, UsageError
+from .files import backup_path, write_atomic
+from .render import SECRET_MODE, oauth2_element, sign_in_provider_name
+from .stack_outputs import PortalOutputs
+
+OM_CFG = Path("internal") / "cfg" / "om.cfg"
+LUCY_AUTH_CFG = Path("internal") / "cfg" / "LucyAuth.cfg"
+ROOT_ELEMENT = "configuration"
+OAUTH2_ELEMENT = "oauth2"
+AUTHENTICATION_ELEMENT = "authentication"
+LOGIN_MODULE = "de.uplanet.lucy.server.auth.module.intrexx.IntrexxOAuth2LoginModule"
+WEB_AUTH_TYPE = "IntrexxOAuth2"
+DEFAULT_INDENT = "   "
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    changed: bool
+    path: Path
+    backup: Path | None
+    manual_steps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Layout:
+    """Byte offsets in om.cfg, found by expat."""
+
+    encoding: str = "utf-8"
+    root_start: int | None = None
+    root_end: int | None = None  # start of `</configuration>`
+    ours: list[tuple[int, int]] = field(default_factory=list)
+    anchor: tuple[int, int] | None = None  # the last root-level <oauth2>, else <authentication>
+    anchor_is_oauth2: bool = False
+    first_child: int | None = None
+
+
+def apply_sign_in(portal: PortalOutputs, portal_dir: Path, now: datetime | None = None) -> ApplyResult:
+    """Put the portal's sign-in provider into `portal_dir/internal/cfg/om.cfg`: backup, atomic, idempotent."""
+    if not portal.get(Field.SIGN_IN):
+        raise UsageError(f"portal {portal.name} does not use Entra sign-in: set signIn: true for it in the stack "
+                         "configuration and run `pulumi up` first")
+    path = Path(portal_dir) / OM_CFG
+    try:
+        original = path.read_bytes()
+        original_mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        raise FileError(f"{path} does not exist: is {portal_dir} the directory of an Intrexx portal?") from None
+    except OSError as error:
+        raise FileError(f"cannot read {path}: {error.strerror}") from None
+
+    updated = merged(original, portal, path)
+    steps = manual_steps(portal, Path(portal_dir), updated)
+    if updated == original:
+        return ApplyResult(False, path, None, steps)
+    # The file now holds a client secret: never more open than owner read and write.
+    mode = (original_mode & SECRET_MODE) | stat.S_IRUSR
+    backup = backup_path(path, now or datetime.now(timezone.utc))
+    write_atomic(backup, original, mode)
+    write_atomic(path, updated, mode)
+    return ApplyResult(True, path, backup, steps)
+
+
+def merged(original: bytes, portal: PortalOutputs, path: Path) -> bytes:
+    """om.cfg's bytes with our `<oauth2>` element replaced or added; everything else unchanged."""
+    name = sign_in_provider_name(portal)
+    layout = _scan(original, path, name)
+    newline = "\r\n" if b"\r\n" in original else "\n"
+    if layout.ours:
+        start, end = layout.ours[0]
+        indent = _indent_before(original, start)
+        element = oauth2_element(portal, indent=indent, newline=newline)
+        result = original[:start] + _encode(element, layout.encoding) + original[end:]
+    elif layout.anchor is not None:
+        start, end = layout.anchor
+        indent = _indent_before(original, start)
+        element = oauth2_element(portal, indent=indent, newline=newline)
+        separator = newline if layout.anchor_is_oauth2 else newline * 2
+        result = original[:end] + _encode(separator + indent + element, layout.encoding) + original[end:]
+    else:
+        indent = DEFAULT_INDENT if layout.first_child is None else _indent_before(original, layout.first_child)
+        element = oauth2_element(portal, indent=indent, newline=newline)
+        position = layout.root_end
+        line_start = original.rfind(b"\n", 0, position) + 1
+        if line_start > layout.root_start and not original[line_start:position].strip():
+            text = indent + element + newline
+            position = line_start
+        else:
+            text = element
+        result = original[:position] + _encode(text, layout.encoding) + original[position:]
+    _check(result, path, portal)
+    return result
+
+
+def manual_steps(portal: PortalOutputs, portal_dir: Path, om_cfg: bytes) -> list[str]:
+    """What the administrator does by hand; this command never switches the login binding itself."""
+    provider = sign_in_provider_name(portal)
+    steps = []
+    lucy_auth = portal_dir / LUCY_AUTH_CFG
+    try:
+        declared = LOGIN_MODULE in lucy_auth.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        declared = False
+    if not declared:
+        steps.append(f"Declare the login module in {lucy_auth}: a configuration named {WEB_AUTH_TYPE} that lists "
+                     f"`{LOGIN_MODULE} sufficient` before the IntrexxLoginModule (see the Intrexx OAuth2/OpenID "
+                     "Connect login module README).")
+    if _web_binding(om_cfg) != WEB_AUTH_TYPE:
+        steps.append(f"Switch web login to it yourself: in <{AUTHENTICATION_ELEMENT}> of {portal_dir / OM_CFG} set "
+                     f'<binding scope="web" auth-type="{WEB_AUTH_TYPE}"/> (this command leaves the bindings alone).')
+    steps.append("Restart the portal server after om.cfg or LucyAuth.cfg changed: it reads them at start.")
+    steps.append("Give users a login button that opens "
+                 f"?urn:schemas-unitedplanet-de:ixservlet:name=oAuth2LoginIxServlet&oauthProvider={provider}.")
+    steps.append(f"Entra ID: the redirect URI {portal[Field.SIGN_IN_REDIRECT_URI]} is registered already; nothing "
+                 "to do there.")
+    return steps
+
+
+def _scan(data: bytes, path: Path, name: str) -> _Layout:
+    layout = _Layout()
+    parser = xml.parsers.expat.ParserCreate()
+    depth = 0
+    starts: list[tuple[str, int, bool]] = []  # (element, start offset, is ours)
+
+    def declaration(version, encoding, standalone):
+        if encoding:
+            layout.encoding = encoding
+
+    def start_element(element, attributes):
+        nonlocal depth
+        offset = parser.CurrentByteIndex
+        if depth == 0:
+            if element != ROOT_ELEMENT:
+                raise FileError(f"{path}: the root element is <{element}>, not <{ROOT_ELEMENT}>: is this om.cfg?")
+            layout.root_start = offset
+        elif depth == 1 and layout.first_child is None:
+            layout.first_child = offset
+        ours = depth == 1 and element == OAUTH2_ELEMENT and attributes.get("name") == name
+        starts.append((element, offset, ours))
+        depth += 1
+
+    def end_element(element):
+        nonlocal depth
+        depth -= 1
+        _, start, ours = starts.pop()
+        tag_end = _tag_end(data, start)
+        end = tag_end if data[tag_end - 2:tag_end] == b"/>" else data.index(b">", parser.CurrentByteIndex) + 1
+        if depth == 0:
+            if data[tag_end - 2:tag_end] == b"/>":
+                raise FileError(f"{path}: <{ROOT_ELEMENT}/> is empty: is this a complete om.cfg?")
+            layout.root_end = parser.CurrentByteIndex
+        elif depth == 1:
+            if ours:
+                layout.ours.append((start, end))
+            elif element == OAUTH2_ELEMENT:
+                layout.anchor, layout.anchor_is_oauth2 = (start, end), True
+            elif element == AUTHENTICATION_ELEMENT and not layout.anchor_is_oauth2:
+                layout.anchor = (start, end)
+
+    parser.XmlDeclHandler = declaration
+    parser.StartElementHandler = start_element
+    parser.EndElementHandler = end_element
+    try:
+        parser.Parse(data, True)
+    except xml.parsers.expat.ExpatError as error:
+        raise FileError(f"{path} is not well-formed XML ({xml.parsers.expat.errors.messages[error.code]} at line "
+                        f"{error.lineno}, column {error.offset + 1}); nothing was changed") from None
+    try:
+        codec = codecs.lookup(layout.encoding).name
+    except LookupError:
+        raise FileError(f"{path} declares the unknown encoding {layout.encoding!r}") from None
+    if codec.startswith("utf-16") or codec.startswith("utf-32"):
+        raise FileError(f"{path} is encoded in {layout.encoding}; only ASCII-compatible encodings such as UTF-8 "
+                        "are supported")
+    if len(layout.ours) > 1:
+        raise FileError(f'{path} holds {len(layout.ours)} <{OAUTH2_ELEMENT} name="{name}"> elements; remove all '
+                        "but one and run again")
+    return layout
+
+
+def _tag_end(data: bytes, start: int) -> int:
+    """The offset just after the `>` that closes the tag starting at `start`, skipping quoted attribute values."""
+    quote = None
+    for index in range(start + 1, len(data)):
+        char = data[index:index + 1]
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in (b'"', b"'"):
+            quote = char
+        elif char == b">":
+            return index + 1
+    return len(data)
+
+
+def _indent_before(data: bytes, offset: int) -> str:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    prefix = data[line_start:offset]
+    return prefix.decode("ascii") if prefix and not prefix.strip() else ""
+
+
+def _encode(text: str, encoding: str) -> bytes:
+    return text.encode(encoding, errors="xmlcharrefreplace")
+
+
+def _check(result: bytes, path: Path, portal: PortalOutputs) -> None:
+    """The merged file parses, and holds exactly one provider of ours with the expected client id."""
+    try:
+        root = ElementTree.fromstring(result)
+    except ElementTree.ParseError:
+        raise FileError(f"merging into {path} would not give well-formed XML; nothing was changed") from None
+    ours = [e for e in root.findall(OAUTH2_ELEMENT) if e.get("name") == sign_in_provider_name(portal)]
+    provider = ours[0].find("provider") if len(ours) == 1 else None
+    if provider is None or provider.get("auth-client-id") != portal[Field.CLIENT_ID]:
+        raise FileError(f"merging into {path} did not give one complete provider {sign_in_provider_name(portal)}; "
+                        "nothing was changed")
+
+
+def _web_binding(om_cfg: bytes) -> str | None:
+    try:
+        root = ElementTree.fromstring(om_cfg)
+    except ElementTree.ParseError:
+        return None
+    for binding in root.iterfind(f"{AUTHENTICATION_ELEMENT}/binding"):
+        if binding.get("scope") == "web":
+            return binding.get("auth-type")
+    return None
