@@ -213,8 +213,10 @@ def _status(args) -> int:
         _emit_json({"warnDays": args.warn_days, "portals": [r.as_dict() for r in reports]})
     else:
         for report in reports:
-            print(f"{report.name}:")
-            for message in report.messages:
+            print(f"{report.name}: secret expires {report.secret_expires_at} (in {report.days_left} days), "
+                  f"next rotation {report.rotates_at}")
+            for message in report.messages + ([report.refresh_token_reminder] if report.refresh_token_reminder
+                                              else []):
                 print(f"  {message}")
     return 1 if any(r.expiring for r in reports) else 0
 
