@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
+from msal.exceptions import MsalServiceError
 
 from components.names import ADMIN_CONSENT, ROLE, Field, PermissionField
 
@@ -85,6 +86,24 @@ class PortalResult:
 
     def summary_line(self) -> str:
         return f"{self.name}: {'ok' if self.ok else 'FAILED'}: {self.reason}"
+
+
+class _TimedHttp:
+    """MSAL ignores its `timeout` when it is given an http_client, so every request gets one here."""
+
+    def __init__(self, session: requests.Session, timeout: float):
+        self.session, self.timeout = session, timeout
+
+    def get(self, url, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.get(url, **kwargs)
+
+    def post(self, url, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.post(url, **kwargs)
+
+    def close(self):
+        pass
 
 
 class _Retry(Exception):
@@ -163,28 +182,38 @@ def _client_token(portal: PortalOutputs, options: VerifyOptions, session, deadli
     authority = authority_for(portal, options.authority_host)
     timeout = max(0.1, min(options.request_timeout, deadline - time.monotonic()))
     try:
+        # A new application each attempt: MSAL replays a cached error answer (400 for 60 s, 5xx for 5 s).
         app = msal.ConfidentialClientApplication(
             portal[Field.CLIENT_ID], client_credential=portal.client_secret, authority=authority,
-            http_client=session, timeout=timeout, token_cache=msal.TokenCache(),
+            http_client=_TimedHttp(session, timeout), token_cache=msal.TokenCache(),
             instance_discovery=urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS)
         answer = app.acquire_token_for_client(scopes=[f"{portal[Field.RESOURCE]}/.default"])
-    except (requests.RequestException, ValueError, OSError) as error:
-        raise _Retry(_transport_reason(error)) from None
+    except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:
+        raise _transport_error(error) from None
     if "access_token" in answer:
         return answer["access_token"]
     raise _token_error(answer, time.monotonic() - (deadline - options.timeout))
 
 
-def _transport_reason(error: Exception) -> str:
-    """MSAL raises for timeouts, TLS and connection errors, 5xx and bodies that are not JSON."""
-    if isinstance(error, requests.Timeout):
-        return "no answer from the identity provider in time"
-    if isinstance(error, requests.ConnectionError):
-        return f"cannot reach the identity provider ({type(error).__name__})"
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if "tenant" in text.lower() and "not found" in text.lower():
-        raise TokenError(f"{GUIDANCE[90002]} ({text[:200]})", "invalid_request", (90002,))
-    return f"identity provider error: {text[:200]}"
+def _transport_error(error: Exception) -> Exception:
+    """MSAL raises, instead of answering a dict, for timeouts, TLS and connection errors, 5xx, bodies that are not
+    JSON, and a failed discovery (whose cause may be an Entra error such as AADSTS90002)."""
+    chain = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    text = " ".join(str(e) for e in chain)
+    for code in (90002, 700016):
+        if f"AADSTS{code}" in text:
+            return _token_error({"error": "invalid_request", "error_codes": [code],
+                                 "error_description": f"AADSTS{code}"}, 0.0)
+    first = chain[0]
+    if any(isinstance(e, requests.Timeout) or "timed out" in str(e).lower() for e in chain):
+        return _Retry("no answer from the identity provider in time")
+    if isinstance(first, requests.ConnectionError):
+        return _Retry(f"cannot reach the identity provider ({type(first).__name__})")
+    line = str(first).splitlines()[0][:200] if str(first) else type(first).__name__
+    return _Retry(f"identity provider error: {line}")
 
 
 def _token_error(answer: dict, elapsed: float) -> Exception:
@@ -240,7 +269,7 @@ def _verify_mailbox(portal: PortalOutputs, options: VerifyOptions, session, resu
     authority = authority_for(portal, options.authority_host)
     scopes = [s for s in portal[Field.SCOPES] if s not in MSAL_RESERVED_SCOPES]
     app = msal.PublicClientApplication(
-        portal[Field.CLIENT_ID], authority=authority, http_client=session, timeout=options.request_timeout,
+        portal[Field.CLIENT_ID], authority=authority, http_client=_TimedHttp(session, options.request_timeout),
         token_cache=msal.TokenCache(), instance_discovery=urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS)
     try:
         flow = app.initiate_device_flow(scopes=scopes)
@@ -253,7 +282,7 @@ def _verify_mailbox(portal: PortalOutputs, options: VerifyOptions, session, resu
             raise _token_error(answer, float("inf"))
         result.inbox = _read_inbox(portal, answer["access_token"], session, options.request_timeout)
         result.reason += f"; mailbox user signed in, inbox '{result.inbox.get('displayName')}' read"
-    except (TokenError, _Retry, requests.RequestException, ValueError) as error:
+    except (TokenError, _Retry, requests.RequestException, MsalServiceError, ValueError) as error:
         result.ok = False
         result.reason += f"; device code sign-in failed: {error}"
 

@@ -1,0 +1,137 @@
+"""verify against a real OpenID provider on loopback that answers like Entra ID (tests/idp)."""
+
+import json
+import time
+
+import pytest
+
+from components.names import CLIENT_SECRETS, PORTALS, Field
+from idp_fixture import silent_server
+from intrexx_connector.cli import main
+from intrexx_connector.errors import UsageError
+from intrexx_connector.stack_outputs import parse_outputs
+from intrexx_connector.verify import VerifyOptions, verify_portals
+from outputs_fixtures import HR, OPS, TEAM, WIDE, stack_outputs
+
+WIDE_ROLES = ["Calendars.ReadWrite", "Contacts.ReadWrite", "Mail.ReadWrite"]
+
+
+@pytest.fixture
+def idp(identity_provider):
+    yield identity_provider
+    for tenant in {stack_outputs([HR])[PORTALS]["hr"][Field.TENANT_ID]}:
+        identity_provider.set_faults(tenant)
+
+
+def register(idp, document, roles=None, delay=0.0, secret=None):
+    for name, portal in document[PORTALS].items():
+        idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], secret or document[CLIENT_SECRETS][name],
+                       roles=(roles or {}).get(name, ()), replication_delay_seconds=delay)
+
+
+def run(idp, document, progress=None, **options):
+    options.setdefault("timeout", 10.0)
+    lines = [] if progress is None else progress
+    return verify_portals(parse_outputs(json.dumps(document)),
+                          VerifyOptions(authority_host=idp.origin, http_client=idp.session(), **options),
+                          lines.append)
+
+
+def test_healthy_portals_get_tokens_and_roles_are_checked(idp):
+    document = stack_outputs([HR, WIDE, TEAM])
+    register(idp, document, roles={"wide": WIDE_ROLES})
+    results = {r.name: r for r in run(idp, document)}
+    assert all(r.ok for r in results.values()), results
+    assert results["wide"].roles == WIDE_ROLES and results["wide"].attempts == 1
+    assert "scoped by Exchange RBAC" in results["team"].reason
+
+
+def test_a_missing_role_fails_by_name_after_waiting_for_consent(idp):
+    document = stack_outputs([WIDE])
+    register(idp, document, roles={"wide": ["Mail.ReadWrite"]})
+    lines = []
+    (result,) = run(idp, document, lines, timeout=2.5)
+    assert not result.ok and result.attempts >= 2
+    assert "role missing from the token: Calendars.ReadWrite, Contacts.ReadWrite" in result.reason
+    assert lines and all(line.startswith("wide: ") for line in lines)
+
+
+def test_replication_delay_is_waited_out_with_at_most_one_request_per_second(idp):
+    document = stack_outputs([HR])
+    register(idp, document, delay=2.5)
+    idp.reset_requests()
+    lines = []
+    started = time.monotonic()
+    (result,) = run(idp, document, lines, timeout=20)
+    assert result.ok and result.attempts >= 2, result
+    assert time.monotonic() - started < 2.5 + 2.5
+    assert any("AADSTS700016" in line and "retrying in" in line for line in lines)
+    stamps = idp.requests()[document[PORTALS]["hr"][Field.CLIENT_ID]]["timestamps"]
+    assert all(b - a >= 0.95 for a, b in zip(stamps, stamps[1:])), stamps
+
+
+def test_wrong_secret_fails_with_guidance(idp):
+    document = stack_outputs([HR])
+    register(idp, document, secret="not-the-deployed-secret")
+    (result,) = run(idp, document, timeout=2)
+    assert not result.ok and "AADSTS7000215" in result.reason and "render again" in result.reason
+    assert 7000215 in result.codes
+
+
+def test_unknown_tenant_fails_at_once(idp):
+    document = stack_outputs([HR])
+    document[PORTALS]["hr"][Field.TENANT_ID] = "0badc0de-0000-4000-8000-000000000000"
+    started = time.monotonic()
+    (result,) = run(idp, document, timeout=30)
+    assert not result.ok and result.attempts == 1 and time.monotonic() - started < 5
+    assert "tenant not found" in result.reason and result.codes == [90002]
+
+
+def test_server_errors_are_retried(idp):
+    document = stack_outputs([HR])
+    register(idp, document)
+    idp.set_faults(document[PORTALS]["hr"][Field.TENANT_ID], status=503, count=2)
+    lines = []
+    (result,) = run(idp, document, lines)
+    assert result.ok and result.attempts == 3, (result, lines)
+    assert any("503" in line for line in lines)
+
+
+def test_a_server_that_never_answers_ends_by_the_timeout():
+    document = stack_outputs([HR])
+    with silent_server() as server:
+        started = time.monotonic()
+        (result,) = verify_portals(parse_outputs(json.dumps(document)),
+                                   VerifyOptions(authority_host=server.origin, timeout=2.0), lambda line: None)
+    assert not result.ok and "gave up after 2 s" in result.reason
+    assert time.monotonic() - started < 4.5
+
+
+def test_authority_must_be_https():
+    document = stack_outputs([HR])
+    with pytest.raises(UsageError, match="must be an https URL"):
+        verify_portals(parse_outputs(json.dumps(document)), VerifyOptions(authority_host="http://127.0.0.1:1"))
+
+
+def test_end_to_end_program_outputs_through_render_and_verify(idp, tmp_path, capsys, monkeypatch):
+    """The outputs of the real program (simulated tenant) through the command line against the provider."""
+    document = stack_outputs([HR, OPS, WIDE])
+    register(idp, document, roles={"wide": WIDE_ROLES})
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(document))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", idp.ca_file)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert main(["render", "--outputs", str(path), "--out", str(tmp_path / "build")]) == 0
+    rendered = json.loads((tmp_path / "build" / "wide" / "exchange-connector.json").read_text())
+    assert rendered["clientSecret"] == document[CLIENT_SECRETS]["wide"]
+    capsys.readouterr()
+    code = main(["verify", "--outputs", str(path), "--authority-host", idp.origin, "--timeout", "10", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured
+    report = json.loads(captured.out)
+    assert report["ok"] and {p["portal"] for p in report["portals"]} == {"hr", "ops", "wide"}
+    for secret in document[CLIENT_SECRETS].values():
+        assert secret not in captured.out + captured.err
+    register(idp, document, secret="rotated-away")
+    assert main(["verify", "--outputs", str(path), "--authority-host", idp.origin, "--timeout", "1"]) == 1
+    assert "FAILED" in capsys.readouterr().out
