@@ -85,7 +85,8 @@ class PortalResult:
                 "inbox": self.inbox}
 
     def summary_line(self) -> str:
-        return f"{self.name}: {'ok' if self.ok else 'FAILED'}: {self.reason}"
+        waited = f" (after {self.attempts} attempts, {self.elapsed:.1f} s)" if self.attempts > 1 else ""
+        return f"{self.name}: {'ok' if self.ok else 'FAILED'}: {self.reason}{waited}"
 
 
 class _TimedHttp:
