@@ -22,7 +22,7 @@ from .catalogue import (
     load_catalogue,
 )
 from .clouds import CLOUDS, Cloud
-from .names import ROLE, SCOPE
+from .names import ROLE, SCOPE, MailboxScopeField
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 
 NAMESPACE = "intrexx-exchange"
@@ -55,7 +55,9 @@ class MailboxScope:
     recipient_filter: str | None = None
 
     def as_output(self) -> dict:
-        return {"groupId": self.group_id} if self.group_id else {"recipientFilter": self.recipient_filter}
+        if self.group_id:
+            return {MailboxScopeField.GROUP_ID: self.group_id}
+        return {MailboxScopeField.RECIPIENT_FILTER: self.recipient_filter}
 
 
 @dataclass(frozen=True)

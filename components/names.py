@@ -54,6 +54,13 @@ class PermissionField:
     EXCHANGE_ROLE = "exchangeRole"
 
 
+class MailboxScopeField:
+    """Keys of `portals.<name>.mailboxScope` (and of the `mailboxScope` config key)."""
+
+    GROUP_ID = "groupId"
+    RECIPIENT_FILTER = "recipientFilter"
+
+
 # Values of PermissionField.TYPE: Entra's own words for delegated and application permissions.
 SCOPE = "Scope"
 ROLE = "Role"

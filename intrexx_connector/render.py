@@ -12,7 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from components.catalogue import EWS_BLOCKED_FROM, EWS_SHUTDOWN
-from components.names import EXCHANGE_RBAC, ROLE, Field, PermissionField
+from components.names import EXCHANGE_RBAC, ROLE, Field, MailboxScopeField, PermissionField
 
 from .errors import FileError, OutputsError
 from .files import write_atomic
@@ -42,11 +42,6 @@ DEVICE_LOGIN_PAGES = {
 }
 # Connect-ExchangeOnline -ExchangeEnvironmentName for the national clouds.
 EXCHANGE_ENVIRONMENTS = {"usgovernment": "O365USGovGCCHigh", "dod": "O365USGovDoD", "china": "O365China"}
-
-
-# Keys of the `mailboxScope` output (components.config.MailboxScope.as_output).
-GROUP_ID = "groupId"
-RECIPIENT_FILTER = "recipientFilter"
 
 
 class ConnectorKey:
@@ -253,13 +248,13 @@ def exchange_rbac_script(portal: PortalOutputs) -> str:
         "}",
         "",
     ]
-    if mailbox_scope.get(GROUP_ID):
+    if mailbox_scope.get(MailboxScopeField.GROUP_ID):
         lines += [
-            f"$group = Get-Group -Identity {ps_quote(mailbox_scope[GROUP_ID])}",
+            f"$group = Get-Group -Identity {ps_quote(mailbox_scope[MailboxScopeField.GROUP_ID])}",
             "$filter = \"MemberOfGroup -eq '{0}'\" -f ($group.DistinguishedName -replace \"'\", \"''\")",
         ]
     else:
-        lines.append(f"$filter = {ps_quote(mailbox_scope[RECIPIENT_FILTER])}")
+        lines.append(f"$filter = {ps_quote(mailbox_scope[MailboxScopeField.RECIPIENT_FILTER])}")
     lines += [
         f"$scope = Get-ManagementScope -Identity {scope} -ErrorAction SilentlyContinue",
         "if (-not $scope) {",
@@ -402,8 +397,9 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
         names = ", ".join(f"`{p[PermissionField.NAME]}`" for p in roles) or "none"
         if is_scoped(portal):
             scope = portal[Field.MAILBOX_SCOPE]
-            target = (f"members of the group `{scope[GROUP_ID]}`" if scope.get(GROUP_ID) else
-                      f"mailboxes matching `{scope[RECIPIENT_FILTER]}`")
+            group = scope.get(MailboxScopeField.GROUP_ID)
+            target = (f"members of the group `{group}`" if group else
+                      f"mailboxes matching `{scope[MailboxScopeField.RECIPIENT_FILTER]}`")
             reach = [
                 f"Only the {target}, through Exchange RBAC for Applications (management scope "
                 f"`{scope_name(portal)}`), with {names}.",
