@@ -166,7 +166,11 @@ def _verify(args) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    options = VerifyOptions(authority_host=args.authority_host, timeout=args.timeout, device_code=args.device_code)
+    def show_device_code(portal, flow: dict) -> None:
+        progress(f"{portal.name}: sign in as the mailbox user: {flow['message']}")
+
+    options = VerifyOptions(authority_host=args.authority_host, timeout=args.timeout, device_code=args.device_code,
+                            on_device_flow=show_device_code)
     results = verify_portals(_portals(args), options, progress)
     if args.json:
         _emit_json({"ok": all(r.ok for r in results), "portals": [r.as_dict() for r in results]})

@@ -30,6 +30,11 @@ Entra behaviour the server emulates:
   AADSTS90002 on discovery and token requests;
 * public clients do the device code flow (poll interval 1 s); the scripted user
   signs in and consents to the requested scopes through the provider's own pages;
+* a confidential client registered with ``public_client_flows=True`` is an app with
+  Entra's "Allow public client flows" on: the same client id does client credentials
+  with its secret and the device code flow (and refresh) without one, tokens carrying
+  that client id either way. With the setting off, a request without a secret gets
+  AADSTS7000218 (401, ``invalid_client``), client credentials always do;
 * ``delegated_scopes`` are the app's configured delegated permissions, bare
   (``"Mail.Read"``, valid for any resource) or full (``"{origin}/ews/EWS.AccessAsUser.All"``);
   ``{resource}/.default`` stands for all of them. Like Entra, one request may name
@@ -290,13 +295,21 @@ class IdentityProvider:
         client_secret: str,
         roles: Sequence[str] = (),
         replication_delay_seconds: float = 0,
+        public_client_flows: bool = False,
+        delegated_scopes: Sequence[str] = (),
     ) -> None:
-        """Register (or replace) a confidential client using client_secret_post."""
+        """Register (or replace) a confidential client using client_secret_post.
+
+        ``public_client_flows`` is Entra's "Allow public client flows": requests without
+        client authentication (device authorization, device code polling, refresh) are
+        then served as a public client with ``delegated_scopes`` (see add_public_client)."""
         self._call("POST", f"/tenants/{tenant_id}/clients", {
             "client_id": client_id,
             "client_secret": client_secret,
             "roles": list(roles),
             "replication_delay_seconds": replication_delay_seconds,
+            "allow_public_client_flows": bool(public_client_flows),
+            "delegated_scopes": list(delegated_scopes),
         })
 
     def add_public_client(self, tenant_id: str, client_id: str, delegated_scopes: Sequence[str]) -> None:

@@ -275,6 +275,106 @@ def test_device_flow_rejects_scopes_of_two_resources(identity_provider, tenant):
     assert flow["error_codes"] == [28000]
 
 
+def test_public_client_flows_on_a_confidential_app(identity_provider, tenant):
+    # verify --device-code: client credentials with the secret, then the device code
+    # flow without it, with one client id (Entra's "Allow public client flows").
+    idp = identity_provider
+    client_id = str(uuid.uuid4())
+    idp.add_client(
+        tenant, client_id, "s3cret", roles=["Mail.Read"], public_client_flows=True,
+        delegated_scopes=["Mail.Read", "EWS.AccessAsUser.All"],
+    )
+
+    app_token = confidential_app(idp, tenant, client_id, "s3cret").acquire_token_for_client(
+        [f"{idp.origin}/graph/.default"]
+    )
+    assert "access_token" in app_token, app_token
+    app_claims = jwt_claims(app_token["access_token"])
+    assert app_claims["appid"] == app_claims["azp"] == client_id
+    assert app_claims["roles"] == ["Mail.Read"]
+    assert "scp" not in app_claims
+
+    app = msal.PublicClientApplication(
+        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        http_client=idp.session(timeout=5),
+    )
+    flow = app.initiate_device_flow(scopes=[f"{idp.origin}/graph/Mail.Read"])
+    assert "user_code" in flow, flow
+    outcome = {}
+    poller = threading.Thread(target=lambda: outcome.update(app.acquire_token_by_device_flow(flow)))
+    poller.start()
+    idp.approve_device_code(tenant, flow["user_code"], USER)
+    poller.join(timeout=10)
+    assert "access_token" in outcome, outcome
+    claims = jwt_claims(outcome["access_token"])
+    assert claims["appid"] == claims["azp"] == client_id
+    assert claims["scp"] == "Mail.Read"
+    assert claims["preferred_username"] == USER
+    assert "roles" not in claims
+    assert outcome["id_token_claims"]["aud"] == client_id
+    verify_signature(idp, tenant, outcome["access_token"])
+
+    with idp.session() as session:
+        inbox = session.get(
+            f"{idp.origin}/graph/v1.0/me/mailFolders/inbox",
+            headers={"Authorization": f"Bearer {outcome['access_token']}"},
+        )
+    assert inbox.status_code == 200
+    assert inbox.json()["displayName"] == "Inbox"
+
+    # Refresh without a secret is the public side too (and is multi-resource).
+    (account,) = app.get_accounts()
+    ews = app.acquire_token_silent([f"{idp.origin}/ews/EWS.AccessAsUser.All"], account=account)
+    assert ews and "access_token" in ews, ews
+    assert jwt_claims(ews["access_token"])["appid"] == client_id
+
+    # Client credentials still need the secret: missing 7000218, wrong 7000215.
+    with idp.session() as session:
+        missing = session.post(f"{idp.authority(tenant)}/v2.0/token", data={
+            "grant_type": "client_credentials", "client_id": client_id, "scope": f"{idp.origin}/graph/.default",
+        })
+    assert missing.status_code == 401
+    assert missing.json()["error_codes"] == [7000218]
+    wrong = confidential_app(idp, tenant, client_id, "wrong").acquire_token_for_client(
+        [f"{idp.origin}/graph/.default"]
+    )
+    assert wrong["error_codes"] == [7000215]
+    assert idp.requests()[client_id]["count"] >= 4
+
+
+def test_device_flow_on_a_confidential_app_without_public_flows_is_7000218(identity_provider, tenant):
+    idp = identity_provider
+    client_id = str(uuid.uuid4())
+    idp.add_client(tenant, client_id, "s3cret", delegated_scopes=["Mail.Read"])
+    app = msal.PublicClientApplication(
+        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        http_client=idp.session(timeout=5),
+    )
+
+    flow = app.initiate_device_flow(scopes=[f"{idp.origin}/graph/Mail.Read"])
+
+    assert "user_code" not in flow, flow
+    assert flow["error"] == "invalid_client"
+    assert flow["error_codes"] == [7000218]
+    assert flow["error_description"].startswith(
+        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+    )
+    with idp.session() as session:
+        answer = session.post(f"{idp.authority(tenant)}/v2.0/devicecode", data={
+            "client_id": client_id, "scope": f"{idp.origin}/graph/Mail.Read openid profile offline_access",
+        })
+    assert answer.status_code in (400, 401)
+    assert answer.json()["error_codes"] == [7000218]
+
+    # The same app with the setting switched on serves the device flow.
+    idp.add_client(tenant, client_id, "s3cret", public_client_flows=True, delegated_scopes=["Mail.Read"])
+    flow = msal.PublicClientApplication(
+        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        http_client=idp.session(timeout=5),
+    ).initiate_device_flow(scopes=[f"{idp.origin}/graph/Mail.Read"])
+    assert "user_code" in flow, flow
+
+
 def test_silent_server_makes_msal_time_out():
     # MSAL's own session (timeout=1) retries once on connection errors, so the read
     # timeout of the stalled TLS handshake surfaces as ConnectionError after ~2 s.

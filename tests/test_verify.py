@@ -11,7 +11,7 @@ from intrexx_connector.cli import main
 from intrexx_connector.errors import UsageError
 from intrexx_connector.stack_outputs import parse_outputs
 from intrexx_connector.verify import VerifyOptions, verify_portals
-from outputs_fixtures import HR, OPS, TEAM, WIDE, stack_outputs
+from outputs_fixtures import HR, LEGACY, OPS, TEAM, WIDE, stack_outputs
 
 WIDE_ROLES = ["Calendars.ReadWrite", "Contacts.ReadWrite", "Mail.ReadWrite"]
 
@@ -135,3 +135,42 @@ def test_end_to_end_program_outputs_through_render_and_verify(idp, tmp_path, cap
     register(idp, document, secret="rotated-away")
     assert main(["verify", "--outputs", str(path), "--authority-host", idp.origin, "--timeout", "1"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def loopback_apis(document, origin):
+    """Point the portals' resource APIs at the provider's mailbox stand-ins (Graph under /graph, EWS under /ews)."""
+    for portal in document[PORTALS].values():
+        for real, local in (("https://graph.microsoft.com", f"{origin}/graph"),
+                            ("https://outlook.office365.com", f"{origin}/ews")):
+            portal[Field.SCOPES] = [s.replace(real, local) for s in portal[Field.SCOPES]]
+            portal[Field.RESOURCE] = portal[Field.RESOURCE].replace(real, local)
+        if Field.EWS_URL in portal:
+            portal[Field.EWS_URL] = f"{origin}/ews/Exchange.asmx"
+    return document
+
+
+@pytest.mark.parametrize("portal", [HR, LEGACY], ids=["graph", "ews"])
+def test_device_code_signs_a_mailbox_user_in_and_reads_the_inbox(idp, portal):
+    document = loopback_apis(stack_outputs([portal]), idp.origin)
+    (name, fields), = document[PORTALS].items()
+    scopes = [s.rsplit("/", 1)[-1] for s in fields[Field.SCOPES]]
+    idp.add_client(fields[Field.TENANT_ID], fields[Field.CLIENT_ID], document[CLIENT_SECRETS][name],
+                   public_client_flows=True, delegated_scopes=scopes)
+    shown = []
+
+    def scripted_user(portal_outputs, flow):
+        shown.append(flow["message"])
+        idp.approve_device_code(fields[Field.TENANT_ID], flow["user_code"], "alice@contoso.example")
+
+    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user)
+    assert result.ok, result
+    assert result.inbox == {"displayName": "Inbox", "totalItemCount": 3}
+    assert shown and "code" in shown[0]
+
+
+def test_device_code_fails_clearly_without_public_client_flows(idp):
+    document = loopback_apis(stack_outputs([HR]), idp.origin)
+    fields = document[PORTALS]["hr"]
+    idp.add_client(fields[Field.TENANT_ID], fields[Field.CLIENT_ID], document[CLIENT_SECRETS]["hr"])
+    (result,) = run(idp, document, device_code=True, on_device_flow=lambda p, f: None)
+    assert not result.ok and "public client flows are off" in result.reason

@@ -5,7 +5,9 @@
 // bodies, JWT access tokens with tid/appid/roles/scp, the device code flow.
 // tests/idp_fixture.py starts it and wraps the control API:
 //
-//   POST /_control/tenants/<tenant>/clients        register or replace a client (creates the tenant)
+//   POST /_control/tenants/<tenant>/clients        register or replace a client (creates the tenant):
+//        {"client_id", "client_secret", "roles", "replication_delay_seconds",
+//         "allow_public_client_flows", "delegated_scopes"} or {"client_id", "public": true, "delegated_scopes"}
 //   POST /_control/tenants/<tenant>/faults         {"status": 503, "count": 2} | {"hang": true} | {}
 //   POST /_control/tenants/<tenant>/device/approve {"user_code", "username"}: the scripted user
 //   GET  /_control/requests                        token requests per client_id (DELETE resets)
@@ -15,11 +17,18 @@
 //   GET  /graph/v1.0/me/mailFolders/inbox (or /users/<id>/...)
 //   POST /ews/Exchange.asmx (SOAP GetFolder of the distinguished folder "inbox")
 //
+// A confidential client with "allow_public_client_flows" is Entra's app registration with
+// "Allow public client flows" on: one client_id that does client credentials with its secret
+// and the device code flow (and refresh) without one. The provider sees one client whose
+// metadata depends on the request: requests carrying client authentication get the
+// confidential variant, all others the public one (see clientAuthContext).
+//
 // Usage: node server.js --cert CERT.pem --key KEY.pem [--ca CA.pem] [--port N]
 // Prints {"port": N} on stdout once listening; exits when stdin closes or on SIGTERM.
 // --ca is the CA that issued --cert; the server trusts it for the requests it sends
 // to itself while approving a device code (defaults to --cert, fine if self-signed).
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -57,6 +66,10 @@ const tenants = new Map(); // tenantId -> Tenant
 const tokenRequests = new Map(); // client_id -> { tenant, count, timestamps }
 const hangingResponses = new Set();
 let origin; // https://127.0.0.1:<port>, known once listening
+// Per request: { authenticated } = whether the request carries client authentication
+// (client_secret, client_assertion, an Authorization header). The adapter hands the
+// provider the confidential or the public variant of a client with public client flows.
+const clientAuthContext = new AsyncLocalStorage();
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -173,7 +186,7 @@ class Tenant {
   // True when the scope names a delegated permission configured (admin-consented) for the app.
   isConsented(registration, scope) {
     const resource = resourceOfScope(scope);
-    if (!registration.public || !resource) return false;
+    if (!(registration.public || registration.publicClientFlows) || !resource) return false;
     const granted = this.delegatedScopesFor(registration, resource);
     return scope === `${resource}/.default` ? granted.length > 0 : granted.includes(scope);
   }
@@ -186,32 +199,50 @@ function registerClient(tenant, body) {
   if (!isPublic && (typeof body.client_secret !== 'string' || !body.client_secret)) {
     throw new Error('client_secret is required for a confidential client');
   }
+  const publicClientFlows = !isPublic && body.allow_public_client_flows === true;
   const delay = Number(body.replication_delay_seconds ?? 0);
   if (!Number.isFinite(delay) || delay < 0) throw new Error('replication_delay_seconds must be >= 0');
-  const metadata = isPublic
-    ? {
-      client_id: clientId,
-      token_endpoint_auth_method: 'none',
-      grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
-      response_types: [],
-      redirect_uris: [],
-    }
-    : {
-      client_id: clientId,
-      client_secret: body.client_secret,
-      token_endpoint_auth_method: 'client_secret_post',
-      grant_types: ['client_credentials'],
-      response_types: [],
-      redirect_uris: [],
-    };
+  const publicMetadata = {
+    client_id: clientId,
+    token_endpoint_auth_method: 'none',
+    grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+  };
+  const confidentialMetadata = {
+    client_id: clientId,
+    client_secret: body.client_secret,
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  };
   tenant.clients.set(clientId, {
     clientId,
     public: isPublic,
+    publicClientFlows,
     roles: Array.isArray(body.roles) ? body.roles.map(String) : [],
     delegatedScopes: Array.isArray(body.delegated_scopes) ? body.delegated_scopes.map(String) : [],
     activeFrom: Date.now() + delay * 1000,
-    metadata,
+    metadata: isPublic ? publicMetadata : confidentialMetadata,
+    publicMetadata: publicClientFlows ? publicMetadata : undefined,
   });
+}
+
+// The metadata oidc-provider gets for a client in the current request. oidc-provider
+// caches clients by a hash of their metadata, so both variants live side by side, and
+// both carry the real client_id (tokens, id_token audience, device pages, errors).
+function clientMetadata(registration) {
+  if (!registration) return undefined;
+  if (registration.publicMetadata && !clientAuthContext.getStore()?.authenticated) {
+    return registration.publicMetadata;
+  }
+  return registration.metadata;
+}
+
+// Whether a request authenticates its client (Entra's confidential client path).
+function carriesClientAuth(req, params) {
+  return Boolean(params?.get('client_secret') || params?.get('client_assertion') || req.headers.authorization);
 }
 
 // oidc-provider storage adapter. Clients come from the tenant's registrations, so a
@@ -240,7 +271,7 @@ function adapterFor(tenant) {
     }
 
     async find(id) {
-      if (this.model === 'Client') return tenant.clients.get(id)?.metadata;
+      if (this.model === 'Client') return clientMetadata(tenant.clients.get(id));
       const entry = store.get(this.key(id));
       if (!entry) return undefined;
       if (entry.expiresAt <= Date.now()) {
@@ -306,7 +337,10 @@ function createProvider(tenant) {
   const getResourceServerInfo = async (ctx, resource, client) => {
     const registration = tenant.clients.get(client.clientId);
     const scopes = [`${resource}/.default`];
-    if (registration?.public) scopes.push(...tenant.delegatedScopesFor(registration, resource));
+    // Delegated permissions are for the public (device code) side of an app.
+    if (registration && client.clientAuthMethod === 'none') {
+      scopes.push(...tenant.delegatedScopesFor(registration, resource));
+    }
     return {
       scope: [...new Set(scopes)].join(' '),
       audience: resource,
@@ -520,7 +554,7 @@ function applyFault(tenant, res) {
 
 async function handleTenant(req, res, tenant, subPath) {
   if (subPath.startsWith('/interaction/')) {
-    await handleInteraction(req, res, tenant);
+    await clientAuthContext.run({ authenticated: false }, () => handleInteraction(req, res, tenant));
     return;
   }
   const isToken = req.method === 'POST' && subPath === '/token';
@@ -562,7 +596,11 @@ async function handleTenant(req, res, tenant, subPath) {
       await widenRefreshToken(tenant, registration, params);
     }
   }
-  tenant.callback(req, res);
+  // Client credentials is always the confidential side: without a secret it fails with
+  // AADSTS7000218 even when public client flows are allowed.
+  const authenticated = carriesClientAuth(req, req.tokenParams)
+    || req.tokenParams?.get('grant_type') === 'client_credentials';
+  await clientAuthContext.run({ authenticated }, () => tenant.callback(req, res));
 }
 
 // Login and consent pages of the device flow. The scripted user (approveDeviceCode)
