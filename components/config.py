@@ -5,6 +5,7 @@ structured values as JSON) and returns `StackSettings`, or raises one `ConfigErr
 its key path and what is expected.
 """
 
+import difflib
 import json
 import re
 import uuid
@@ -245,7 +246,8 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
         reasons.append("must not contain white space or backslashes")
     try:
         parts = urlsplit(value)
-        host, port = parts.hostname, parts.port
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError as error:
         problems.add(path, f"must be {example}, got {value!r} ({error})")
         return None
@@ -267,7 +269,6 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
         reasons.append("must not have a fragment ('#...')")
     if any(segment in (".", "..") for segment in parts.path.split("/")):
         reasons.append("must not contain '.' or '..' path segments")
-    del port
     for reason in reasons:
         problems.add(path, f"{reason}, got {value!r}")
     return None if reasons else value.rstrip("/")
@@ -447,8 +448,6 @@ def _integer(value, path: str, problems: _Problems, default: int, low: int, high
 
 
 def _did_you_mean(key: str, known: tuple) -> str:
-    import difflib
-
     matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
