@@ -90,7 +90,9 @@ class PortalRegistration(pulumi.ComponentResource):
             self.application.client_id, self.application.object_id, self.service_principal.object_id, newer.key_id
         ).apply(lambda ids: {**static, Field.CLIENT_ID: ids[0], Field.APPLICATION_OBJECT_ID: ids[1],
                              Field.SERVICE_PRINCIPAL_OBJECT_ID: ids[2], Field.SECRET_KEY_ID: ids[3]})
-        self.register_outputs({"summary": self.summary, "clientId": self.application.client_id})
+        # The summary is a stack export already; registering it again would only cost time (bench/run.py).
+        self.register_outputs({"clientId": self.application.client_id,
+                               "servicePrincipalObjectId": self.service_principal.object_id})
 
     @staticmethod
     def _required_resource_accesses(args: PortalRegistrationArgs) -> list:

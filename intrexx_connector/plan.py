@@ -38,19 +38,21 @@ class Plan:
 
     def as_dict(self) -> dict:
         portals = self.evaluation.outputs[PORTALS]
-        resources = [r for r in self.evaluation.tenant.resources if r.type != PORTAL_COMPONENT]
+        by_portal = {}
+        for resource in self.evaluation.tenant.resources:
+            if resource.type != PORTAL_COMPONENT:
+                by_portal.setdefault(resource.parent.rsplit("::", 1)[-1], []).append(resource)
         return {
             "stack": self.stack,
             "date": self.today.isoformat(),
-            "resources": len(resources),
+            "resources": sum(len(own) for own in by_portal.values()),
             "warnings": list(self.evaluation.warnings),
-            PORTALS: {name: self._portal(name, portals[name], resources) for name in sorted(portals)},
+            PORTALS: {name: self._portal(portals[name], by_portal.get(name, [])) for name in sorted(portals)},
         }
 
     @staticmethod
-    def _portal(name: str, fields: dict, resources: list) -> dict:
-        own = sorted((r for r in resources if r.parent.endswith(f"::{name}")),
-                     key=lambda r: (_CREATION_ORDER.index(r.type), r.name))
+    def _portal(fields: dict, own: list) -> dict:
+        own = sorted(own, key=lambda r: (_CREATION_ORDER.index(r.type), r.name))
         consent = []
         for r in own:
             if r.type == DELEGATED_GRANT:

@@ -90,10 +90,12 @@ class PortalResult:
 
 
 class _TimedHttp:
-    """MSAL ignores its `timeout` when it is given an http_client, so every request gets one here."""
+    """MSAL ignores its `timeout` when it is given an http_client, so every request gets one here. Also notes
+    when the last POST (the token request) left, so that retries are spaced from it, not from the discovery."""
 
     def __init__(self, session: requests.Session, timeout: float):
         self.session, self.timeout = session, timeout
+        self.last_post: float | None = None
 
     def get(self, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
@@ -101,6 +103,7 @@ class _TimedHttp:
 
     def post(self, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
+        self.last_post = time.monotonic()
         return self.session.post(url, **kwargs)
 
     def close(self):
@@ -144,12 +147,13 @@ def _verify_portal(portal: PortalOutputs, options: VerifyOptions, session, repor
     started = time.monotonic()
     deadline = started + options.timeout
     result = PortalResult(portal.name, ok=False, reason="")
+    http = _TimedHttp(session, options.request_timeout)
     attempt = 0
     while True:
         attempt += 1
         request_started = time.monotonic()
         try:
-            token = _client_token(portal, options, session, deadline)
+            token = _client_token(portal, options, http, deadline)
             result.roles = sorted(_claims(token).get("roles", []))
             _check_roles(portal, result.roles)
             result.ok, result.reason = True, _success_reason(portal, result.roles)
@@ -164,7 +168,7 @@ def _verify_portal(portal: PortalOutputs, options: VerifyOptions, session, repor
             result.reason = f"gave up after {options.timeout:g} s: {reason}"
             break
         delay = _backoff(attempt, options)
-        wait = max(0.0, min(deadline - now, request_started + delay - now))
+        wait = max(0.0, min(deadline - now, (http.last_post or request_started) + delay - now))
         report(f"{portal.name}: {reason}; retrying in {wait:.1f} s ({now - started:.0f}/{options.timeout:g} s)")
         time.sleep(wait)
     result.attempts, result.elapsed = attempt, time.monotonic() - started
@@ -179,14 +183,14 @@ def _backoff(attempt: int, options: VerifyOptions) -> float:
     return options.min_interval + random.random() * (ceiling - options.min_interval)
 
 
-def _client_token(portal: PortalOutputs, options: VerifyOptions, session, deadline: float) -> str:
+def _client_token(portal: PortalOutputs, options: VerifyOptions, http: _TimedHttp, deadline: float) -> str:
     authority = authority_for(portal, options.authority_host)
-    timeout = max(0.1, min(options.request_timeout, deadline - time.monotonic()))
+    http.timeout = max(0.1, min(options.request_timeout, deadline - time.monotonic()))
     try:
         # A new application each attempt: MSAL replays a cached error answer (400 for 60 s, 5xx for 5 s).
         app = msal.ConfidentialClientApplication(
             portal[Field.CLIENT_ID], client_credential=portal.client_secret, authority=authority,
-            http_client=_TimedHttp(session, timeout), token_cache=msal.TokenCache(),
+            http_client=http, token_cache=msal.TokenCache(),
             instance_discovery=urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS)
         answer = app.acquire_token_for_client(scopes=[f"{portal[Field.RESOURCE]}/.default"])
     except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:

@@ -1,0 +1,83 @@
+"""Floor program for the benchmark: the fewest pulumi_azuread calls that give each portal the same resources.
+
+One Application, one ServicePrincipal, one delegated grant to Microsoft Graph and two ApplicationPasswords per
+portal, with the same names and the same inputs as the product sends for a default portal (graph, delegated), so
+that the simulated tenant does the same work for both. No component resources, no validation, no catalogue: what
+the product costs on top of this is the price of its structure and checks.
+
+Only valid for portals with the default profile ({"name": ..., "baseUrl": ...}); bench/run.py checks that the
+floor's recorded inputs equal the product's before it trusts a timing.
+"""
+
+import json
+import os
+from datetime import date, timedelta
+
+import pulumi
+import pulumi_azuread as azuread
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+CLAIMS = ["Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite", "offline_access", "User.Read"]
+REDIRECT_PATH = "service/oauth2/token/msexchange"
+EPOCH, ROTATION_DAYS = date(2024, 1, 1), 90
+
+stack = pulumi.get_stack()
+portals = json.loads(pulumi.Config("intrexx-exchange").require("portals"))
+client = azuread.get_client_config()
+graph = azuread.get_service_principal(client_id=GRAPH_APP_ID)
+
+# Two staggered secret slots, as the product's default rotation (90 days) computes them.
+today = date.fromisoformat(os.environ.get("INTREXX_EXCHANGE_TODAY") or date.today().isoformat())
+period = (today - EPOCH).days // ROTATION_DAYS
+slots = []
+for index in (0, 1):
+    created = EPOCH + timedelta(days=(period if (period - index) % 2 == 0 else period - 1) * ROTATION_DAYS)
+    slots.append((index, created, created + timedelta(days=2 * ROTATION_DAYS)))
+newer = period % 2
+
+required_access = [azuread.ApplicationRequiredResourceAccessArgs(
+    resource_app_id=GRAPH_APP_ID,
+    resource_accesses=[azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
+        id=graph.oauth2_permission_scope_ids[name], type="Scope") for name in CLAIMS],
+)]
+owners = [client.object_id]
+exported, secrets = {}, {}
+for portal in portals:
+    name, base_url = portal["name"], portal["baseUrl"].rstrip("/")
+    app = azuread.Application(
+        f"{name}-app",
+        display_name=f"Intrexx {name} ({stack})",
+        sign_in_audience="AzureADMyOrg",
+        owners=owners,
+        prevent_duplicate_names=True,
+        fallback_public_client_enabled=True,
+        notes=f"Managed by Pulumi (intrexx-exchange, stack {stack}, portal {name}): "
+              "changes made by hand are overwritten by the next `pulumi up`.",
+        service_management_reference=f"intrexx-exchange/{stack}/{name}",
+        web=azuread.ApplicationWebArgs(
+            homepage_url=base_url,
+            redirect_uris=[f"{base_url}/{REDIRECT_PATH}"],
+            implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
+                id_token_issuance_enabled=False, access_token_issuance_enabled=False),
+        ),
+        required_resource_accesses=required_access,
+    )
+    sp = azuread.ServicePrincipal(f"{name}-sp", client_id=app.client_id, owners=owners,
+                                  app_role_assignment_required=False)
+    azuread.ServicePrincipalDelegatedPermissionGrant(
+        f"{name}-grant-graph", service_principal_object_id=sp.object_id,
+        resource_service_principal_object_id=graph.object_id, claim_values=CLAIMS)
+    passwords = [
+        azuread.ApplicationPassword(
+            f"{name}-secret-{index}", application_id=app.id,
+            display_name=f"intrexx-exchange slot {index} from {created.isoformat()}",
+            end_date=f"{expires.isoformat()}T00:00:00Z",
+            rotate_when_changed={"period": f"slot{index}-{created.isoformat()}"})
+        for index, created, expires in slots
+    ]
+    exported[name] = {"clientId": app.client_id, "applicationObjectId": app.object_id,
+                      "servicePrincipalObjectId": sp.object_id, "secretKeyId": passwords[newer].key_id}
+    secrets[name] = passwords[newer].value
+
+pulumi.export("portals", exported)
+pulumi.export("clientSecrets", pulumi.Output.secret(secrets))
