@@ -145,9 +145,9 @@ def _plan(args) -> int:
 # render -----------------------------------------------------------------------------------------------------
 
 def _render(args) -> int:
-    from .render import render_portal
+    from .render import render_all
 
-    written = {p.name: [str(path) for path in render_portal(p, args.out)] for p in _portals(args)}
+    written = {name: [str(path) for path in paths] for name, paths in render_all(_portals(args), args.out).items()}
     if args.json:
         _emit_json({"rendered": written})
         return 0
