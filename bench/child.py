@@ -3,15 +3,12 @@ the same for every sample. bench/run.py starts it as `venv/bin/python bench/chil
 JSON document from its stdout.
 
 Modes:
-  eval        --program product|floor --portals N   time one evaluation under the simulated tenant
-  phases      --program product|floor --portals N   the same, split: run the program, drain, resolve exports
-  resources                                         resources, writes and dependency depth per access profile
+  eval        --program product|floor --portals N   one evaluation under the simulated tenant, and its phases
+  resources                                         resources and invokes of one portal per access profile
   equivalence --portals N                           the floor's recorded resources against the product's
   outputs     --portals N --out FILE                stack outputs (with secrets) of the verify mix, for verify
   plan-render --portals N --workdir DIR             plan_stack, Plan.as_dict and render for N portals
   profile     --program product|floor --portals N --out FILE   cProfile of one evaluation, every thread
-
-BENCH_EXPERIMENT=name[,name] applies what-if monkeypatches (see EXPERIMENTS) in eval, phases and profile.
 """
 
 import time
@@ -54,208 +51,100 @@ def default_portals(count: int) -> list[dict]:
     return [{"name": f"p{i:04d}", "baseUrl": f"https://intrexx{i}.example.com/portal"} for i in range(count)]
 
 
-def mixed_portals(count: int, profiles=VERIFY_MIX) -> list[dict]:
-    return [{**portal, **PROFILES[profiles[i % len(profiles)]]} for i, portal in enumerate(default_portals(count))]
-
-
-def config_of(portals: list[dict]) -> dict:
-    return {f"{NAMESPACE}:portals": json.dumps(portals)}
-
-
-# What-if experiments for the report's proposals: monkeypatches applied in this child only, never to the files.
-EXPERIMENTS = {}
-
-
-def experiment(function):
-    EXPERIMENTS[function.__name__.replace("_", "-")] = function
-    return function
-
-
-@experiment
-def lean_component_outputs():
-    """PortalRegistration registers only {clientId} as its outputs instead of the whole summary too."""
-    import pulumi
-
-    from components.portal import PortalRegistration
-
-    def register_outputs(self, outputs):
-        pulumi.ComponentResource.register_outputs(self, {"clientId": outputs["clientId"]})
-
-    PortalRegistration.register_outputs = register_outputs
-
-
-@experiment
-def walk_outputs():
-    """evaluate() resolves the exports by walking them (awaiting each nested Output) instead of
-    Output.from_input, which wraps every leaf and key of every `portals` entry in an Output of its own."""
-    import components.simulation as simulation
-
-    def patched(evaluation, config, stack, today, project_dir):
-        timed_evaluate(evaluation, config, stack, today, project_dir, resolver="walk")
-
-    simulation._evaluate = patched
-
-
-def _apply_experiments() -> list[str]:
-    import os
-
-    names = [n for n in os.environ.get("BENCH_EXPERIMENT", "").split(",") if n]
-    for name in names:
-        EXPERIMENTS[name]()
-    return names
+def mixed_portals(count: int) -> list[dict]:
+    return [{**portal, **PROFILES[VERIFY_MIX[i % len(VERIFY_MIX)]]} for i, portal in enumerate(default_portals(count))]
 
 
 def _evaluate(program: str, portals: list[dict]):
     from components.simulation import evaluate
     from floor_program import program_dir
 
-    evaluation = evaluate(config_of(portals), STACK, TODAY, project_dir=program_dir(program))
-    if evaluation.unknown_outputs or set(evaluation.outputs) != {"portals", "clientSecrets"}:
-        raise SystemExit(f"{program}: outputs did not resolve: {evaluation.unknown_outputs}")
+    config = {f"{NAMESPACE}:portals": json.dumps(portals)}
+    evaluation = evaluate(config, STACK, TODAY, project_dir=program_dir(program))
+    if (evaluation.unknown_outputs or set(evaluation.outputs) != {"portals", "clientSecrets"}
+            or evaluation.secret_outputs != {"clientSecrets"}):
+        raise SystemExit(f"{program}: outputs {set(evaluation.outputs)}, unknown {evaluation.unknown_outputs}, "
+                         f"secret {evaluation.secret_outputs}")
     return evaluation
 
 
-async def walk(value):
-    """(plain value, known, secret) of an export, awaiting nested Outputs without creating new ones."""
-    import pulumi
-
-    if isinstance(value, pulumi.Output):
-        known, secret = await value.is_known(), await value.is_secret()
-        inner, inner_known, inner_secret = await walk(await value.future())
-        return inner, known and inner_known, secret or inner_secret
-    if isinstance(value, (list, tuple, dict)):
-        keys = list(value) if isinstance(value, dict) else range(len(value))
-        parts = [await walk(value[k]) for k in keys]
-        plain = {k: p[0] for k, p in zip(keys, parts)} if isinstance(value, dict) else [p[0] for p in parts]
-        return plain, all(p[1] for p in parts), any(p[2] for p in parts)
-    return value, True, False
-
-
-def timed_evaluate(evaluation, config, stack, today, project_dir, resolver="from_input") -> dict:
-    """components.simulation._evaluate step by step, with a clock between the steps: run the program, drain the
-    registrations, resolve the exports. Mirrors the product's harness; `resolver="walk"` is proposal P1."""
-    import logging
-    import os
+def clock_phases() -> dict:
+    """Marks the phase boundaries of the product's own harness, components.simulation._evaluate, without copying
+    it: it runs the program with runpy.run_path, drains the registrations with pulumi.runtime.stack.wait_for_rpcs
+    (imported at each call) and then resolves the exports with _resolve before it returns."""
     import runpy
 
-    import pulumi
-    from pulumi.runtime.stack import wait_for_rpcs
-    from pulumi.runtime.sync_await import _sync_await
+    import pulumi.runtime.stack as pulumi_stack
 
     import components.simulation as simulation
-    from components.today import TODAY_VARIABLE
 
-    logger = logging.getLogger(f"{simulation.PROJECT}.simulation")
-    logger.propagate = False
-    handler = simulation._Collect(evaluation.warnings)
-    logger.addHandler(handler)
-    os.environ[TODAY_VARIABLE] = today.isoformat()
-    try:
-        pulumi.runtime.set_mocks(evaluation.tenant, project=simulation.PROJECT, stack=stack, preview=False,
-                                 logger=logger, monitor=simulation._recording_monitor(evaluation.tenant))
-        pulumi.runtime.set_all_config(dict(config))
-        t0 = time.perf_counter()
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-        t1 = time.perf_counter()
-        _sync_await(wait_for_rpcs())
-        t2 = time.perf_counter()
-        for name, value in pulumi.runtime.get_root_resource().outputs.items():
-            if resolver == "walk":
-                plain, known, secret = _sync_await(walk(value))
-            else:
-                output = pulumi.Output.from_input(value)
-                known = _sync_await(output.is_known())
-                plain = _sync_await(output.future()) if known else None
-                secret = _sync_await(output.is_secret())
-            if not known:
-                evaluation.unknown_outputs.add(name)
-                continue
-            evaluation.outputs[name] = plain
-            if secret:
-                evaluation.secret_outputs.add(name)
-        t3 = time.perf_counter()
-    finally:
-        logger.removeHandler(handler)
-    return {"program_s": t1 - t0, "drain_s": t2 - t1, "outputs_s": t3 - t2}
+    marks = {}
+    run_path, wait_for_rpcs, harness = runpy.run_path, pulumi_stack.wait_for_rpcs, simulation._evaluate
 
+    def timed_run_path(*args, **kwargs):
+        marks["start"] = time.perf_counter()
+        try:
+            return run_path(*args, **kwargs)
+        finally:
+            marks["ran"] = time.perf_counter()
 
-def mode_phases(args) -> dict:
-    import contextvars
+    async def timed_wait_for_rpcs(*args, **kwargs):
+        try:
+            return await wait_for_rpcs(*args, **kwargs)
+        finally:
+            marks["drained"] = time.perf_counter()  # the last one is the drain before the exports
 
-    import components.simulation as simulation
-    from floor_program import program_dir
+    def timed_harness(*args, **kwargs):
+        harness(*args, **kwargs)
+        marks["resolved"] = time.perf_counter()
 
-    _apply_experiments()
-    evaluation = simulation.Evaluation(simulation.SimulatedTenant(TODAY))
-    phases = contextvars.Context().run(timed_evaluate, evaluation, config_of(default_portals(args.portals)), STACK,
-                                       TODAY, program_dir(args.program))
-    assert not evaluation.unknown_outputs and set(evaluation.outputs) == {"portals", "clientSecrets"}
-    assert evaluation.secret_outputs == {"clientSecrets"}, evaluation.secret_outputs
-    return {"program": args.program, "portals": args.portals, **phases}
+    runpy.run_path, pulumi_stack.wait_for_rpcs, simulation._evaluate = timed_run_path, timed_wait_for_rpcs, \
+        timed_harness
+    return marks
 
 
 def mode_eval(args) -> dict:
-    import pulumi  # noqa: F401  (counted in import_s: the product and the floor both need it)
+    import pulumi  # noqa: F401  (counted in startup_s: the product and the floor both need it)
     import pulumi_azuread  # noqa: F401
 
-    import components.simulation  # noqa: F401
-
-    experiments = _apply_experiments()
+    marks = clock_phases()
     imported = time.perf_counter()
     evaluation = _evaluate(args.program, default_portals(args.portals))
     done = time.perf_counter()
-    return {"program": args.program, "portals": args.portals, "experiments": experiments,
-            "startup_s": imported - STARTED,
-            "eval_s": done - imported, "resources": len(evaluation.tenant.resources),
-            "calls": len(evaluation.tenant.calls)}
-
-
-def _record(r) -> dict:
-    state = {k: v for k, v in r.state.items() if isinstance(v, str)}
-    return {"type": r.type, "name": r.name, "id": r.id, "state": state, "inputs": r.inputs, "parent": r.parent,
-            "protect": r.protect}
+    return {"program": args.program, "portals": args.portals, "startup_s": imported - STARTED,
+            "eval_s": done - imported, "program_s": marks["ran"] - marks["start"],
+            "drain_s": marks["drained"] - marks["ran"], "outputs_s": marks["resolved"] - marks["drained"],
+            "resources": len(evaluation.tenant.resources), "calls": len(evaluation.tenant.calls)}
 
 
 def mode_resources(args) -> dict:
     result = {}
     for profile, extra in PROFILES.items():
-        portal = {"name": "bench", "baseUrl": "https://intrexx.example.com/portal", **extra}
-        evaluation = _evaluate("product", [portal])
+        evaluation = _evaluate("product", [{"name": "bench", "baseUrl": "https://intrexx.example.com/portal", **extra}])
         result[profile] = {
-            "resources": [_record(r) for r in evaluation.tenant.resources],
+            "resources": [{"type": r.type, "name": r.name, "id": r.id, "inputs": r.inputs,
+                           "state": {k: v for k, v in r.state.items() if isinstance(v, str)}}
+                          for r in evaluation.tenant.resources],
             "calls": [c["token"] for c in evaluation.tenant.calls],
-            "permissions": evaluation.outputs["portals"]["bench"]["permissions"],
         }
     return result
 
 
 def mode_equivalence(args) -> dict:
     """Same (type, name, inputs) for every non-component resource: then the floor does the product's Entra work."""
-    portals = default_portals(args.portals)
     recorded = {}
     for program in ("product", "floor"):
-        evaluation = _evaluate(program, portals)
+        evaluation = _evaluate(program, default_portals(args.portals))
         recorded[program] = {(r.type, r.name): r.inputs for r in evaluation.tenant.resources
                              if not r.type.startswith(f"{NAMESPACE}:")}
     product, floor = recorded["product"], recorded["floor"]
-    # Proposal P1 must not change what evaluate() returns (secret key ids are random per run: left out).
-    as_is = _evaluate("product", portals)
-    walk_outputs()
-    walked = _evaluate("product", portals)
-
-    def comparable(evaluation):
-        portals = {name: {k: v for k, v in fields.items() if k != "secretKeyId"}
-                   for name, fields in evaluation.outputs["portals"].items()}
-        return (portals, sorted(evaluation.outputs["clientSecrets"]), evaluation.secret_outputs,
-                evaluation.unknown_outputs)
     differing = sorted(f"{name}.{key}" for (typ, name), inputs in product.items() if (typ, name) in floor
                        for key in set(inputs) | set(floor[(typ, name)])
                        if inputs.get(key) != floor[(typ, name)].get(key))
     return {"portals": args.portals, "product_resources": len(product), "floor_resources": len(floor),
             "only_product": sorted(n for _, n in set(product) - set(floor)),
             "only_floor": sorted(n for _, n in set(floor) - set(product)),
-            "differing_inputs": differing[:20], "identical": product == floor,
-            "walk_outputs_same_result": comparable(as_is) == comparable(walked)}
+            "differing_inputs": differing[:20], "identical": product == floor}
 
 
 def mode_outputs(args) -> dict:
@@ -272,7 +161,6 @@ def mode_plan_render(args) -> dict:
     from intrexx_connector.render import render_all
     from intrexx_connector.stack_outputs import parse_outputs
 
-    imported = time.perf_counter()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"Pulumi.{STACK}.yaml").write_text(
@@ -288,10 +176,10 @@ def mode_plan_render(args) -> dict:
     t4 = time.perf_counter()
     render_all(portals, workdir / "build-render")
     t5 = time.perf_counter()
-    files = sum(1 for p in (workdir / "build-render").rglob("*") if p.is_file())
-    return {"portals": args.portals, "startup_s": imported - STARTED, "plan_evaluate_s": t1 - t0,
-            "plan_as_dict_s": t2 - t1, "plan_render_s": t3 - t2, "parse_outputs_s": t4 - t3,
-            "render_s": t5 - t4, "files": files, "plan_resources": document["resources"]}
+    return {"portals": args.portals, "plan_evaluate_s": t1 - t0, "plan_as_dict_s": t2 - t1,
+            "plan_render_s": t3 - t2, "parse_outputs_s": t4 - t3, "render_s": t5 - t4,
+            "files": sum(1 for p in (workdir / "build-render").rglob("*") if p.is_file()),
+            "plan_resources": document["resources"]}
 
 
 def mode_profile(args) -> dict:
@@ -306,7 +194,6 @@ def mode_profile(args) -> dict:
 
     import components.simulation  # noqa: F401
 
-    _apply_experiments()
     profilers, lock = [], threading.Lock()
 
     def start_in_new_thread(frame, event, arg):  # the first profile event of each new thread
@@ -324,28 +211,24 @@ def mode_profile(args) -> dict:
     elapsed = time.perf_counter() - t0
     threading.setprofile(None)
     pstats.Stats(main).dump_stats(f"{args.out}.main")
-    workers = None
     for profiler in profilers:
         profiler.create_stats()
-        workers = pstats.Stats(profiler) if workers is None else workers.add(profiler)
-    if workers is not None:
-        workers.dump_stats(f"{args.out}.workers")
+    if profilers:
+        pstats.Stats(*profilers).dump_stats(f"{args.out}.workers")
     return {"program": args.program, "portals": args.portals, "profiled_eval_s": elapsed,
             "worker_threads": len(profilers), "main": f"{args.out}.main",
-            "workers": f"{args.out}.workers" if workers is not None else None}
+            "workers": f"{args.out}.workers" if profilers else None}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("eval", "phases", "resources", "equivalence", "outputs", "plan-render",
-                                           "profile"))
+    parser.add_argument("mode", choices=("eval", "resources", "equivalence", "outputs", "plan-render", "profile"))
     parser.add_argument("--program", choices=("product", "floor"), default="product")
     parser.add_argument("--portals", type=int, default=1)
     parser.add_argument("--out")
     parser.add_argument("--workdir")
     args = parser.parse_args()
-    handler = globals()[f"mode_{args.mode.replace('-', '_')}"]
-    json.dump(handler(args), sys.stdout, default=str)
+    json.dump(globals()[f"mode_{args.mode.replace('-', '_')}"](args), sys.stdout, default=str)
     sys.stdout.write("\n")
 
 

@@ -7,13 +7,14 @@ Nothing here asserts a time: targets are reported as met or not, and the exit co
 could not be taken at all.
 
 Measurements:
-  1. evaluation  the Pulumi program under the simulated tenant vs bench/floor/__main__.py, 1..400 portals
+  1. evaluation  the Pulumi program under the simulated tenant vs bench/floor/__main__.py, 1..400 portals, with
+                 the time of each phase of components.simulation._evaluate
   2. resources   resources, Graph writes and dependency depth per api x access profile vs the job's minimum
   3. verify      `verify` on healthy portals vs bare MSAL against the loopback provider; notice latency after
                  replication ends; request rate per client
   4. plan/render plan + render for 400 portals; `python -m intrexx_connector plan --stack dev` warm
   5. memory      peak RSS of the 400-portal evaluation (from 1.)
-  +  profile     cProfile of the 400-portal evaluation; time per phase; what-if experiments for the proposals
+  +  profile     cProfile of the 400-portal evaluation
 """
 
 import argparse
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,28 +42,16 @@ for path in (ROOT, ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-FULL = {
-    "sizes": (1, 10, 40, 100, 400), "reps": 5, "reps_large": 3, "large": 400,
-    "verify_portals": 10, "verify_reps": 9, "latency_reps": 5, "replication_delay": 3.0,
-    "plan_portals": 400, "plan_reps": 3, "dev_plan_reps": 5,
-    "profile_portals": 400, "phase_reps": 3,
-    "experiment_sizes": (100, 400), "experiment_reps": {100: 5, 400: 3},
-}
-QUICK = {
-    "sizes": (1, 10), "reps": 2, "reps_large": 2, "large": 10,
-    "verify_portals": 3, "verify_reps": 2, "latency_reps": 1, "replication_delay": 3.0,
-    "plan_portals": 10, "plan_reps": 1, "dev_plan_reps": 1,
-    "profile_portals": 10, "phase_reps": 1,
-    "experiment_sizes": (10,), "experiment_reps": {10: 1},
-}
+from components.simulation import (  # noqa: E402
+    APP_ROLE_ASSIGNMENT, APPLICATION, APPLICATION_PASSWORD, DELEGATED_GRANT, SERVICE_PRINCIPAL)
 
-# Resource types, as the simulated tenant records them.
-APPLICATION = "azuread:index/application:Application"
-SERVICE_PRINCIPAL = "azuread:index/servicePrincipal:ServicePrincipal"
-APPLICATION_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
-DELEGATED_GRANT = "azuread:index/servicePrincipalDelegatedPermissionGrant:ServicePrincipalDelegatedPermissionGrant"
-APP_ROLE_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
-CONSENT_TYPES = (DELEGATED_GRANT, APP_ROLE_ASSIGNMENT)
+FULL = {"sizes": (1, 10, 40, 100, 400), "reps": 5, "reps_large": 3, "large": 400,
+        "verify_portals": 10, "verify_reps": 9, "latency_reps": 5, "replication_delay": 3.0,
+        "plan_portals": 400, "plan_reps": 3, "dev_plan_reps": 5, "profile_portals": 400}
+QUICK = {"sizes": (1, 10), "reps": 2, "reps_large": 2, "large": 10,
+         "verify_portals": 3, "verify_reps": 2, "latency_reps": 1, "replication_delay": 3.0,
+         "plan_portals": 10, "plan_reps": 1, "dev_plan_reps": 1, "profile_portals": 10}
+
 # Graph write requests per created resource, as terraform-provider-azuread (under pulumi_azuread) creates them:
 # applications and service principals are POSTed, then PATCHed once (the provider's replication probe: it sets
 # the real display name / description); more than 20 owners cost one more request, and so does removing the
@@ -90,14 +80,13 @@ def median(values):
 
 def run_child(*args, env_extra=None, cwd=None, command=None) -> dict:
     """One process; returns its JSON answer (if any) with the parent's wall time and the child's peak RSS."""
-    env = {**os.environ, **(env_extra or {})}
-    command = command or [PYTHON, str(CHILD), *args]
+    command = command or [PYTHON, str(CHILD), *map(str, args)]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
+        process = subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, **(env_extra or {})}, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
@@ -113,45 +102,50 @@ def alternate(rep: int, first, second):
     return (first, second) if rep % 2 == 0 else (second, first)
 
 
+def paired(rep_count: int, run_a, run_b) -> tuple[list, list]:
+    """`rep_count` samples of a and of b, in ABBA order."""
+    samples = {run_a: [], run_b: []}
+    for rep in range(rep_count):
+        for run_one in alternate(rep, run_a, run_b):
+            samples[run_one].append(run_one())
+    return samples[run_a], samples[run_b]
+
+
 def paired_ratio(samples_a: list, samples_b: list, key: str):
     return median([a[key] / b[key] for a, b in zip(samples_a, samples_b)])
 
 
+def medians(samples: list, keys) -> dict:
+    return {key: median(s[key] for s in samples) for key in keys}
+
+
 # 1. Evaluation ----------------------------------------------------------------------------------------------
+
+EVAL_KEYS = ("wall_s", "eval_s", "startup_s", "maxrss_mb", "program_s", "drain_s", "outputs_s")
+
 
 def measure_evaluation(p: dict) -> dict:
     """Whole process per sample: interpreter start, imports, evaluate() under the simulated tenant."""
-    equivalence = run_child("equivalence", "--portals", "3")
+    equivalence = run_child("equivalence", "--portals", 3)
     if not equivalence["identical"]:
         raise RuntimeError(f"the floor does not create the product's resources: {equivalence}")
     samples = {(program, n): [] for n in p["sizes"] for program in ("product", "floor")}
     for rep in range(p["reps"]):
         for n in p["sizes"]:
-            if n >= p["large"] and rep >= p["reps_large"]:
-                continue
-            for program in alternate(rep, "product", "floor"):
-                samples[(program, n)].append(run_child("eval", "--program", program, "--portals", str(n)))
+            if n < p["large"] or rep < p["reps_large"]:
+                for program in alternate(rep, "product", "floor"):
+                    samples[(program, n)].append(run_child("eval", "--program", program, "--portals", n))
     sizes = {}
     for n in p["sizes"]:
         product, floor = samples[("product", n)], samples[("floor", n)]
-        sizes[n] = {
-            "reps": len(product),
-            "product_wall_s": median(s["wall_s"] for s in product),
-            "floor_wall_s": median(s["wall_s"] for s in floor),
-            "product_eval_s": median(s["eval_s"] for s in product),
-            "floor_eval_s": median(s["eval_s"] for s in floor),
-            "product_startup_s": median(s["startup_s"] for s in product),
-            "floor_startup_s": median(s["startup_s"] for s in floor),
-            "ratio_wall": paired_ratio(product, floor, "wall_s"),
-            "ratio_eval": paired_ratio(product, floor, "eval_s"),
-            "product_maxrss_mb": median(s["maxrss_mb"] for s in product),
-            "floor_maxrss_mb": median(s["maxrss_mb"] for s in floor),
-            "resources": product[0]["resources"], "floor_resources": floor[0]["resources"],
-            "samples": {"product": product, "floor": floor},
-        }
+        sizes[n] = {"reps": len(product), "product": medians(product, EVAL_KEYS), "floor": medians(floor, EVAL_KEYS),
+                    "ratio_wall": paired_ratio(product, floor, "wall_s"),
+                    "ratio_eval": paired_ratio(product, floor, "eval_s"),
+                    "resources": product[0]["resources"], "floor_resources": floor[0]["resources"],
+                    "samples": {"product": product, "floor": floor}}
     result = {"equivalence": equivalence, "sizes": sizes}
     if 40 in sizes and 400 in sizes:
-        growth = {program: sizes[400][f"{program}_wall_s"] / sizes[40][f"{program}_wall_s"]
+        growth = {program: sizes[400][program]["wall_s"] / sizes[40][program]["wall_s"]
                   for program in ("product", "floor")}
         result["growth_40_400"] = {**growth, "ratio": growth["product"] / growth["floor"]}
     return result
@@ -162,19 +156,18 @@ def measure_evaluation(p: dict) -> dict:
 def minimum_for(profile: str, catalogue: dict) -> dict:
     """What the job needs, from the catalogue's default permission sets alone (not from the product's code)."""
     api, access = profile.split("/")[0], profile.split("/")[1].split("+")[0]
-    scoped = "mailboxScope" in profile
     home = catalogue["apis"][api]
-    names = catalogue["profiles"][api][access]
     kind = "scopes" if access == "delegated" else "roles"
 
     def resource_of(name):
         return home if name in catalogue["resources"][home][kind] else "graph"
 
+    names = catalogue["profiles"][api][access]
     if access == "delegated":
         consent = len({resource_of(n) for n in names})  # one grant per resource API
-    else:
+    else:  # one assignment per role, except the roles Exchange RBAC grants under a mailbox scope
         roles = [catalogue["resources"][resource_of(n)]["roles"][n] for n in names]
-        consent = sum(1 for role in roles if not (scoped and role.get("exchangeRole")))  # one per role
+        consent = sum(1 for role in roles if not ("mailboxScope" in profile and role.get("exchangeRole")))
     counts = {APPLICATION: 1, SERVICE_PRINCIPAL: 1, APPLICATION_PASSWORD: 2,
               DELEGATED_GRANT if access == "delegated" else APP_ROLE_ASSIGNMENT: consent}
     return {"resources": sum(counts.values()), "consent": consent,
@@ -190,23 +183,20 @@ def graph_writes(record: dict, deployer: str | None) -> int:
     return writes
 
 
+def strings(value) -> set:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return set().union(*map(strings, value))
+    return {value} if isinstance(value, str) else set()
+
+
 def dependency_depth(records: list) -> int:
     """Longest chain of resources where each one's inputs name the previous one's id, objectId or clientId."""
     identifiers = {r["name"]: {r["id"], r["state"].get("objectId"), r["state"].get("clientId")} - {None}
                    for r in records}
-
-    def strings(value):
-        if isinstance(value, dict):
-            for v in value.values():
-                yield from strings(v)
-        elif isinstance(value, list):
-            for v in value:
-                yield from strings(v)
-        elif isinstance(value, str):
-            yield value
-
     depends = {r["name"]: {other for other, ids in identifiers.items()
-                           if other != r["name"] and ids & set(strings(r["inputs"]))} for r in records}
+                           if other != r["name"] and ids & strings(r["inputs"])} for r in records}
     depth = {}
 
     def chain(name):
@@ -228,19 +218,17 @@ def measure_resources(p: dict) -> dict:
             continue
         records = [r for r in data["resources"] if r["type"].startswith("azuread:")]
         application = next(r for r in records if r["type"] == APPLICATION)
-        deployer = next((o for o in application["inputs"].get("owners", [])), None)
-        by_type = {}
-        for r in records:
-            by_type[r["type"].split(":")[-1]] = by_type.get(r["type"].split(":")[-1], 0) + 1
+        deployer = next(iter(application["inputs"].get("owners", [])), None)
         minimum = minimum_for(profile, catalogue)
         profiles[profile] = {
             "resources": len(records), "min_resources": minimum["resources"],
-            "consent": sum(1 for r in records if r["type"] in CONSENT_TYPES), "min_consent": minimum["consent"],
+            "consent": sum(1 for r in records if r["type"] in (DELEGATED_GRANT, APP_ROLE_ASSIGNMENT)),
+            "min_consent": minimum["consent"],
             "graph_writes": sum(graph_writes(r, deployer) for r in records),
             "min_graph_writes": minimum["graph_writes"],
             "depth": dependency_depth(records), "min_depth": 3 if minimum["consent"] else 2,
-            "by_type": by_type, "invokes_per_stack": len(data["calls"]),
-            "components": len(data["resources"]) - len(records),
+            "by_type": dict(Counter(r["type"].split(":")[-1] for r in records)),
+            "invokes_per_stack": len(data["calls"]), "components": len(data["resources"]) - len(records),
         }
     return {"profiles": profiles, "graph_writes_model": {t.split(":")[-1]: w for t, w in GRAPH_WRITES.items()}}
 
@@ -275,49 +263,36 @@ def _bare_msal(idp, portals, workers: int) -> None:
         list(pool.map(token, portals))
 
 
-class RecordingSession:
-    """A session for MSAL that trusts the test CA and notes when each request left (client-side clock)."""
+def recording_session(idp):
+    """A session for MSAL that trusts the test CA and notes in `.sent` when each request left (client clock)."""
+    session, sent = idp.session(), []
+    request = session.request  # Session.get and .post call self.request
 
-    def __init__(self, idp):
-        self.session = idp.session()
-        self.sent = []  # (perf_counter, method, url)
+    def recording(method, url, *args, **kwargs):
+        sent.append((time.perf_counter(), method.upper(), url))
+        return request(method, url, *args, **kwargs)
 
-    def __getattr__(self, name):
-        return getattr(self.session, name)
-
-    def request(self, method, url, *args, **kwargs):
-        self.sent.append((time.perf_counter(), method.upper(), url))
-        return self.session.request(method, url, *args, **kwargs)
-
-    def get(self, url, **kwargs):
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url, data=None, **kwargs):
-        return self.request("POST", url, data=data, **kwargs)
+    session.request, session.sent = recording, sent
+    return session
 
 
 def _verify(idp, portals, session=None, **options) -> list:
     from intrexx_connector.verify import VerifyOptions, verify_portals
 
-    own = session is None
     session = session or idp.session()
     try:
         results = verify_portals(portals, VerifyOptions(authority_host=idp.origin, http_client=session, **options))
     finally:
-        if own:
-            session.close()
+        session.close()
     failed = [r.summary_line() for r in results if not r.ok]
     if failed:
         raise RuntimeError(f"verify failed: {failed}")
     return results
 
 
-def request_rate(timestamps: list) -> dict:
-    """The most token requests one client sent within any 1-second window, and the shortest gap."""
-    stamps = sorted(timestamps)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    window = max((sum(1 for t in stamps[i:] if t - s < 1.0) for i, s in enumerate(stamps)), default=0)
-    return {"requests": len(stamps), "min_gap_s": min(gaps) if gaps else None, "max_in_1s": window}
+def min_gap(stamps) -> float | None:
+    stamps = sorted(stamps)
+    return min((b - a for a, b in zip(stamps, stamps[1:])), default=None)
 
 
 def measure_verify(p: dict) -> dict:
@@ -327,25 +302,26 @@ def measure_verify(p: dict) -> dict:
 
     workers = VerifyOptions().max_workers
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        outputs_file = Path(tmp) / "outputs.json"
-        run_child("outputs", "--portals", str(p["verify_portals"]), "--out", str(outputs_file))
-        portals = parse_outputs(outputs_file.read_text(encoding="utf-8"))
+        run_child("outputs", "--portals", p["verify_portals"], "--out", f"{tmp}/outputs.json")
+        portals = parse_outputs(Path(f"{tmp}/outputs.json").read_text(encoding="utf-8"))
+
+    def timed(function):
+        def run_once():
+            started = time.perf_counter()
+            function()
+            return {"wall_s": time.perf_counter() - started}
+        return run_once
+
     with IdentityProvider() as idp:
         _register(idp, portals)
         _verify(idp, portals)  # warm: node's JIT, TLS session setup, and a check that every portal is healthy
         _bare_msal(idp, portals, workers)
-        samples = {"verify": [], "msal": []}
-        for rep in range(p["verify_reps"]):
-            for kind in alternate(rep, "verify", "msal"):
-                started = time.perf_counter()
-                _verify(idp, portals) if kind == "verify" else _bare_msal(idp, portals, workers)
-                samples[kind].append({"wall_s": time.perf_counter() - started})
+        verify, msal = paired(p["verify_reps"], timed(lambda: _verify(idp, portals)),
+                              timed(lambda: _bare_msal(idp, portals, workers)))
         healthy = {"portals": len(portals), "reps": p["verify_reps"], "workers": workers,
-                   "verify_s": median(s["wall_s"] for s in samples["verify"]),
-                   "msal_s": median(s["wall_s"] for s in samples["msal"]),
-                   "ratio": paired_ratio(samples["verify"], samples["msal"], "wall_s")}
-        replication = _measure_replication(idp, portals[0], p)
-    return {"healthy": healthy, "replication": replication}
+                   "verify_s": median(s["wall_s"] for s in verify), "msal_s": median(s["wall_s"] for s in msal),
+                   "ratio": paired_ratio(verify, msal, "wall_s")}
+        return {"healthy": healthy, "replication": _measure_replication(idp, portals[0], p)}
 
 
 def _measure_replication(idp, portal, p: dict) -> dict:
@@ -356,31 +332,27 @@ def _measure_replication(idp, portal, p: dict) -> dict:
     delay, runs = p["replication_delay"], []
     for _ in range(p["latency_reps"]):
         idp.reset_requests()
-        session = RecordingSession(idp)
+        session = recording_session(idp)
         before = time.perf_counter()
         idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], portal.client_secret,
                        replication_delay_seconds=delay)
-        try:
-            (result,) = _verify(idp, [portal], session=session, timeout=60)
-        finally:
-            session.close()
+        (result,) = _verify(idp, [portal], session=session, timeout=60)
         done = time.perf_counter()
-        log = idp.requests().get(portal[Field.CLIENT_ID], {"timestamps": []})
+        provider = sorted(idp.requests().get(portal[Field.CLIENT_ID], {"timestamps": []})["timestamps"])
         posts = [t for t, method, url in session.sent if method == "POST" and url.endswith("/token")]
         # Upper bound: the provider started the delay no earlier than `before`.
         runs.append({"latency_s": done - (before + delay), "attempts": result.attempts,
-                     "http_requests": len(session.sent),
-                     "client_min_gap_s": min((b - a for a, b in zip(posts, posts[1:])), default=None),
-                     **request_rate(log["timestamps"])})
-    gaps = [r["min_gap_s"] for r in runs if r["min_gap_s"] is not None]
-    client_gaps = [r["client_min_gap_s"] for r in runs if r["client_min_gap_s"] is not None]
+                     "http_requests": len(session.sent), "token_requests": len(provider),
+                     "min_gap_s": min_gap(provider), "client_min_gap_s": min_gap(posts),
+                     "max_in_1s": max((sum(1 for t in provider[i:] if t - s < 1.0) for i, s in enumerate(provider)),
+                                      default=0)})
     return {"delay_s": delay, "reps": len(runs), "runs": runs,
-            "latency_median_s": median(r["latency_s"] for r in runs),
-            "latency_max_s": max(r["latency_s"] for r in runs),
+            **{f"latency_{k}_s": f(r["latency_s"] for r in runs) for k, f in (("median", median), ("max", max))},
             "attempts_median": median(r["attempts"] for r in runs),
             "http_requests_per_attempt": median(r["http_requests"] / r["attempts"] for r in runs),
             "max_in_1s": max(r["max_in_1s"] for r in runs),
-            "min_gap_s": min(gaps, default=None), "client_min_gap_s": min(client_gaps, default=None)}
+            **{key: min((r[key] for r in runs if r[key] is not None), default=None)
+               for key in ("min_gap_s", "client_min_gap_s")}}
 
 
 # 4. plan and render -------------------------------------------------------------------------------------------
@@ -389,121 +361,73 @@ def measure_plan_render(p: dict) -> dict:
     steps = []
     for _ in range(p["plan_reps"]):
         with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
-            steps.append(run_child("plan-render", "--portals", str(p["plan_portals"]), "--workdir", tmp))
+            steps.append(run_child("plan-render", "--portals", p["plan_portals"], "--workdir", tmp))
     keys = ("wall_s", "plan_evaluate_s", "plan_as_dict_s", "plan_render_s", "parse_outputs_s", "render_s")
-    large = {"portals": p["plan_portals"], "reps": len(steps), "files": steps[0]["files"],
-             **{k: median(s[k] for s in steps) for k in keys}}
+    large = {"portals": p["plan_portals"], "reps": len(steps), "files": steps[0]["files"], **medians(steps, keys)}
     return {"large": large, "dev": _measure_dev_plan(p)}
 
 
 def _measure_dev_plan(p: dict) -> dict:
     """`python -m intrexx_connector plan --stack dev` in a copy of the project's stack files (it renders into
     ./build/dev, which must not be the working tree's), against `python -c 'import pulumi, pulumi_azuread'`."""
-    env = {"PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="bench-devplan-") as tmp:
         for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
             shutil.copy(ROOT / name, Path(tmp) / name)
-        plan = [PYTHON, "-m", "intrexx_connector", "plan", "--stack", "dev"]
-        imports = [PYTHON, "-c", "import pulumi, pulumi_azuread"]
-        run_child(command=plan, cwd=tmp, env_extra=env)  # warm the page cache and __pycache__
-        samples = {"plan": [], "imports": []}
-        for rep in range(p["dev_plan_reps"]):
-            for kind in alternate(rep, "plan", "imports"):
-                samples[kind].append(run_child(command=plan if kind == "plan" else imports, cwd=tmp,
-                                               env_extra=env))
-    return {"reps": p["dev_plan_reps"], "plan_s": median(s["wall_s"] for s in samples["plan"]),
-            "imports_s": median(s["wall_s"] for s in samples["imports"]),
-            "plan_maxrss_mb": median(s["maxrss_mb"] for s in samples["plan"])}
+
+        def command(*args):
+            return lambda: run_child(command=[PYTHON, *args], cwd=tmp, env_extra={"PYTHONPATH": str(ROOT)})
+
+        plan = command("-m", "intrexx_connector", "plan", "--stack", "dev")
+        plan()  # warm the page cache and __pycache__
+        plans, imports = paired(p["dev_plan_reps"], plan, command("-c", "import pulumi, pulumi_azuread"))
+    return {"reps": p["dev_plan_reps"], "plan_s": median(s["wall_s"] for s in plans),
+            "imports_s": median(s["wall_s"] for s in imports),
+            "plan_maxrss_mb": median(s["maxrss_mb"] for s in plans)}
 
 
-# Profile, phases, experiments ----------------------------------------------------------------------------------
+# Profile -------------------------------------------------------------------------------------------------------
 
 OUR_CODE = (str(ROOT / "components"), str(ROOT / "__main__.py"), str(ROOT / "intrexx_connector"))
 WAITS = ("poll' of 'select", "acquire' of '_thread", "'get' of '_queue", "'__enter__' of '_thread",
          "built-in method time.sleep")
+CATEGORIES = (  # (path fragment, category), first match wins
+    (str(ROOT / "components" / "simulation.py"), "our harness (components/simulation.py)"),
+    *((code, "our program (components/, __main__.py)") for code in OUR_CODE),
+    ("site-packages/pulumi_azuread/", "pulumi_azuread"),
+    ("site-packages/pulumi/", "pulumi SDK runtime"),
+    ("site-packages/google/", "grpc/protobuf"), ("site-packages/grpc", "grpc/protobuf"),
+    ("/asyncio/", "asyncio event loop"),
+)
 
 
 def category(function: tuple) -> str:
     filename, _, name = function
     if filename == "~":
         return "waiting (epoll, locks)" if any(w in name for w in WAITS) else "builtins"
-    if filename.startswith(str(ROOT / "components" / "simulation.py")):
-        return "our harness (components/simulation.py)"
-    if filename.startswith(OUR_CODE):
-        return "our program (components/, __main__.py)"
-    if "site-packages/pulumi_azuread/" in filename:
-        return "pulumi_azuread"
-    if "site-packages/pulumi/" in filename:
-        return "pulumi SDK runtime"
-    if "site-packages/google/" in filename or "site-packages/grpc" in filename:
-        return "grpc/protobuf"
-    if "/asyncio/" in filename:
-        return "asyncio event loop"
-    return "other stdlib"
+    return next((label for fragment, label in CATEGORIES if fragment in filename), "other stdlib")
 
 
 def analyse_profile(path: str, top: int = 15) -> dict:
     stats = pstats.Stats(path).stats  # function -> (primitive calls, calls, tottime, cumtime, callers)
-    total = sum(v[2] for v in stats.values())
-    by_category = {}
+    by_category = Counter()
     for function, values in stats.items():
-        by_category[category(function)] = by_category.get(category(function), 0.0) + values[2]
+        by_category[category(function)] += values[2]
     ours = sorted(((f, v) for f, v in stats.items() if f[0].startswith(OUR_CODE)), key=lambda fv: -fv[1][3])
-    return {
-        "total_s": total,
-        "by_category": dict(sorted(by_category.items(), key=lambda kv: -kv[1])),
-        "top_ours": [{"function": f"{Path(f[0]).relative_to(ROOT)}:{f[1]}({f[2]})", "calls": v[1],
-                      "tottime_s": v[2], "cumtime_s": v[3]} for f, v in ours[:top]],
-    }
+    return {"total_s": sum(by_category.values()), "by_category": dict(by_category.most_common()),
+            "top_ours": [{"function": f"{Path(f[0]).relative_to(ROOT)}:{f[1]}({f[2]})", "calls": v[1],
+                          "tottime_s": v[2], "cumtime_s": v[3]} for f, v in ours[:top]]}
 
 
 def measure_profile(p: dict) -> dict:
-    n = str(p["profile_portals"])
+    n = p["profile_portals"]
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         profiled = run_child("profile", "--program", "product", "--portals", n, "--out", f"{tmp}/product")
-        main = analyse_profile(profiled["main"])
-        workers = analyse_profile(profiled["workers"]) if profiled.get("workers") else None
         keep = Path(p.get("results_dir", RESULTS_DIR)) / f"profile-{n}.pstats"
         keep.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(profiled["main"], keep)
-    phases = {program: [] for program in ("product", "floor")}
-    for rep in range(p["phase_reps"]):
-        for program in alternate(rep, "product", "floor"):
-            phases[program].append(run_child("phases", "--program", program, "--portals", n))
-    phase_keys = ("program_s", "drain_s", "outputs_s")
-    return {"portals": p["profile_portals"], "profiled_eval_s": profiled["profiled_eval_s"],
-            "main_thread": main, "worker_threads": workers, "pstats": str(keep),
-            "phases": {program: {k: median(s[k] for s in samples) for k in phase_keys}
-                       for program, samples in phases.items()}}
-
-
-EXPERIMENTS = {
-    "product": ("product", ""),
-    "product + P1 walk-outputs": ("product", "walk-outputs"),
-    "product + P1 + P2 lean-component-outputs": ("product", "walk-outputs,lean-component-outputs"),
-    "floor": ("floor", ""),
-    "floor + P1 walk-outputs": ("floor", "walk-outputs"),
-}
-
-
-def measure_experiments(p: dict) -> dict:
-    """What-if: the proposals as monkeypatches in the child (bench/child.py EXPERIMENTS), interleaved."""
-    result = {}
-    for n in p["experiment_sizes"]:
-        samples = {name: [] for name in EXPERIMENTS}
-        for rep in range(p["experiment_reps"][n]):
-            names = list(EXPERIMENTS) if rep % 2 == 0 else list(reversed(EXPERIMENTS))
-            for name in names:
-                program, experiment = EXPERIMENTS[name]
-                samples[name].append(run_child("eval", "--program", program, "--portals", str(n),
-                                               env_extra={"BENCH_EXPERIMENT": experiment}))
-        result[n] = {name: {"wall_s": median(s["wall_s"] for s in runs), "eval_s": median(s["eval_s"] for s in runs),
-                            "ratio_to_floor_wall": paired_ratio(runs, samples["floor"], "wall_s"),
-                            "ratio_to_floor_p1_wall": paired_ratio(runs, samples["floor + P1 walk-outputs"],
-                                                                   "wall_s")}
-                     for name, runs in samples.items()}
-        result[n]["reps"] = p["experiment_reps"][n]
-    return result
+        return {"portals": n, "profiled_eval_s": profiled["profiled_eval_s"], "pstats": str(keep),
+                "main_thread": analyse_profile(profiled["main"]),
+                "worker_threads": analyse_profile(profiled["workers"]) if profiled.get("workers") else None}
 
 
 # Targets and tables -----------------------------------------------------------------------------------------
@@ -512,19 +436,17 @@ def targets(results: dict) -> list:
     def get(*keys):
         value = results
         for key in keys:
-            if not isinstance(value, dict) or key not in value:
-                return None
-            value = value[key]
+            value = value.get(key) if isinstance(value, dict) else None
         return value
 
+    gap = get("verify", "replication", "min_gap_s")
     measured = {
         "evaluation ratio at 100 portals": get("evaluation", "sizes", 100, "ratio_wall"),
         "growth 40->400, product/floor": get("evaluation", "growth_40_400", "ratio"),
-        "verify / bare MSAL (10 portals)": get("verify", "healthy", "ratio")
-        if get("verify", "healthy", "portals") == 10 else None,
+        "verify / bare MSAL (10 portals)":
+            get("verify", "healthy", "ratio") if get("verify", "healthy", "portals") == 10 else None,
         "notice latency after replication (s)": get("verify", "replication", "latency_max_s"),
-        "token requests per second per client (1 / shortest gap)":
-            1 / get("verify", "replication", "min_gap_s") if get("verify", "replication", "min_gap_s") else None,
+        "token requests per second per client (1 / shortest gap)": 1 / gap if gap else None,
         "plan --stack dev, warm (s)": get("plan_render", "dev", "plan_s"),
     }
     return [{"target": name, "limit": limit, "value": measured[name],
@@ -535,47 +457,46 @@ def targets(results: dict) -> list:
 def fmt(value, digits=2) -> str:
     if value is None:
         return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def table(headers: list, rows: list) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def render_tables(results: dict) -> str:
     out = [f"# intrexx-exchange benchmark ({results['meta']['mode']}, {results['meta']['started']})", ""]
-    if "errors" in results and results["errors"]:
+    if results.get("errors"):
         out += ["**Errors:** " + "; ".join(f"{k}: {v}" for k, v in results["errors"].items()), ""]
-    evaluation = results.get("evaluation")
+    evaluation, plan = results.get("evaluation"), results.get("plan_render")
     if evaluation:
+        sizes = evaluation["sizes"].items()
         out += ["## 1. Program evaluation under the simulated tenant (whole process, median)", "",
                 f"Floor creates the product's resources with identical inputs: "
-                f"{evaluation['equivalence']['identical']}. Proposal P1's resolver returns the same outputs: "
-                f"{evaluation['equivalence']['walk_outputs_same_result']}.", ""]
-        out.append(table(
-            ["portals", "reps", "product s", "floor s", "ratio (wall)", "product eval s", "floor eval s",
-             "ratio (eval)", "resources"],
-            [[n, s["reps"], s["product_wall_s"], s["floor_wall_s"], s["ratio_wall"], s["product_eval_s"],
-              s["floor_eval_s"], s["ratio_eval"], f"{s['resources']} / {s['floor_resources']}"]
-             for n, s in evaluation["sizes"].items()]))
+                f"{evaluation['equivalence']['identical']}.", "",
+                table(["portals", "reps", "product s", "floor s", "ratio (wall)", "product eval s", "floor eval s",
+                       "ratio (eval)", "resources"],
+                      [[n, s["reps"], s["product"]["wall_s"], s["floor"]["wall_s"], s["ratio_wall"],
+                        s["product"]["eval_s"], s["floor"]["eval_s"], s["ratio_eval"],
+                        f"{s['resources']} / {s['floor_resources']}"] for n, s in sizes])]
         growth = evaluation.get("growth_40_400")
         if growth:
-            out += ["", f"Growth t400/t40: product {fmt(growth['product'])}, floor {fmt(growth['floor'])}, "
-                        f"product/floor {fmt(growth['ratio'])}."]
-        out.append("")
+            out += [f"Growth t400/t40: product {fmt(growth['product'])}, floor {fmt(growth['floor'])}, "
+                    f"product/floor {fmt(growth['ratio'])}.", ""]
+        out += ["Phases of components.simulation._evaluate, seconds, product / floor (median):", "",
+                table(["portals", "run __main__.py", "drain registrations", "resolve exports (_resolve)"],
+                      [[n, *(f"{fmt(s['product'][k], 3)} / {fmt(s['floor'][k], 3)}"
+                             for k in ("program_s", "drain_s", "outputs_s"))] for n, s in sizes])]
     resources = results.get("resources")
     if resources:
-        out += ["## 2. Resources, Graph writes and dependency depth per portal (product / minimum)", ""]
-        out.append(table(["profile", "resources", "consent objects", "Graph writes", "depth", "components",
-                          "invokes per stack"],
-                         [[name, f"{r['resources']} / {r['min_resources']}", f"{r['consent']} / {r['min_consent']}",
-                           f"{r['graph_writes']} / {r['min_graph_writes']}", f"{r['depth']} / {r['min_depth']}",
-                           r["components"], r["invokes_per_stack"]] for name, r in resources["profiles"].items()]))
-        out += ["", "Graph writes per created resource (model of the azuread provider's create path): "
+        out += ["## 2. Resources, Graph writes and dependency depth per portal (product / minimum)", "",
+                table(["profile", "resources", "consent objects", "Graph writes", "depth", "components",
+                       "invokes per stack"],
+                      [[name, *(f"{r[k]} / {r['min_' + k]}" for k in ("resources", "consent", "graph_writes", "depth")),
+                        r["components"], r["invokes_per_stack"]] for name, r in resources["profiles"].items()]),
+                "Graph writes per created resource (model of the azuread provider's create path): "
                 + ", ".join(f"{k} {v}" for k, v in resources["graph_writes_model"].items()) + ".", ""]
     verify = results.get("verify")
     if verify:
@@ -592,8 +513,7 @@ def render_tables(results: dict) -> str:
                     ["shortest gap between one client's token requests, provider log (1 ms clock) (s)",
                      fmt(r["min_gap_s"], 3)],
                     ["the same, as sent (client clock) (s)", fmt(r["client_min_gap_s"], 3)],
-                ]), ""]
-    plan = results.get("plan_render")
+                ])]
     if plan:
         large, dev = plan["large"], plan["dev"]
         out += ["## 4. plan and render", "",
@@ -606,61 +526,41 @@ def render_tables(results: dict) -> str:
                     [f"  render_all, {large['files']} files", large["render_s"]],
                     ["`python -m intrexx_connector plan --stack dev`, warm", dev["plan_s"]],
                     ["  floor: `python -c 'import pulumi, pulumi_azuread'`", dev["imports_s"]],
-                ]), ""]
-    if evaluation and results["meta"]["large"] in evaluation["sizes"]:
-        s = evaluation["sizes"][results["meta"]["large"]]
-        out += [f"## 5. Peak resident memory at {results['meta']['large']} portals (ru_maxrss of the child)", "",
+                ])]
+    large = results["meta"]["large"]
+    if evaluation and large in evaluation["sizes"]:
+        product, floor = (evaluation["sizes"][large][k]["maxrss_mb"] for k in ("product", "floor"))
+        out += [f"## 5. Peak resident memory at {large} portals (ru_maxrss of the child)", "",
                 table(["product MB", "floor MB", "ratio", "plan --stack dev MB"],
-                      [[s["product_maxrss_mb"], s["floor_maxrss_mb"], s["product_maxrss_mb"] / s["floor_maxrss_mb"],
-                        plan["dev"]["plan_maxrss_mb"] if plan else None]]), ""]
+                      [[product, floor, product / floor, plan["dev"]["plan_maxrss_mb"] if plan else None]])]
     profile = results.get("profile")
     if profile:
         main = profile["main_thread"]
         out += [f"## Profile: {profile['portals']}-portal evaluation (cProfile, main thread; "
                 f"{fmt(profile['profiled_eval_s'])} s profiled)", "",
-                "Time per phase, unprofiled (median):", "",
-                table(["program", "run __main__.py s", "drain registrations s", "resolve exports s"],
-                      [[name, ph["program_s"], ph["drain_s"], ph["outputs_s"]]
-                       for name, ph in profile["phases"].items()]), "",
                 "Main-thread self time by where the code lives:", "",
                 table(["where", "self s", "share"], [[k, v, f"{100 * v / main['total_s']:.0f}%"]
-                                                     for k, v in main["by_category"].items()]), "",
+                                                     for k, v in main["by_category"].items()]),
                 "Top functions of our code by cumulative time (main thread):", "",
                 table(["function", "calls", "self s", "cumulative s"],
                       [[t["function"], t["calls"], f"{t['tottime_s']:.3f}", f"{t['cumtime_s']:.3f}"]
-                       for t in main["top_ours"]]), ""]
+                       for t in main["top_ours"]])]
         if profile.get("worker_threads"):
             out += ["Worker threads (mock monitor and simulated tenant), top of our code: "
-                    + "; ".join(f"{t['function']} {t['cumtime_s']:.2f} s" for t in
-                                profile["worker_threads"]["top_ours"][:3])
+                    + "; ".join(f"{t['function']} {t['cumtime_s']:.2f} s"
+                                for t in profile["worker_threads"]["top_ours"][:3])
                     + " (worker times include waits for the GIL).", ""]
-    experiments = results.get("experiments")
-    if experiments:
-        out += ["## What-if experiments for the proposals (whole process, median; ratios are medians of pairs)", ""]
-        rows = []
-        for n, by_name in experiments.items():
-            for name, e in by_name.items():
-                if name != "reps":
-                    rows.append([n, by_name["reps"], name, e["wall_s"], e["eval_s"], e["ratio_to_floor_wall"],
-                                 e["ratio_to_floor_p1_wall"]])
-        out += [table(["portals", "reps", "variant", "wall s", "eval s", "/ floor", "/ floor+P1"], rows), ""]
     out += ["## Targets", "",
             table(["target", "limit", "measured", "met"],
                   [[t["target"], t["limit"], fmt(t["value"], 3), {True: "yes", False: "**no**", None: "n/a"}[t["met"]]]
-                   for t in results["targets"]]), ""]
+                   for t in results["targets"]])]
     return "\n".join(out)
 
 
 # Driver ------------------------------------------------------------------------------------------------------
 
-MEASUREMENTS = (
-    ("evaluation", measure_evaluation),
-    ("resources", measure_resources),
-    ("verify", measure_verify),
-    ("plan_render", measure_plan_render),
-    ("profile", measure_profile),
-    ("experiments", measure_experiments),
-)
+MEASUREMENTS = {"evaluation": measure_evaluation, "resources": measure_resources, "verify": measure_verify,
+                "plan_render": measure_plan_render, "profile": measure_profile}
 
 
 def run(params: dict, mode: str, only: tuple = (), progress=lambda line: None) -> dict:
@@ -669,7 +569,7 @@ def run(params: dict, mode: str, only: tuple = (), progress=lambda line: None) -
                         "python": platform.python_version(), "machine": platform.machine(),
                         "cpus": os.cpu_count(), "large": params["large"], "params": params},
                "errors": {}}
-    for name, measure in MEASUREMENTS:
+    for name, measure in MEASUREMENTS.items():
         if only and name not in only:
             continue
         begun = time.perf_counter()
@@ -702,7 +602,7 @@ def write(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run at toy sizes (< 60 s)")
-    parser.add_argument("--only", action="append", choices=[name for name, _ in MEASUREMENTS],
+    parser.add_argument("--only", action="append", choices=list(MEASUREMENTS),
                         help="run only this measurement (repeatable)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results/latest.json, "
                                                  "--quick: bench/results/quick.json)")

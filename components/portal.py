@@ -30,7 +30,7 @@ class PortalRegistrationArgs:
 class PortalRegistration(pulumi.ComponentResource):
     """Outputs: `summary` (the non-secret `portals` entry) and `client_secret` (the newer slot, a secret)."""
 
-    summary: pulumi.Output
+    summary: dict  # plain values and Outputs: the `portals` entry
     client_secret: pulumi.Output
 
     def __init__(self, name: str, args: PortalRegistrationArgs, opts: pulumi.ResourceOptions | None = None):
@@ -86,10 +86,10 @@ class PortalRegistration(pulumi.ComponentResource):
         # Under Pulumi's engine `value` is secret already; marking it here keeps that true everywhere.
         self.client_secret = pulumi.Output.secret(newer.value)
         static = static_summary(args)
-        self.summary = pulumi.Output.all(
-            self.application.client_id, self.application.object_id, self.service_principal.object_id, newer.key_id
-        ).apply(lambda ids: {**static, Field.CLIENT_ID: ids[0], Field.APPLICATION_OBJECT_ID: ids[1],
-                             Field.SERVICE_PRINCIPAL_OBJECT_ID: ids[2], Field.SECRET_KEY_ID: ids[3]})
+        self.summary = {**static, Field.CLIENT_ID: self.application.client_id,
+                        Field.APPLICATION_OBJECT_ID: self.application.object_id,
+                        Field.SERVICE_PRINCIPAL_OBJECT_ID: self.service_principal.object_id,
+                        Field.SECRET_KEY_ID: newer.key_id}
         # The summary is a stack export already; registering it again would only cost time (bench/run.py).
         self.register_outputs({"clientId": self.application.client_id,
                                "servicePrincipalObjectId": self.service_principal.object_id})
