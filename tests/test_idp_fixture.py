@@ -17,22 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from msal.exceptions import MsalServiceError
 
 from idp_fixture import IdentityProvider, jwt_claims, missing_prerequisites, silent_server
+from intrexx_connector.verify import EWS_GET_INBOX  # the request verify sends
 
 USER = "alice@contoso.example"
 EWS_TYPES = "{http://schemas.microsoft.com/exchange/services/2006/types}"
 EWS_MESSAGES = "{http://schemas.microsoft.com/exchange/services/2006/messages}"
-GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
-    xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
-    xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
-  <soap:Header><t:RequestServerVersion Version="Exchange2016"/></soap:Header>
-  <soap:Body>
-    <m:GetFolder>
-      <m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>
-      <m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds>
-    </m:GetFolder>
-  </soap:Body>
-</soap:Envelope>"""
 
 
 def b64url_int(value: str) -> int:
@@ -54,6 +43,16 @@ def verify_signature(idp: IdentityProvider, tenant: str, token: str) -> None:
         padding.PKCS1v15(),
         hashes.SHA256(),
     )
+
+
+def sign_in_while_polling(app, flow, idp: IdentityProvider, tenant: str) -> dict:
+    """MSAL polls while the scripted user signs in, as it would with a person."""
+    outcome = {}
+    poller = threading.Thread(target=lambda: outcome.update(app.acquire_token_by_device_flow(flow)))
+    poller.start()
+    idp.approve_device_code(tenant, flow["user_code"], USER)
+    poller.join(timeout=10)
+    return outcome
 
 
 def confidential_app(idp: IdentityProvider, tenant: str, client_id: str, secret: str, timeout: float = 5):
@@ -203,12 +202,7 @@ def test_device_code_flow_then_graph_and_ews(identity_provider, tenant):
     assert "user_code" in flow, flow
     assert flow["user_code"] in flow["message"]
 
-    # MSAL polls while the scripted user signs in, as it would with a person.
-    outcome = {}
-    poller = threading.Thread(target=lambda: outcome.update(app.acquire_token_by_device_flow(flow)))
-    poller.start()
-    idp.approve_device_code(tenant, flow["user_code"], USER)
-    poller.join(timeout=10)
+    outcome = sign_in_while_polling(app, flow, idp, tenant)
     assert "access_token" in outcome, outcome
     assert "refresh_token" in outcome
     graph_claims = jwt_claims(outcome["access_token"])
@@ -238,7 +232,7 @@ def test_device_code_flow_then_graph_and_ews(identity_provider, tenant):
 
     answer = session.post(
         f"{idp.origin}/ews/Exchange.asmx",
-        data=GET_INBOX.encode(),
+        data=EWS_GET_INBOX.encode(),
         headers={"Authorization": f"Bearer {ews['access_token']}", "Content-Type": "text/xml; charset=utf-8"},
     )
     assert answer.status_code == 200
@@ -250,7 +244,7 @@ def test_device_code_flow_then_graph_and_ews(identity_provider, tenant):
     # Each API accepts only its own audience.
     wrong = session.post(
         f"{idp.origin}/ews/Exchange.asmx",
-        data=GET_INBOX.encode(),
+        data=EWS_GET_INBOX.encode(),
         headers={"Authorization": f"Bearer {outcome['access_token']}"},
     )
     assert wrong.status_code == 401
@@ -300,11 +294,7 @@ def test_public_client_flows_on_a_confidential_app(identity_provider, tenant):
     )
     flow = app.initiate_device_flow(scopes=[f"{idp.origin}/graph/Mail.Read"])
     assert "user_code" in flow, flow
-    outcome = {}
-    poller = threading.Thread(target=lambda: outcome.update(app.acquire_token_by_device_flow(flow)))
-    poller.start()
-    idp.approve_device_code(tenant, flow["user_code"], USER)
-    poller.join(timeout=10)
+    outcome = sign_in_while_polling(app, flow, idp, tenant)
     assert "access_token" in outcome, outcome
     claims = jwt_claims(outcome["access_token"])
     assert claims["appid"] == claims["azp"] == client_id
