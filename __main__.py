@@ -4,6 +4,7 @@ Reads the stack configuration, builds one PortalRegistration per portal, exports
 """
 
 import pulumi
+import pulumi_azuread as azuread
 
 from components import names
 from components.config import NAMESPACE, STACK_KEYS, parse_stack_config
@@ -24,8 +25,13 @@ def stack_config() -> dict:
     return raw
 
 
+def provider_environment() -> str | None:
+    """The azuread provider's cloud; None for a custom cloud given by azuread:metadataHost."""
+    return None if azuread.config.metadata_host else azuread.config.environment
+
+
 stack = pulumi.get_stack()
-settings = parse_stack_config(stack_config(), stack, today())
+settings = parse_stack_config(stack_config(), stack, today(), provider_environment())
 tenant = read_tenant(p.resource for portal in settings.portals for p in portal.permissions)
 secrets = secret_schedule(settings.today, settings.secret_rotation_days)
 

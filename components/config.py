@@ -35,6 +35,10 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 MAX_REDIRECT_URI_LENGTH = 256
 MAX_ENVIRONMENT_LENGTH = 64
 
+# The azuread provider's names for its clouds (pulumi_azuread.config.environment), aliases included.
+PROVIDER_ENVIRONMENTS = {"global": "global", "public": "global", "usgovernment": "usgovernment",
+                         "usgovernmentl4": "usgovernment", "dod": "dod", "usgovernmentl5": "dod", "china": "china"}
+
 STACK_KEYS = ("portals", "environment", "cloud", "secretRotationDays", "protect", "allowRetiredEws")
 PORTAL_KEYS = ("name", "baseUrl", "api", "access", "permissions", "redirectPaths", "signIn", "owners",
                "mailboxScope")
@@ -120,8 +124,12 @@ class _Problems:
         self.lines.append(f"{path}: {message}")
 
 
-def parse_stack_config(raw: dict, stack: str, today: date) -> StackSettings:
-    """Check every key of the namespace at once; raise ConfigError listing all problems."""
+def parse_stack_config(raw: dict, stack: str, today: date, provider_environment: str | None = None) -> StackSettings:
+    """Check every key of the namespace at once; raise ConfigError listing all problems.
+
+    `provider_environment` is the azuread provider's cloud (azuread:environment or ARM_ENVIRONMENT), when known:
+    the registrations must be created in the cloud whose endpoints the outputs describe.
+    """
     problems = _Problems()
     for key in sorted(set(raw) - set(STACK_KEYS)):
         problems.add(key, f"unknown key{_did_you_mean(key, STACK_KEYS)}; known keys: {', '.join(STACK_KEYS)}")
@@ -130,6 +138,13 @@ def parse_stack_config(raw: dict, stack: str, today: date) -> StackSettings:
     if environment is not None and len(environment) > MAX_ENVIRONMENT_LENGTH:
         problems.add("environment", f"must be at most {MAX_ENVIRONMENT_LENGTH} characters")
     cloud_name = _choice(raw.get("cloud"), "cloud", tuple(CLOUDS), problems, default="global")
+    if cloud_name and provider_environment is not None:
+        provider_cloud = PROVIDER_ENVIRONMENTS.get(provider_environment.lower())
+        if provider_cloud != cloud_name:
+            problems.add("cloud", f"is '{cloud_name}' but the azuread provider signs in to '{provider_environment}' "
+                                  f"(azuread:environment or ARM_ENVIRONMENT); run `pulumi config set "
+                                  f"azuread:environment {CLOUDS[cloud_name].azuread_environment}` so that the "
+                                  "registrations are made in the cloud the outputs describe")
     rotation_days = _integer(raw.get("secretRotationDays"), "secretRotationDays", problems, default=90,
                              low=MIN_ROTATION_DAYS, high=MAX_ROTATION_DAYS)
     protect = _boolean(raw.get("protect"), "protect", problems, default=False)

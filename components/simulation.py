@@ -6,6 +6,7 @@ returned as Pulumi secrets), refuses what Entra refuses, and records every resou
 to check the program, and `python -m intrexx_connector plan` to show what `pulumi up` would create.
 """
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -23,6 +24,7 @@ from .catalogue import load_catalogue
 from .config import LOOPBACK_HOSTS, MAX_REDIRECT_URI_LENGTH, NAMESPACE, is_guid
 from .names import ROLE, SCOPE
 from .rotation import MAX_SECRET_DAYS
+from .tenant import TenantError
 from .today import TODAY_VARIABLE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -276,6 +278,11 @@ class _Collect(logging.Handler):
         self.sink.append(record.getMessage())
 
 
+def _ignore_reported_errors(loop, context) -> None:
+    if not isinstance(context.get("exception"), (EntraRefusal, TenantError)):
+        loop.default_exception_handler(context)
+
+
 async def _resolve(value):
     """(plain value, known, secret) of an export, awaiting the Outputs nested in it.
 
@@ -298,7 +305,8 @@ async def _resolve(value):
 
 
 def stack_file_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict:
-    """The `intrexx-exchange:` keys of Pulumi.<stack>.yaml, as the engine hands them to the program."""
+    """The `intrexx-exchange:` and `azuread:` keys of Pulumi.<stack>.yaml, as the engine hands them to the program.
+    Encrypted (`secure:`) values cannot be read offline and are left out."""
     import yaml
 
     path = project_dir / f"Pulumi.{stack}.yaml"
@@ -310,7 +318,8 @@ def stack_file_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict:
         key: (json.dumps(value) if isinstance(value, (list, dict)) else
               str(value).lower() if isinstance(value, bool) else str(value))
         for key, value in values.items()
-        if key.startswith(f"{NAMESPACE}:") and value is not None
+        if key.startswith((f"{NAMESPACE}:", "azuread:")) and value is not None
+        and not (isinstance(value, dict) and "secure" in value)
     }
 
 
@@ -347,7 +356,9 @@ def _evaluate(evaluation: Evaluation, config: dict, stack: str, today: date, pro
         except Exception as exc:  # noqa: BLE001 re-raised once the runtime is quiet
             error = exc
         # Drain every task, even after a failure: left on the shared event loop, a failed registration would
-        # surface in the next evaluation. The first error is the one to report.
+        # surface in the next evaluation. The first error is the one to report; asyncio would print it again for
+        # every future it reaches when that future is garbage-collected.
+        asyncio.get_event_loop().set_exception_handler(_ignore_reported_errors)
         for _ in range(10_000):
             try:
                 _sync_await(wait_for_rpcs())

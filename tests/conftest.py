@@ -15,9 +15,12 @@ TODAY = date(2026, 11, 24)
 
 
 def stack_config(portals, **keys) -> dict:
+    """Config as the engine hands it over; `cloud=` also points the azuread provider at that cloud."""
     config = {"intrexx-exchange:portals": json.dumps(portals)}
     config.update({f"intrexx-exchange:{key}": str(value).lower() if isinstance(value, bool) else str(value)
                    for key, value in keys.items()})
+    if "cloud" in keys:
+        config["azuread:environment"] = str(keys["cloud"])
     return config
 
 

@@ -33,4 +33,5 @@ def _evaluate(portals_json: str, today: date, cloud: str | None, stack: str) -> 
     config = {"intrexx-exchange:portals": portals_json}
     if cloud is not None:
         config["intrexx-exchange:cloud"] = cloud
+        config["azuread:environment"] = cloud
     return evaluate(config, stack, today).outputs

@@ -203,6 +203,21 @@ def test_national_clouds(cloud, login, graph, exchange):
         assert other not in every_url
 
 
+def test_cloud_must_match_the_azuread_provider(monkeypatch):
+    monkeypatch.delenv("ARM_ENVIRONMENT", raising=False)
+    config = stack_config([HR], cloud="china")
+    del config["azuread:environment"]
+    with pytest.raises(ConfigError) as caught:
+        evaluate(config, "dev", TODAY)
+    assert caught.value.problems == [
+        "cloud: is 'china' but the azuread provider signs in to 'public' (azuread:environment or ARM_ENVIRONMENT); "
+        "run `pulumi config set azuread:environment china` so that the registrations are made in the cloud the "
+        "outputs describe"]
+    for alias in ("usgovernmentl5", "dod"):
+        config = {**stack_config([HR], cloud="dod"), "azuread:environment": alias}
+        assert evaluate(config, "dev", TODAY).outputs[PORTALS]["hr"][Field.CLOUD] == "dod"
+
+
 def test_secret_slots_follow_the_schedule():
     e = run_program([HR], secretRotationDays=30)
     schedule = secret_schedule(TODAY, 30)
