@@ -21,6 +21,7 @@ import msal
 import requests
 from msal.exceptions import MsalServiceError
 
+from components.catalogue import load_catalogue
 from components.names import ADMIN_CONSENT, ROLE, Field, PermissionField
 
 from .errors import TokenError, UsageError
@@ -136,6 +137,10 @@ def verify_portals(portals: list[PortalOutputs], options: VerifyOptions,
         return list(pool.map(lambda p: _verify_portal(p, options, session, report), portals))
 
 
+def _instance_discovery(authority: str) -> bool:
+    return urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS
+
+
 def _check_authority(authority: str) -> None:
     parts = urlsplit(authority)
     if parts.scheme != "https" or not parts.hostname:
@@ -191,7 +196,7 @@ def _client_token(portal: PortalOutputs, options: VerifyOptions, http: _TimedHtt
         app = msal.ConfidentialClientApplication(
             portal[Field.CLIENT_ID], client_credential=portal.client_secret, authority=authority,
             http_client=http, token_cache=msal.TokenCache(),
-            instance_discovery=urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS)
+            instance_discovery=_instance_discovery(authority))
         answer = app.acquire_token_for_client(scopes=[f"{portal[Field.RESOURCE]}/.default"])
     except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:
         raise _transport_error(error) from None
@@ -246,7 +251,7 @@ def _claims(token: str) -> dict:
 def _required_roles(portal: PortalOutputs) -> list[str]:
     if portal[Field.ACCESS] != "application" or portal.get(Field.MAILBOX_SCOPE):
         return []
-    resource_key = "exchange" if portal[Field.API] == "ews" else "graph"
+    resource_key = load_catalogue().apis[portal[Field.API]]
     return sorted(p[PermissionField.NAME] for p in portal[Field.PERMISSIONS]
                   if p[PermissionField.TYPE] == ROLE and p[PermissionField.GRANTED_BY] == ADMIN_CONSENT
                   and p[PermissionField.RESOURCE] == resource_key)
@@ -275,7 +280,7 @@ def _verify_mailbox(portal: PortalOutputs, options: VerifyOptions, session, resu
     scopes = [s for s in portal[Field.SCOPES] if s not in MSAL_RESERVED_SCOPES]
     app = msal.PublicClientApplication(
         portal[Field.CLIENT_ID], authority=authority, http_client=_TimedHttp(session, options.request_timeout),
-        token_cache=msal.TokenCache(), instance_discovery=urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS)
+        token_cache=msal.TokenCache(), instance_discovery=_instance_discovery(authority))
     try:
         flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
