@@ -87,6 +87,12 @@ def _portals(args, need_secrets: bool = True):
     return parse_outputs(read_outputs_text(args.outputs, args.stack), args.portal, need_secrets=need_secrets)
 
 
+def _render_files(portals, out: Path) -> dict:
+    from .render import render_all
+
+    return {name: [str(path) for path in paths] for name, paths in render_all(portals, out).items()}
+
+
 def _emit_json(document) -> None:
     print(json.dumps(document, indent=2, sort_keys=True))
 
@@ -95,7 +101,6 @@ def _emit_json(document) -> None:
 
 def _plan(args) -> int:
     from .plan import plan_stack
-    from .render import render_portal
 
     stack = args.stack or DEFAULT_STACK
     plan = plan_stack(stack, today())
@@ -105,7 +110,7 @@ def _plan(args) -> int:
         from .errors import UsageError
 
         raise UsageError(f"--portal {args.portal}: no such portal in Pulumi.{stack}.yaml")
-    rendered = {p.name: [str(path) for path in render_portal(p, out)] for p in portals}
+    rendered = _render_files(portals, out)
     document = plan.as_dict()
     if args.json:
         document["rendered"] = rendered
@@ -145,9 +150,7 @@ def _plan(args) -> int:
 # render -----------------------------------------------------------------------------------------------------
 
 def _render(args) -> int:
-    from .render import render_all
-
-    written = {name: [str(path) for path in paths] for name, paths in render_all(_portals(args), args.out).items()}
+    written = _render_files(_portals(args), args.out)
     if args.json:
         _emit_json({"rendered": written})
         return 0
