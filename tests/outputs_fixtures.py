@@ -6,6 +6,7 @@ import json
 from datetime import date
 
 from components.simulation import evaluate
+from conftest import stack_config
 
 TODAY = date(2026, 11, 24)
 
@@ -30,8 +31,5 @@ def stack_outputs_json(portals: list[dict], today: date = TODAY, cloud: str | No
 
 @functools.lru_cache(maxsize=64)
 def _evaluate(portals_json: str, today: date, cloud: str | None, stack: str) -> dict:
-    config = {"intrexx-exchange:portals": portals_json}
-    if cloud is not None:
-        config["intrexx-exchange:cloud"] = cloud
-        config["azuread:environment"] = cloud
+    config = stack_config(json.loads(portals_json), **({"cloud": cloud} if cloud is not None else {}))
     return evaluate(config, stack, today).outputs
