@@ -9,13 +9,22 @@ IDP := tests/idp/node_modules/.package-lock.json
 LINT := tests/lint/node_modules/.package-lock.json
 CONNECTOR := $(PY) -m intrexx_connector
 
-.PHONY: plan test up render verify status bench clean
+.PHONY: plan test lint format up render verify status bench clean
 
 plan: $(RUNTIME)
-	$(CONNECTOR) plan --stack $(STACK)
+	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
 
-test: $(DEV) $(IDP) $(LINT)
+test: lint $(IDP) $(LINT)
 	$(PY) -m pytest
+
+lint: $(DEV)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(DEV)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 up: $(RUNTIME)
 	pulumi up --stack $(STACK) --yes
@@ -35,7 +44,7 @@ bench: $(DEV) $(IDP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf build .pytest_cache .hypothesis bench/results
+	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache bench/results
 	find . -name __pycache__ -not -path './venv/*' -prune -exec rm -rf {} +
 
 $(VENV)/bin/python:
