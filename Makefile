@@ -19,7 +19,6 @@ test: lint $(IDP) $(LINT)
 
 lint: $(DEV)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 format: $(DEV)
