@@ -490,8 +490,10 @@ def reconcile_config(info: analyzer_pb2.AnalyzerInfo, user_config: dict) -> dict
                 entry["enforcementLevel"] = level
             entry["properties"] = {**entry["properties"], **props}
 
+    # convertPolicyConfig reads an initialConfig entry's level as given, 0 (ADVISORY) included: a pack whose
+    # initial_config gives only properties makes that policy advisory. This pack sets no initial_config.
     initial = {name: {**json_format.MessageToDict(c.properties),
-                      **({"enforcementLevel": ENGINE_LEVELS[c.enforcementLevel]} if c.enforcementLevel else {})}
+                      "enforcementLevel": ENGINE_LEVELS[c.enforcementLevel]}
                for name, c in info.initialConfig.items()}
     apply(initial)
     apply(user_config)

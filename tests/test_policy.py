@@ -26,11 +26,12 @@ SERVICE_PRINCIPAL = "azuread:index/servicePrincipal:ServicePrincipal"
 APP_ROLE_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
 GRAPH_MAIL_SEND = "b633e1c5-b582-4048-a93e-9f11b44c7e96"
 GRAPH_USER_READ_ALL = "df021288-bdef-4463-88db-98f22de89214"  # Graph application role User.Read.All: no mailbox
+OWNER = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
 
 @pytest.fixture(scope="module")
 def pack():
-    with harness.PolicyPackProcess(env={"INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}, timeout=20) as process:
+    with harness.PolicyPackProcess(env={"INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}, timeout=15) as process:
         assert process.handshake() == harness.grpc.StatusCode.UNIMPLEMENTED  # the engine falls back on this
         process.configure_stack()
         yield process
@@ -219,6 +220,15 @@ def test_config_without_a_level_sent_raw_turns_advisory(pack, stacks):
     assert violations and {v.level for v in violations} == {"advisory"}
 
 
+def test_config_the_engine_would_refuse_fails_loudly(pack, stacks):
+    """The engine validates the config against the schema first; sent anyway, the pack refuses it by name."""
+    pack.configure_raw({"application-password-lifetime": {"enforcementLevel": "mandatory",
+                                                          "properties": {"maxSecretLifetimeDays": "half a year"}}})
+    with pytest.raises(harness.grpc.RpcError) as error:
+        pack.analyze(password(stacks["dev"]))
+    assert "maxSecretLifetimeDays must be a positive number of days" in error.value.details()
+
+
 def test_enforcement_level_from_config(pack, stacks):
     pack.configure({"application-password-lifetime": {"enforcementLevel": "advisory", "maxSecretLifetimeDays": 30}})
     assert {v.level for v in pack.analyze_all(stacks["dev"])} == {"advisory"}
@@ -371,7 +381,7 @@ def test_an_application_owner_resource_counts(pack, stacks, records, shape):
     target = app(stacks["prod"], "hr")
     resources = harness.add_resource(changed(stacks["prod"], target.name, drop=("owners",)),
                                      "azuread:index/applicationOwner:ApplicationOwner", "hr-owner",
-                                     {"applicationId": target.id, "ownerObjectId": "3f2504e0-4f89-41d3-9a0c-0305e82c3301"})
+                                     {"applicationId": target.id, "ownerObjectId": OWNER})
     assert resources[-1].property_dependencies == {"applicationId": [target.urn]}
     if shape == "preview":
         resources = harness.as_preview(resources, harness.computed_keys(records["prod"], resources))
@@ -420,8 +430,10 @@ def test_marshalling_follows_the_engine():
     struct = harness.marshal_properties({"a": 1, "b": None, "c": Secret("s"), "d": Unknown(), "__defaults": [],
                                          "e": {"__inner": True, "n": [Unknown("number")]}})
     assert json_format.MessageToDict(struct) == {
-        "a": 1.0, "b": None, "c": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "s"},
-        "d": "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "e": {"__inner": True, "n": ["3eeb2bf0-c639-47a8-9e75-3b44932eb421"]}}
+        "a": 1.0, "b": None, "c": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                                   "value": "s"},
+        "d": "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+        "e": {"__inner": True, "n": ["3eeb2bf0-c639-47a8-9e75-3b44932eb421"]}}
 
 
 def engine_request_for_dev_intranet_secret(app_object_id):
