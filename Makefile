@@ -7,14 +7,17 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 IDP := tests/idp/node_modules/.package-lock.json
 LINT := tests/lint/node_modules/.package-lock.json
+# The policy pack runs from a venv of its own, as `pulumi preview --policy-pack policy` runs it (policy/README.md).
+POLICY_VENV := policy/venv
+POLICY := $(POLICY_VENV)/.installed
 CONNECTOR := $(PY) -m intrexx_connector
 
-.PHONY: plan test lint format up render verify status bench clean
+.PHONY: plan test lint format up render verify status bench clean policy-venv
 
 plan: $(RUNTIME)
 	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
 
-test: lint $(IDP) $(LINT)
+test: lint $(IDP) $(LINT) $(POLICY)
 	$(PY) -m pytest
 
 lint: $(DEV)
@@ -62,3 +65,10 @@ $(IDP): tests/idp/package.json tests/idp/package-lock.json
 
 $(LINT): tests/lint/package.json tests/lint/package-lock.json
 	npm ci --prefix tests/lint --no-audit --no-fund --loglevel=error
+
+policy-venv: $(POLICY)
+
+$(POLICY): policy/requirements.txt
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
+	touch $@
