@@ -22,6 +22,7 @@ test: lint $(IDP) $(LINT) $(POLICY)
 
 lint: $(DEV)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 format: $(DEV)

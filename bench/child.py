@@ -39,8 +39,7 @@ PROFILES = {
     "graph/application+mailboxScope": {"access": "application", "mailboxScope": {"groupId": SCOPE_GROUP}},
     "ews/delegated": {"api": "ews"},
     "ews/application": {"api": "ews", "access": "application"},
-    "ews/application+mailboxScope": {"api": "ews", "access": "application",
-                                     "mailboxScope": {"groupId": SCOPE_GROUP}},
+    "ews/application+mailboxScope": {"api": "ews", "access": "application", "mailboxScope": {"groupId": SCOPE_GROUP}},
 }
 # The portals verify is measured on, round robin: every token shape verify handles.
 VERIFY_MIX = ("graph/delegated", "graph/application", "ews/application", "graph/application+mailboxScope")
@@ -73,10 +72,15 @@ def _evaluate(program: str, portals: list[dict]):
 
 
 def _checked(program: str, evaluation):
-    if (evaluation.unknown_outputs or set(evaluation.outputs) != {"portals", "clientSecrets"}
-            or evaluation.secret_outputs != {"clientSecrets"}):
-        raise SystemExit(f"{program}: outputs {set(evaluation.outputs)}, unknown {evaluation.unknown_outputs}, "
-                         f"secret {evaluation.secret_outputs}")
+    if (
+        evaluation.unknown_outputs
+        or set(evaluation.outputs) != {"portals", "clientSecrets"}
+        or evaluation.secret_outputs != {"clientSecrets"}
+    ):
+        raise SystemExit(
+            f"{program}: outputs {set(evaluation.outputs)}, unknown {evaluation.unknown_outputs}, "
+            f"secret {evaluation.secret_outputs}"
+        )
     return evaluation
 
 
@@ -123,10 +127,17 @@ def mode_eval(args) -> dict:
     imported = time.perf_counter()
     evaluation = _evaluate(args.program, default_portals(args.portals))
     done = time.perf_counter()
-    return {"program": args.program, "portals": args.portals, "startup_s": imported - STARTED,
-            "eval_s": done - imported, "program_s": marks["ran"] - marks["start"],
-            "outputs_s": marks["resolved"] - marks["ran"], "drain_s": marks["drained"] - marks["resolved"],
-            "resources": len(evaluation.tenant.resources), "calls": len(evaluation.tenant.calls)}
+    return {
+        "program": args.program,
+        "portals": args.portals,
+        "startup_s": imported - STARTED,
+        "eval_s": done - imported,
+        "program_s": marks["ran"] - marks["start"],
+        "outputs_s": marks["resolved"] - marks["ran"],
+        "drain_s": marks["drained"] - marks["resolved"],
+        "resources": len(evaluation.tenant.resources),
+        "calls": len(evaluation.tenant.calls),
+    }
 
 
 def mode_resources(args) -> dict:
@@ -134,9 +145,16 @@ def mode_resources(args) -> dict:
     for profile, extra in PROFILES.items():
         evaluation = _evaluate("product", [{"name": "bench", "baseUrl": "https://intrexx.example.com/portal", **extra}])
         result[profile] = {
-            "resources": [{"type": r.type, "name": r.name, "id": r.id, "inputs": r.inputs,
-                           "state": {k: v for k, v in r.state.items() if isinstance(v, str)}}
-                          for r in evaluation.tenant.resources],
+            "resources": [
+                {
+                    "type": r.type,
+                    "name": r.name,
+                    "id": r.id,
+                    "inputs": r.inputs,
+                    "state": {k: v for k, v in r.state.items() if isinstance(v, str)},
+                }
+                for r in evaluation.tenant.resources
+            ],
             "calls": [c["token"] for c in evaluation.tenant.calls],
         }
     return result
@@ -147,16 +165,26 @@ def mode_equivalence(args) -> dict:
     recorded = {}
     for program in ("product", "floor"):
         evaluation = _evaluate(program, default_portals(args.portals))
-        recorded[program] = {(r.type, r.name): r.inputs for r in evaluation.tenant.resources
-                             if not r.type.startswith(f"{NAMESPACE}:")}
+        recorded[program] = {
+            (r.type, r.name): r.inputs for r in evaluation.tenant.resources if not r.type.startswith(f"{NAMESPACE}:")
+        }
     product, floor = recorded["product"], recorded["floor"]
-    differing = sorted(f"{name}.{key}" for (typ, name), inputs in product.items() if (typ, name) in floor
-                       for key in set(inputs) | set(floor[(typ, name)])
-                       if inputs.get(key) != floor[(typ, name)].get(key))
-    return {"portals": args.portals, "product_resources": len(product), "floor_resources": len(floor),
-            "only_product": sorted(n for _, n in set(product) - set(floor)),
-            "only_floor": sorted(n for _, n in set(floor) - set(product)),
-            "differing_inputs": differing[:20], "identical": product == floor}
+    differing = sorted(
+        f"{name}.{key}"
+        for (typ, name), inputs in product.items()
+        if (typ, name) in floor
+        for key in set(inputs) | set(floor[(typ, name)])
+        if inputs.get(key) != floor[(typ, name)].get(key)
+    )
+    return {
+        "portals": args.portals,
+        "product_resources": len(product),
+        "floor_resources": len(floor),
+        "only_product": sorted(n for _, n in set(product) - set(floor)),
+        "only_floor": sorted(n for _, n in set(floor) - set(product)),
+        "differing_inputs": differing[:20],
+        "identical": product == floor,
+    }
 
 
 def mode_outputs(args) -> dict:
@@ -176,7 +204,8 @@ def mode_plan_render(args) -> dict:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"Pulumi.{STACK}.yaml").write_text(
-        yaml.safe_dump({"config": {f"{NAMESPACE}:portals": mixed_portals(args.portals)}}), encoding="utf-8")
+        yaml.safe_dump({"config": {f"{NAMESPACE}:portals": mixed_portals(args.portals)}}), encoding="utf-8"
+    )
     t0 = time.perf_counter()
     plan = plan_stack(STACK, TODAY, workdir)
     t1 = time.perf_counter()
@@ -188,10 +217,16 @@ def mode_plan_render(args) -> dict:
     t4 = time.perf_counter()
     render_all(portals, workdir / "build-render")
     t5 = time.perf_counter()
-    return {"portals": args.portals, "plan_evaluate_s": t1 - t0, "plan_as_dict_s": t2 - t1,
-            "plan_render_s": t3 - t2, "parse_outputs_s": t4 - t3, "render_s": t5 - t4,
-            "files": sum(1 for p in (workdir / "build-render").rglob("*") if p.is_file()),
-            "plan_resources": document["resources"]}
+    return {
+        "portals": args.portals,
+        "plan_evaluate_s": t1 - t0,
+        "plan_as_dict_s": t2 - t1,
+        "plan_render_s": t3 - t2,
+        "parse_outputs_s": t4 - t3,
+        "render_s": t5 - t4,
+        "files": sum(1 for p in (workdir / "build-render").rglob("*") if p.is_file()),
+        "plan_resources": document["resources"],
+    }
 
 
 def mode_profile(args) -> dict:
@@ -227,9 +262,14 @@ def mode_profile(args) -> dict:
         profiler.create_stats()
     if profilers:
         pstats.Stats(*profilers).dump_stats(f"{args.out}.workers")
-    return {"program": args.program, "portals": args.portals, "profiled_eval_s": elapsed,
-            "worker_threads": len(profilers), "main": f"{args.out}.main",
-            "workers": f"{args.out}.workers" if profilers else None}
+    return {
+        "program": args.program,
+        "portals": args.portals,
+        "profiled_eval_s": elapsed,
+        "worker_threads": len(profilers),
+        "main": f"{args.out}.main",
+        "workers": f"{args.out}.workers" if profilers else None,
+    }
 
 
 def main() -> None:

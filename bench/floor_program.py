@@ -43,11 +43,17 @@ def floor_build(settings: StackSettings) -> FloorExports:
         slots.append((index, created, created + timedelta(days=2 * rotation_days)))
     newer = period % 2
 
-    required_access = [azuread.ApplicationRequiredResourceAccessArgs(
-        resource_app_id=GRAPH_APP_ID,
-        resource_accesses=[azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
-            id=graph.oauth2_permission_scope_ids[name], type="Scope") for name in CLAIMS],
-    )]
+    required_access = [
+        azuread.ApplicationRequiredResourceAccessArgs(
+            resource_app_id=GRAPH_APP_ID,
+            resource_accesses=[
+                azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
+                    id=graph.oauth2_permission_scope_ids[name], type="Scope"
+                )
+                for name in CLAIMS
+            ],
+        )
+    ]
     owners = [client.object_id]
     exported, secrets = {}, {}
     for portal in settings.portals:
@@ -60,30 +66,41 @@ def floor_build(settings: StackSettings) -> FloorExports:
             prevent_duplicate_names=True,
             fallback_public_client_enabled=True,
             notes=f"Managed by Pulumi (intrexx-exchange, stack {stack}, portal {name}): "
-                  "changes made by hand are overwritten by the next `pulumi up`.",
+            "changes made by hand are overwritten by the next `pulumi up`.",
             service_management_reference=f"intrexx-exchange/{stack}/{name}",
             web=azuread.ApplicationWebArgs(
                 homepage_url=base_url,
                 redirect_uris=[f"{base_url}/{REDIRECT_PATH}"],
                 implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
-                    id_token_issuance_enabled=False, access_token_issuance_enabled=False),
+                    id_token_issuance_enabled=False, access_token_issuance_enabled=False
+                ),
             ),
             required_resource_accesses=required_access,
         )
-        sp = azuread.ServicePrincipal(f"{name}-sp", client_id=app.client_id, owners=owners,
-                                      app_role_assignment_required=False)
+        sp = azuread.ServicePrincipal(
+            f"{name}-sp", client_id=app.client_id, owners=owners, app_role_assignment_required=False
+        )
         azuread.ServicePrincipalDelegatedPermissionGrant(
-            f"{name}-grant-graph", service_principal_object_id=sp.object_id,
-            resource_service_principal_object_id=graph.object_id, claim_values=CLAIMS)
+            f"{name}-grant-graph",
+            service_principal_object_id=sp.object_id,
+            resource_service_principal_object_id=graph.object_id,
+            claim_values=CLAIMS,
+        )
         passwords = [
             azuread.ApplicationPassword(
-                f"{name}-secret-{index}", application_id=app.id,
+                f"{name}-secret-{index}",
+                application_id=app.id,
                 display_name=f"intrexx-exchange slot {index} from {created.isoformat()}",
                 end_date=f"{expires.isoformat()}T00:00:00Z",
-                rotate_when_changed={"period": f"slot{index}-{created.isoformat()}"})
+                rotate_when_changed={"period": f"slot{index}-{created.isoformat()}"},
+            )
             for index, created, expires in slots
         ]
-        exported[name] = {"clientId": app.client_id, "applicationObjectId": app.object_id,
-                          "servicePrincipalObjectId": sp.object_id, "secretKeyId": passwords[newer].key_id}
+        exported[name] = {
+            "clientId": app.client_id,
+            "applicationObjectId": app.object_id,
+            "servicePrincipalObjectId": sp.object_id,
+            "secretKeyId": passwords[newer].key_id,
+        }
         secrets[name] = passwords[newer].value
     return FloorExports(exported, pulumi.Output.secret(secrets))

@@ -51,20 +51,47 @@ from intrexx_connector.simulation import (  # noqa: E402
     SERVICE_PRINCIPAL,
 )
 
-FULL = {"sizes": (1, 10, 40, 100, 400), "reps": 5, "reps_large": 3, "large": 400,
-        "verify_portals": 10, "verify_reps": 9, "latency_reps": 5, "replication_delay": 3.0,
-        "plan_portals": 400, "plan_reps": 3, "dev_plan_reps": 5, "profile_portals": 400}
-QUICK = {"sizes": (1, 10), "reps": 2, "reps_large": 2, "large": 10,
-         "verify_portals": 3, "verify_reps": 2, "latency_reps": 1, "replication_delay": 3.0,
-         "plan_portals": 10, "plan_reps": 1, "dev_plan_reps": 1, "profile_portals": 10}
+FULL = {
+    "sizes": (1, 10, 40, 100, 400),
+    "reps": 5,
+    "reps_large": 3,
+    "large": 400,
+    "verify_portals": 10,
+    "verify_reps": 9,
+    "latency_reps": 5,
+    "replication_delay": 3.0,
+    "plan_portals": 400,
+    "plan_reps": 3,
+    "dev_plan_reps": 5,
+    "profile_portals": 400,
+}
+QUICK = {
+    "sizes": (1, 10),
+    "reps": 2,
+    "reps_large": 2,
+    "large": 10,
+    "verify_portals": 3,
+    "verify_reps": 2,
+    "latency_reps": 1,
+    "replication_delay": 3.0,
+    "plan_portals": 10,
+    "plan_reps": 1,
+    "dev_plan_reps": 1,
+    "profile_portals": 10,
+}
 
 # Graph write requests per created resource, as terraform-provider-azuread (under pulumi_azuread) creates them:
 # applications and service principals are POSTed, then PATCHed once (the provider's replication probe: it sets
 # the real display name / description); more than 20 owners cost one more request, and so does removing the
 # deploying identity when it is not among the owners (never the case here). Credentials, delegated grants and
 # app role assignments are one POST each.
-GRAPH_WRITES = {APPLICATION: 2, SERVICE_PRINCIPAL: 2, APPLICATION_PASSWORD: 1, DELEGATED_GRANT: 1,
-                APP_ROLE_ASSIGNMENT: 1}
+GRAPH_WRITES = {
+    APPLICATION: 2,
+    SERVICE_PRINCIPAL: 2,
+    APPLICATION_PASSWORD: 1,
+    DELEGATED_GRANT: 1,
+    APP_ROLE_ASSIGNMENT: 1,
+}
 MAX_INLINE_OWNERS = 20
 
 TARGETS = {
@@ -78,6 +105,7 @@ TARGETS = {
 
 
 # Helpers ----------------------------------------------------------------------------------------------------
+
 
 def median(values):
     values = [v for v in values if v is not None]
@@ -144,20 +172,27 @@ def measure_evaluation(p: dict) -> dict:
     sizes = {}
     for n in p["sizes"]:
         product, floor = samples[("product", n)], samples[("floor", n)]
-        sizes[n] = {"reps": len(product), "product": medians(product, EVAL_KEYS), "floor": medians(floor, EVAL_KEYS),
-                    "ratio_wall": paired_ratio(product, floor, "wall_s"),
-                    "ratio_eval": paired_ratio(product, floor, "eval_s"),
-                    "resources": product[0]["resources"], "floor_resources": floor[0]["resources"],
-                    "samples": {"product": product, "floor": floor}}
+        sizes[n] = {
+            "reps": len(product),
+            "product": medians(product, EVAL_KEYS),
+            "floor": medians(floor, EVAL_KEYS),
+            "ratio_wall": paired_ratio(product, floor, "wall_s"),
+            "ratio_eval": paired_ratio(product, floor, "eval_s"),
+            "resources": product[0]["resources"],
+            "floor_resources": floor[0]["resources"],
+            "samples": {"product": product, "floor": floor},
+        }
     result = {"equivalence": equivalence, "sizes": sizes}
     if 40 in sizes and 400 in sizes:
-        growth = {program: sizes[400][program]["wall_s"] / sizes[40][program]["wall_s"]
-                  for program in ("product", "floor")}
+        growth = {
+            program: sizes[400][program]["wall_s"] / sizes[40][program]["wall_s"] for program in ("product", "floor")
+        }
         result["growth_40_400"] = {**growth, "ratio": growth["product"] / growth["floor"]}
     return result
 
 
 # 2. Resources, Graph writes, dependency depth ----------------------------------------------------------------
+
 
 def minimum_for(profile: str, catalogue: dict) -> dict:
     """What the job needs, from the catalogue's default permission sets alone (not from the product's code)."""
@@ -174,10 +209,17 @@ def minimum_for(profile: str, catalogue: dict) -> dict:
     else:  # one assignment per role, except the roles Exchange RBAC grants under a mailbox scope
         roles = [catalogue["resources"][resource_of(n)]["roles"][n] for n in names]
         consent = sum(1 for role in roles if not ("mailboxScope" in profile and role.get("exchangeRole")))
-    counts = {APPLICATION: 1, SERVICE_PRINCIPAL: 1, APPLICATION_PASSWORD: 2,
-              DELEGATED_GRANT if access == "delegated" else APP_ROLE_ASSIGNMENT: consent}
-    return {"resources": sum(counts.values()), "consent": consent,
-            "graph_writes": sum(GRAPH_WRITES[t] * c for t, c in counts.items())}
+    counts = {
+        APPLICATION: 1,
+        SERVICE_PRINCIPAL: 1,
+        APPLICATION_PASSWORD: 2,
+        DELEGATED_GRANT if access == "delegated" else APP_ROLE_ASSIGNMENT: consent,
+    }
+    return {
+        "resources": sum(counts.values()),
+        "consent": consent,
+        "graph_writes": sum(GRAPH_WRITES[t] * c for t, c in counts.items()),
+    }
 
 
 def graph_writes(record: dict, deployer: str | None) -> int:
@@ -199,10 +241,13 @@ def strings(value) -> set:
 
 def dependency_depth(records: list) -> int:
     """Longest chain of resources where each one's inputs name the previous one's id, objectId or clientId."""
-    identifiers = {r["name"]: {r["id"], r["state"].get("objectId"), r["state"].get("clientId")} - {None}
-                   for r in records}
-    depends = {r["name"]: {other for other, ids in identifiers.items()
-                           if other != r["name"] and ids & strings(r["inputs"])} for r in records}
+    identifiers = {
+        r["name"]: {r["id"], r["state"].get("objectId"), r["state"].get("clientId")} - {None} for r in records
+    }
+    depends = {
+        r["name"]: {other for other, ids in identifiers.items() if other != r["name"] and ids & strings(r["inputs"])}
+        for r in records
+    }
     depth = {}
 
     def chain(name):
@@ -227,19 +272,23 @@ def measure_resources(p: dict) -> dict:
         deployer = next(iter(application["inputs"].get("owners", [])), None)
         minimum = minimum_for(profile, catalogue)
         profiles[profile] = {
-            "resources": len(records), "min_resources": minimum["resources"],
+            "resources": len(records),
+            "min_resources": minimum["resources"],
             "consent": sum(1 for r in records if r["type"] in (DELEGATED_GRANT, APP_ROLE_ASSIGNMENT)),
             "min_consent": minimum["consent"],
             "graph_writes": sum(graph_writes(r, deployer) for r in records),
             "min_graph_writes": minimum["graph_writes"],
-            "depth": dependency_depth(records), "min_depth": 3 if minimum["consent"] else 2,
+            "depth": dependency_depth(records),
+            "min_depth": 3 if minimum["consent"] else 2,
             "by_type": dict(Counter(r["type"].split(":")[-1] for r in records)),
-            "invokes_per_stack": len(data["calls"]), "components": len(data["resources"]) - len(records),
+            "invokes_per_stack": len(data["calls"]),
+            "components": len(data["resources"]) - len(records),
         }
     return {"profiles": profiles, "graph_writes_model": {t.split(":")[-1]: w for t, w in GRAPH_WRITES.items()}}
 
 
 # 3. verify ----------------------------------------------------------------------------------------------------
+
 
 def _register(idp, portals) -> None:
     for portal in portals:
@@ -253,9 +302,14 @@ def _bare_msal(idp, portals, workers: int) -> None:
 
     def token(portal):
         app = msal.ConfidentialClientApplication(
-            portal.client_id, client_credential=portal.client_secret,
-            authority=f"{idp.origin}/{portal.tenant_id}", instance_discovery=False, http_client=session,
-            timeout=10, token_cache=msal.TokenCache())
+            portal.client_id,
+            client_credential=portal.client_secret,
+            authority=f"{idp.origin}/{portal.tenant_id}",
+            instance_discovery=False,
+            http_client=session,
+            timeout=10,
+            token_cache=msal.TokenCache(),
+        )
         answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
         if "access_token" not in answer:
             raise RuntimeError(f"bare MSAL failed for {portal.name}: {answer.get('error_description')}")
@@ -312,17 +366,24 @@ def measure_verify(p: dict) -> dict:
             started = time.perf_counter()
             function()
             return {"wall_s": time.perf_counter() - started}
+
         return run_once
 
     with IdentityProvider() as idp:
         _register(idp, portals)
         _verify(idp, portals)  # warm: node's JIT, TLS session setup, and a check that every portal is healthy
         _bare_msal(idp, portals, workers)
-        verify, msal = paired(p["verify_reps"], timed(lambda: _verify(idp, portals)),
-                              timed(lambda: _bare_msal(idp, portals, workers)))
-        healthy = {"portals": len(portals), "reps": p["verify_reps"], "workers": workers,
-                   "verify_s": median(s["wall_s"] for s in verify), "msal_s": median(s["wall_s"] for s in msal),
-                   "ratio": paired_ratio(verify, msal, "wall_s")}
+        verify, msal = paired(
+            p["verify_reps"], timed(lambda: _verify(idp, portals)), timed(lambda: _bare_msal(idp, portals, workers))
+        )
+        healthy = {
+            "portals": len(portals),
+            "reps": p["verify_reps"],
+            "workers": workers,
+            "verify_s": median(s["wall_s"] for s in verify),
+            "msal_s": median(s["wall_s"] for s in msal),
+            "ratio": paired_ratio(verify, msal, "wall_s"),
+        }
         return {"healthy": healthy, "replication": _measure_replication(idp, portals[0], p)}
 
 
@@ -334,28 +395,42 @@ def _measure_replication(idp, portal, p: dict) -> dict:
         idp.reset_requests()
         session = recording_session(idp)
         before = time.perf_counter()
-        idp.add_client(portal.tenant_id, portal.client_id, portal.client_secret,
-                       replication_delay_seconds=delay)
+        idp.add_client(portal.tenant_id, portal.client_id, portal.client_secret, replication_delay_seconds=delay)
         (result,) = _verify(idp, [portal], session=session, timeout=60)
         done = time.perf_counter()
         provider = sorted(idp.requests().get(portal.client_id, {"timestamps": []})["timestamps"])
         posts = [t for t, method, url in session.sent if method == "POST" and url.endswith("/token")]
         # Upper bound: the provider started the delay no earlier than `before`.
-        runs.append({"latency_s": done - (before + delay), "attempts": result.attempts,
-                     "http_requests": len(session.sent), "token_requests": len(provider),
-                     "min_gap_s": min_gap(provider), "client_min_gap_s": min_gap(posts),
-                     "max_in_1s": max((sum(1 for t in provider[i:] if t - s < 1.0) for i, s in enumerate(provider)),
-                                      default=0)})
-    return {"delay_s": delay, "reps": len(runs), "runs": runs,
-            **{f"latency_{k}_s": f(r["latency_s"] for r in runs) for k, f in (("median", median), ("max", max))},
-            "attempts_median": median(r["attempts"] for r in runs),
-            "http_requests_per_attempt": median(r["http_requests"] / r["attempts"] for r in runs),
-            "max_in_1s": max(r["max_in_1s"] for r in runs),
-            **{key: min((r[key] for r in runs if r[key] is not None), default=None)
-               for key in ("min_gap_s", "client_min_gap_s")}}
+        runs.append(
+            {
+                "latency_s": done - (before + delay),
+                "attempts": result.attempts,
+                "http_requests": len(session.sent),
+                "token_requests": len(provider),
+                "min_gap_s": min_gap(provider),
+                "client_min_gap_s": min_gap(posts),
+                "max_in_1s": max(
+                    (sum(1 for t in provider[i:] if t - s < 1.0) for i, s in enumerate(provider)), default=0
+                ),
+            }
+        )
+    return {
+        "delay_s": delay,
+        "reps": len(runs),
+        "runs": runs,
+        **{f"latency_{k}_s": f(r["latency_s"] for r in runs) for k, f in (("median", median), ("max", max))},
+        "attempts_median": median(r["attempts"] for r in runs),
+        "http_requests_per_attempt": median(r["http_requests"] / r["attempts"] for r in runs),
+        "max_in_1s": max(r["max_in_1s"] for r in runs),
+        **{
+            key: min((r[key] for r in runs if r[key] is not None), default=None)
+            for key in ("min_gap_s", "client_min_gap_s")
+        },
+    }
 
 
 # 4. plan and render -------------------------------------------------------------------------------------------
+
 
 def measure_plan_render(p: dict) -> dict:
     steps = []
@@ -380,22 +455,31 @@ def _measure_dev_plan(p: dict) -> dict:
         plan = command("-m", "intrexx_connector", "plan", "--stack", "dev")
         plan()  # warm the page cache and __pycache__
         plans, imports = paired(p["dev_plan_reps"], plan, command("-c", "import pulumi, pulumi_azuread"))
-    return {"reps": p["dev_plan_reps"], "plan_s": median(s["wall_s"] for s in plans),
-            "imports_s": median(s["wall_s"] for s in imports),
-            "plan_maxrss_mb": median(s["maxrss_mb"] for s in plans)}
+    return {
+        "reps": p["dev_plan_reps"],
+        "plan_s": median(s["wall_s"] for s in plans),
+        "imports_s": median(s["wall_s"] for s in imports),
+        "plan_maxrss_mb": median(s["maxrss_mb"] for s in plans),
+    }
 
 
 # Profile -------------------------------------------------------------------------------------------------------
 
 OUR_CODE = (str(ROOT / "components"), str(ROOT / "__main__.py"), str(ROOT / "intrexx_connector"))
-WAITS = ("poll' of 'select", "acquire' of '_thread", "'get' of '_queue", "'__enter__' of '_thread",
-         "built-in method time.sleep")
+WAITS = (
+    "poll' of 'select",
+    "acquire' of '_thread",
+    "'get' of '_queue",
+    "'__enter__' of '_thread",
+    "built-in method time.sleep",
+)
 CATEGORIES = (  # (path fragment, category), first match wins
     (str(ROOT / "intrexx_connector" / "simulation.py"), "our harness (intrexx_connector/simulation.py)"),
     *((code, "our program (components/, __main__.py)") for code in OUR_CODE),
     ("site-packages/pulumi_azuread/", "pulumi_azuread"),
     ("site-packages/pulumi/", "pulumi SDK runtime"),
-    ("site-packages/google/", "grpc/protobuf"), ("site-packages/grpc", "grpc/protobuf"),
+    ("site-packages/google/", "grpc/protobuf"),
+    ("site-packages/grpc", "grpc/protobuf"),
     ("/asyncio/", "asyncio event loop"),
 )
 
@@ -413,9 +497,19 @@ def analyse_profile(path: str, top: int = 15) -> dict:
     for function, values in stats.items():
         by_category[category(function)] += values[2]
     ours = sorted(((f, v) for f, v in stats.items() if f[0].startswith(OUR_CODE)), key=lambda fv: -fv[1][3])
-    return {"total_s": sum(by_category.values()), "by_category": dict(by_category.most_common()),
-            "top_ours": [{"function": f"{Path(f[0]).relative_to(ROOT)}:{f[1]}({f[2]})", "calls": v[1],
-                          "tottime_s": v[2], "cumtime_s": v[3]} for f, v in ours[:top]]}
+    return {
+        "total_s": sum(by_category.values()),
+        "by_category": dict(by_category.most_common()),
+        "top_ours": [
+            {
+                "function": f"{Path(f[0]).relative_to(ROOT)}:{f[1]}({f[2]})",
+                "calls": v[1],
+                "tottime_s": v[2],
+                "cumtime_s": v[3],
+            }
+            for f, v in ours[:top]
+        ],
+    }
 
 
 def measure_profile(p: dict) -> dict:
@@ -425,12 +519,17 @@ def measure_profile(p: dict) -> dict:
         keep = Path(p.get("results_dir", RESULTS_DIR)) / f"profile-{n}.pstats"
         keep.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(profiled["main"], keep)
-        return {"portals": n, "profiled_eval_s": profiled["profiled_eval_s"], "pstats": str(keep),
-                "main_thread": analyse_profile(profiled["main"]),
-                "worker_threads": analyse_profile(profiled["workers"]) if profiled.get("workers") else None}
+        return {
+            "portals": n,
+            "profiled_eval_s": profiled["profiled_eval_s"],
+            "pstats": str(keep),
+            "main_thread": analyse_profile(profiled["main"]),
+            "worker_threads": analyse_profile(profiled["workers"]) if profiled.get("workers") else None,
+        }
 
 
 # Targets and tables -----------------------------------------------------------------------------------------
+
 
 def targets(results: dict) -> list:
     def get(*keys):
@@ -443,15 +542,22 @@ def targets(results: dict) -> list:
     measured = {
         "evaluation ratio at 100 portals": get("evaluation", "sizes", 100, "ratio_wall"),
         "growth 40->400, product/floor": get("evaluation", "growth_40_400", "ratio"),
-        "verify / bare MSAL (10 portals)":
-            get("verify", "healthy", "ratio") if get("verify", "healthy", "portals") == 10 else None,
+        "verify / bare MSAL (10 portals)": get("verify", "healthy", "ratio")
+        if get("verify", "healthy", "portals") == 10
+        else None,
         "notice latency after replication (s)": get("verify", "replication", "latency_max_s"),
         "token requests per second per client (1 / shortest gap)": 1 / gap if gap else None,
         "plan --stack dev, warm (s)": get("plan_render", "dev", "plan_s"),
     }
-    return [{"target": name, "limit": limit, "value": measured[name],
-             "met": None if measured[name] is None else measured[name] <= limit}
-            for name, limit in TARGETS.items()]
+    return [
+        {
+            "target": name,
+            "limit": limit,
+            "value": measured[name],
+            "met": None if measured[name] is None else measured[name] <= limit,
+        }
+        for name, limit in TARGETS.items()
+    ]
 
 
 def fmt(value, digits=2) -> str:
@@ -473,51 +579,121 @@ def render_tables(results: dict) -> str:
     evaluation, plan = results.get("evaluation"), results.get("plan_render")
     if evaluation:
         sizes = evaluation["sizes"].items()
-        out += ["## 1. Program evaluation under the simulated tenant (whole process, median)", "",
-                f"Floor creates the product's resources with identical inputs: "
-                f"{evaluation['equivalence']['identical']}.", "",
-                table(["portals", "reps", "product s", "floor s", "ratio (wall)", "product eval s", "floor eval s",
-                       "ratio (eval)", "resources"],
-                      [[n, s["reps"], s["product"]["wall_s"], s["floor"]["wall_s"], s["ratio_wall"],
-                        s["product"]["eval_s"], s["floor"]["eval_s"], s["ratio_eval"],
-                        f"{s['resources']} / {s['floor_resources']}"] for n, s in sizes])]
+        out += [
+            "## 1. Program evaluation under the simulated tenant (whole process, median)",
+            "",
+            f"Floor creates the product's resources with identical inputs: {evaluation['equivalence']['identical']}.",
+            "",
+            table(
+                [
+                    "portals",
+                    "reps",
+                    "product s",
+                    "floor s",
+                    "ratio (wall)",
+                    "product eval s",
+                    "floor eval s",
+                    "ratio (eval)",
+                    "resources",
+                ],
+                [
+                    [
+                        n,
+                        s["reps"],
+                        s["product"]["wall_s"],
+                        s["floor"]["wall_s"],
+                        s["ratio_wall"],
+                        s["product"]["eval_s"],
+                        s["floor"]["eval_s"],
+                        s["ratio_eval"],
+                        f"{s['resources']} / {s['floor_resources']}",
+                    ]
+                    for n, s in sizes
+                ],
+            ),
+        ]
         growth = evaluation.get("growth_40_400")
         if growth:
-            out += [f"Growth t400/t40: product {fmt(growth['product'])}, floor {fmt(growth['floor'])}, "
-                    f"product/floor {fmt(growth['ratio'])}.", ""]
-        out += ["Phases of intrexx_connector.simulation._evaluate, seconds, product / floor (median):", "",
-                table(["portals", "program function", "resolve exports", "drain the rest"],
-                      [[n, *(f"{fmt(s['product'][k], 3)} / {fmt(s['floor'][k], 3)}"
-                             for k in ("program_s", "outputs_s", "drain_s"))] for n, s in sizes])]
+            out += [
+                f"Growth t400/t40: product {fmt(growth['product'])}, floor {fmt(growth['floor'])}, "
+                f"product/floor {fmt(growth['ratio'])}.",
+                "",
+            ]
+        out += [
+            "Phases of intrexx_connector.simulation._evaluate, seconds, product / floor (median):",
+            "",
+            table(
+                ["portals", "program function", "resolve exports", "drain the rest"],
+                [
+                    [
+                        n,
+                        *(
+                            f"{fmt(s['product'][k], 3)} / {fmt(s['floor'][k], 3)}"
+                            for k in ("program_s", "outputs_s", "drain_s")
+                        ),
+                    ]
+                    for n, s in sizes
+                ],
+            ),
+        ]
     resources = results.get("resources")
     if resources:
-        out += ["## 2. Resources, Graph writes and dependency depth per portal (product / minimum)", "",
-                table(["profile", "resources", "consent objects", "Graph writes", "depth", "components",
-                       "invokes per stack"],
-                      [[name, *(f"{r[k]} / {r['min_' + k]}" for k in ("resources", "consent", "graph_writes", "depth")),
-                        r["components"], r["invokes_per_stack"]] for name, r in resources["profiles"].items()]),
-                "Graph writes per created resource (model of the azuread provider's create path): "
-                + ", ".join(f"{k} {v}" for k, v in resources["graph_writes_model"].items()) + ".", ""]
+        out += [
+            "## 2. Resources, Graph writes and dependency depth per portal (product / minimum)",
+            "",
+            table(
+                ["profile", "resources", "consent objects", "Graph writes", "depth", "components", "invokes per stack"],
+                [
+                    [
+                        name,
+                        *(f"{r[k]} / {r['min_' + k]}" for k in ("resources", "consent", "graph_writes", "depth")),
+                        r["components"],
+                        r["invokes_per_stack"],
+                    ]
+                    for name, r in resources["profiles"].items()
+                ],
+            ),
+            "Graph writes per created resource (model of the azuread provider's create path): "
+            + ", ".join(f"{k} {v}" for k, v in resources["graph_writes_model"].items())
+            + ".",
+            "",
+        ]
     verify = results.get("verify")
     if verify:
         h, r = verify["healthy"], verify["replication"]
-        out += ["## 3. verify against the loopback OpenID provider", "",
-                table(["measure", "value"], [
+        out += [
+            "## 3. verify against the loopback OpenID provider",
+            "",
+            table(
+                ["measure", "value"],
+                [
                     [f"verify, {h['portals']} healthy portals (s)", h["verify_s"]],
                     [f"bare MSAL acquire_token_for_client, same clients, {h['workers']} threads (s)", h["msal_s"]],
                     ["ratio verify / bare MSAL (median of pairs)", h["ratio"]],
-                    [f"notice latency after a {r['delay_s']:g} s replication delay ends, median / max (s)",
-                     f"{fmt(r['latency_median_s'])} / {fmt(r['latency_max_s'])}"],
-                    ["attempts until success (median); HTTP requests per attempt",
-                     f"{fmt(r['attempts_median'], 1)}; {fmt(r['http_requests_per_attempt'], 1)}"],
-                    ["shortest gap between one client's token requests, provider log (1 ms clock) (s)",
-                     fmt(r["min_gap_s"], 3)],
+                    [
+                        f"notice latency after a {r['delay_s']:g} s replication delay ends, median / max (s)",
+                        f"{fmt(r['latency_median_s'])} / {fmt(r['latency_max_s'])}",
+                    ],
+                    [
+                        "attempts until success (median); HTTP requests per attempt",
+                        f"{fmt(r['attempts_median'], 1)}; {fmt(r['http_requests_per_attempt'], 1)}",
+                    ],
+                    [
+                        "shortest gap between one client's token requests, provider log (1 ms clock) (s)",
+                        fmt(r["min_gap_s"], 3),
+                    ],
                     ["the same, as sent (client clock) (s)", fmt(r["client_min_gap_s"], 3)],
-                ])]
+                ],
+            ),
+        ]
     if plan:
         large, dev = plan["large"], plan["dev"]
-        out += ["## 4. plan and render", "",
-                table(["measure", "seconds"], [
+        out += [
+            "## 4. plan and render",
+            "",
+            table(
+                ["measure", "seconds"],
+                [
                     [f"plan+render child process, {large['portals']} portals (wall)", large["wall_s"]],
                     ["  plan_stack (evaluate)", large["plan_evaluate_s"]],
                     ["  Plan.as_dict", large["plan_as_dict_s"]],
@@ -526,49 +702,91 @@ def render_tables(results: dict) -> str:
                     [f"  render_all, {large['files']} files", large["render_s"]],
                     ["`python -m intrexx_connector plan --stack dev`, warm", dev["plan_s"]],
                     ["  floor: `python -c 'import pulumi, pulumi_azuread'`", dev["imports_s"]],
-                ])]
+                ],
+            ),
+        ]
     large = results["meta"]["large"]
     if evaluation and large in evaluation["sizes"]:
         product, floor = (evaluation["sizes"][large][k]["maxrss_mb"] for k in ("product", "floor"))
-        out += [f"## 5. Peak resident memory at {large} portals (ru_maxrss of the child)", "",
-                table(["product MB", "floor MB", "ratio", "plan --stack dev MB"],
-                      [[product, floor, product / floor, plan["dev"]["plan_maxrss_mb"] if plan else None]])]
+        out += [
+            f"## 5. Peak resident memory at {large} portals (ru_maxrss of the child)",
+            "",
+            table(
+                ["product MB", "floor MB", "ratio", "plan --stack dev MB"],
+                [[product, floor, product / floor, plan["dev"]["plan_maxrss_mb"] if plan else None]],
+            ),
+        ]
     profile = results.get("profile")
     if profile:
         main = profile["main_thread"]
-        out += [f"## Profile: {profile['portals']}-portal evaluation (cProfile, main thread; "
-                f"{fmt(profile['profiled_eval_s'])} s profiled)", "",
-                "Main-thread self time by where the code lives:", "",
-                table(["where", "self s", "share"], [[k, v, f"{100 * v / main['total_s']:.0f}%"]
-                                                     for k, v in main["by_category"].items()]),
-                "Top functions of our code by cumulative time (main thread):", "",
-                table(["function", "calls", "self s", "cumulative s"],
-                      [[t["function"], t["calls"], f"{t['tottime_s']:.3f}", f"{t['cumtime_s']:.3f}"]
-                       for t in main["top_ours"]])]
+        out += [
+            f"## Profile: {profile['portals']}-portal evaluation (cProfile, main thread; "
+            f"{fmt(profile['profiled_eval_s'])} s profiled)",
+            "",
+            "Main-thread self time by where the code lives:",
+            "",
+            table(
+                ["where", "self s", "share"],
+                [[k, v, f"{100 * v / main['total_s']:.0f}%"] for k, v in main["by_category"].items()],
+            ),
+            "Top functions of our code by cumulative time (main thread):",
+            "",
+            table(
+                ["function", "calls", "self s", "cumulative s"],
+                [
+                    [t["function"], t["calls"], f"{t['tottime_s']:.3f}", f"{t['cumtime_s']:.3f}"]
+                    for t in main["top_ours"]
+                ],
+            ),
+        ]
         if profile.get("worker_threads"):
-            out += ["Worker threads (mock monitor and simulated tenant), top of our code: "
-                    + "; ".join(f"{t['function']} {t['cumtime_s']:.2f} s"
-                                for t in profile["worker_threads"]["top_ours"][:3])
-                    + " (worker times include waits for the GIL).", ""]
-    out += ["## Targets", "",
-            table(["target", "limit", "measured", "met"],
-                  [[t["target"], t["limit"], fmt(t["value"], 3), {True: "yes", False: "**no**", None: "n/a"}[t["met"]]]
-                   for t in results["targets"]])]
+            out += [
+                "Worker threads (mock monitor and simulated tenant), top of our code: "
+                + "; ".join(
+                    f"{t['function']} {t['cumtime_s']:.2f} s" for t in profile["worker_threads"]["top_ours"][:3]
+                )
+                + " (worker times include waits for the GIL).",
+                "",
+            ]
+    out += [
+        "## Targets",
+        "",
+        table(
+            ["target", "limit", "measured", "met"],
+            [
+                [t["target"], t["limit"], fmt(t["value"], 3), {True: "yes", False: "**no**", None: "n/a"}[t["met"]]]
+                for t in results["targets"]
+            ],
+        ),
+    ]
     return "\n".join(out)
 
 
 # Driver ------------------------------------------------------------------------------------------------------
 
-MEASUREMENTS = {"evaluation": measure_evaluation, "resources": measure_resources, "verify": measure_verify,
-                "plan_render": measure_plan_render, "profile": measure_profile}
+MEASUREMENTS = {
+    "evaluation": measure_evaluation,
+    "resources": measure_resources,
+    "verify": measure_verify,
+    "plan_render": measure_plan_render,
+    "profile": measure_profile,
+}
 
 
 def run(params: dict, mode: str, only: tuple = (), progress=lambda line: None) -> dict:
     started = time.perf_counter()
-    results = {"meta": {"mode": mode, "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "python": platform.python_version(), "machine": platform.machine(),
-                        "cpus": os.cpu_count(), "large": params["large"], "params": params},
-               "errors": {}}
+    results = {
+        "meta": {
+            "mode": mode,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "large": params["large"],
+            "params": params,
+        },
+        "errors": {},
+    }
     for name, measure in MEASUREMENTS.items():
         if only and name not in only:
             continue
@@ -602,10 +820,12 @@ def write(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run at toy sizes (< 60 s)")
-    parser.add_argument("--only", action="append", choices=list(MEASUREMENTS),
-                        help="run only this measurement (repeatable)")
-    parser.add_argument("--out", type=Path, help="results file (default bench/results/latest.json, "
-                                                 "--quick: bench/results/quick.json)")
+    parser.add_argument(
+        "--only", action="append", choices=list(MEASUREMENTS), help="run only this measurement (repeatable)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="results file (default bench/results/latest.json, --quick: bench/results/quick.json)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
 

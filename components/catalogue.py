@@ -54,8 +54,12 @@ class Catalogue:
 
     def close_matches(self, api: Api, name: str, kind: PermissionType) -> list[str]:
         candidates = sorted(
-            {p.name for key in dict.fromkeys((self.apis[api], "graph"))
-             for p in self.resources[key].permissions.values() if p.kind == kind}
+            {
+                p.name
+                for key in dict.fromkeys((self.apis[api], "graph"))
+                for p in self.resources[key].permissions.values()
+                if p.kind == kind
+            }
         )
         lowered = {c.lower(): c for c in candidates}
         matches = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
@@ -71,8 +75,9 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
         for name, scope_id in entry.get("scopes", {}).items():
             permissions[(PermissionType.SCOPE, name)] = Permission(key, name, PermissionType.SCOPE, scope_id)
         for name, role in entry.get("roles", {}).items():
-            permissions[(PermissionType.ROLE, name)] = Permission(key, name, PermissionType.ROLE, role["id"],
-                                                                  role.get("exchangeRole"))
+            permissions[(PermissionType.ROLE, name)] = Permission(
+                key, name, PermissionType.ROLE, role["id"], role.get("exchangeRole")
+            )
         resources[key] = ResourceApp(key, entry["displayName"], entry["appId"], entry["endpoint"], permissions)
     profiles = {
         (Api(api), Access(access)): tuple(names)

@@ -46,26 +46,55 @@ class Cloud:
 CLOUDS: dict[CloudName, Cloud] = {
     cloud.name: cloud
     for cloud in (
-        Cloud(CloudName.GLOBAL, ("global", "public"), "https://login.microsoftonline.com",
-              "https://graph.microsoft.com", "https://outlook.office365.com", "https://microsoft.com/devicelogin",
-              "O365Default"),
-        Cloud(CloudName.USGOVERNMENT, ("usgovernment", "usgovernmentl4"), "https://login.microsoftonline.us",
-              "https://graph.microsoft.us", "https://outlook.office365.us", "https://microsoft.com/deviceloginus",
-              "O365USGovGCCHigh"),
-        Cloud(CloudName.DOD, ("dod", "usgovernmentl5"), "https://login.microsoftonline.us",
-              "https://dod-graph.microsoft.us", "https://webmail.apps.mil", "https://microsoft.com/deviceloginus",
-              "O365USGovDoD"),
-        Cloud(CloudName.CHINA, ("china",), "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn",
-              "https://partner.outlook.cn", "https://microsoft.com/deviceloginchina", "O365China"),
+        Cloud(
+            CloudName.GLOBAL,
+            ("global", "public"),
+            "https://login.microsoftonline.com",
+            "https://graph.microsoft.com",
+            "https://outlook.office365.com",
+            "https://microsoft.com/devicelogin",
+            "O365Default",
+        ),
+        Cloud(
+            CloudName.USGOVERNMENT,
+            ("usgovernment", "usgovernmentl4"),
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us",
+            "https://outlook.office365.us",
+            "https://microsoft.com/deviceloginus",
+            "O365USGovGCCHigh",
+        ),
+        Cloud(
+            CloudName.DOD,
+            ("dod", "usgovernmentl5"),
+            "https://login.microsoftonline.us",
+            "https://dod-graph.microsoft.us",
+            "https://webmail.apps.mil",
+            "https://microsoft.com/deviceloginus",
+            "O365USGovDoD",
+        ),
+        Cloud(
+            CloudName.CHINA,
+            ("china",),
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://partner.outlook.cn",
+            "https://microsoft.com/deviceloginchina",
+            "O365China",
+        ),
     )
 }
 
 # Authority hosts that serve Entra's instance discovery (MSAL's KNOWN_AUTHORITIES and their aliases); any other
 # host (a private endpoint, a test provider) is used as given, without a call to the public discovery endpoint.
-MICROSOFT_AUTHORITY_HOSTS = frozenset({
-    *(cloud.login.removeprefix("https://") for cloud in CLOUDS.values()),
-    "login.microsoft.com", "login.windows.net", "login.partner.microsoftonline.cn",
-})
+MICROSOFT_AUTHORITY_HOSTS = frozenset(
+    {
+        *(cloud.login.removeprefix("https://") for cloud in CLOUDS.values()),
+        "login.microsoft.com",
+        "login.windows.net",
+        "login.partner.microsoftonline.cn",
+    }
+)
 
 
 def cloud_of_provider(environment: str) -> Cloud | None:

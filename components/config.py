@@ -34,8 +34,7 @@ MAX_REDIRECT_URI_LENGTH = 256
 MAX_ENVIRONMENT_LENGTH = 64
 
 STACK_KEYS = ("portals", "environment", "cloud", "secretRotationDays", "protect", "allowRetiredEws")
-PORTAL_KEYS = ("name", "baseUrl", "api", "access", "permissions", "redirectPaths", "signIn", "owners",
-               "mailboxScope")
+PORTAL_KEYS = ("name", "baseUrl", "api", "access", "permissions", "redirectPaths", "signIn", "owners", "mailboxScope")
 
 
 class ConfigError(ValueError):
@@ -86,8 +85,9 @@ class StackSettings:
     today: date
 
 
-def provider_environment(environment: str | None, metadata_host: str | None,
-                         environ: Mapping[str, str] = os.environ) -> str | None:
+def provider_environment(
+    environment: str | None, metadata_host: str | None, environ: Mapping[str, str] = os.environ
+) -> str | None:
     """The azuread provider's cloud as the provider reads its settings (pulumi_azuread.config: `environment`, else
     ARM_ENVIRONMENT, else "public"); None for a custom cloud given by `metadataHost`, which cannot be checked."""
     if metadata_host:
@@ -117,8 +117,13 @@ class _Problems:
         self.lines.append(f"{path}: {message}")
 
 
-def parse_stack_config(raw: Mapping[str, object], stack: str, today: date, provider_environment: str | None = None,
-                       key_problems: Iterable[str] = ()) -> StackSettings:
+def parse_stack_config(
+    raw: Mapping[str, object],
+    stack: str,
+    today: date,
+    provider_environment: str | None = None,
+    key_problems: Iterable[str] = (),
+) -> StackSettings:
     """Check every key of the namespace at once; raise ConfigError listing all problems.
 
     `raw` holds the namespace's keys without their prefix: strings as Pulumi hands them over (structured values
@@ -138,12 +143,21 @@ def parse_stack_config(raw: Mapping[str, object], stack: str, today: date, provi
     if cloud and provider_environment is not None:
         provider_cloud = cloud_of_provider(provider_environment)
         if provider_cloud is None or provider_cloud.name is not cloud:
-            problems.add("cloud", f"is '{cloud}' but the azuread provider signs in to '{provider_environment}' "
-                                  f"(azuread:environment or ARM_ENVIRONMENT); run `pulumi config set "
-                                  f"azuread:environment {CLOUDS[cloud].azuread_environment}` so that the "
-                                  "registrations are made in the cloud the outputs describe")
-    rotation_days = _integer(raw.get("secretRotationDays"), "secretRotationDays", problems, default=90,
-                             low=MIN_ROTATION_DAYS, high=MAX_ROTATION_DAYS)
+            problems.add(
+                "cloud",
+                f"is '{cloud}' but the azuread provider signs in to '{provider_environment}' "
+                f"(azuread:environment or ARM_ENVIRONMENT); run `pulumi config set "
+                f"azuread:environment {CLOUDS[cloud].azuread_environment}` so that the "
+                "registrations are made in the cloud the outputs describe",
+            )
+    rotation_days = _integer(
+        raw.get("secretRotationDays"),
+        "secretRotationDays",
+        problems,
+        default=90,
+        low=MIN_ROTATION_DAYS,
+        high=MAX_ROTATION_DAYS,
+    )
     protect = _boolean(raw.get("protect"), "protect", problems, default=False)
     allow_retired_ews = _boolean(raw.get("allowRetiredEws"), "allowRetiredEws", problems, default=False)
 
@@ -151,8 +165,9 @@ def parse_stack_config(raw: Mapping[str, object], stack: str, today: date, provi
     if problems.lines:
         raise ConfigError(problems.lines)
     assert environment is not None and cloud is not None and rotation_days is not None
-    return StackSettings(stack, tuple(portals), environment, CLOUDS[cloud], rotation_days, bool(protect),
-                         bool(allow_retired_ews), today)
+    return StackSettings(
+        stack, tuple(portals), environment, CLOUDS[cloud], rotation_days, bool(protect), bool(allow_retired_ews), today
+    )
 
 
 def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -> list[PortalSettings]:
@@ -160,8 +175,11 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
     if entries is _INVALID:
         return []
     if entries is _MISSING:
-        problems.add("portals", "required: a list with one entry per Intrexx portal, e.g. "
-                                "[{name: hr, baseUrl: https://intrexx.example.com/hr}]")
+        problems.add(
+            "portals",
+            "required: a list with one entry per Intrexx portal, e.g. "
+            "[{name: hr, baseUrl: https://intrexx.example.com/hr}]",
+        )
         return []
     if not isinstance(entries, list) or not entries:
         problems.add("portals", f"must be a non-empty list of portal objects, got {_describe(entries)}")
@@ -177,26 +195,30 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
         if portal is None:
             continue
         if portal.name in seen:
-            problems.add(f"{path}.name", f"'{portal.name}' is already used by portals[{seen[portal.name]}]; "
-                                         "names must be unique")
+            problems.add(
+                f"{path}.name", f"'{portal.name}' is already used by portals[{seen[portal.name]}]; names must be unique"
+            )
         seen.setdefault(portal.name, index)
         portals.append(portal)
     return portals
 
 
-def _portal(entry: dict, path: str, problems: _Problems, today: date,
-            allow_retired_ews: bool) -> PortalSettings | None:
+def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_retired_ews: bool) -> PortalSettings | None:
     before = len(problems.lines)
     for key in sorted(set(entry) - set(PORTAL_KEYS), key=str):
-        problems.add(f"{path}.{key}",
-                     f"unknown key{_did_you_mean(str(key), PORTAL_KEYS)}; known keys: {', '.join(PORTAL_KEYS)}")
+        problems.add(
+            f"{path}.{key}", f"unknown key{_did_you_mean(str(key), PORTAL_KEYS)}; known keys: {', '.join(PORTAL_KEYS)}"
+        )
 
     name = entry.get("name")
     if name is None:
         problems.add(f"{path}.name", "required: a short id matching ^[a-z][a-z0-9-]{0,39}$")
     elif not isinstance(name, str) or not PORTAL_NAME_PATTERN.match(name):
-        problems.add(f"{path}.name", f"must match {PORTAL_NAME_PATTERN.pattern} (lower-case letter first, then "
-                                     f"letters, digits or '-', at most 40), got {_describe(name)}")
+        problems.add(
+            f"{path}.name",
+            f"must match {PORTAL_NAME_PATTERN.pattern} (lower-case letter first, then "
+            f"letters, digits or '-', at most 40), got {_describe(name)}",
+        )
     base_url = _base_url(entry.get("baseUrl"), f"{path}.baseUrl", problems)
     api = _choice(entry.get("api"), f"{path}.api", Api, problems, default=Api.GRAPH)
     access = _choice(entry.get("access"), f"{path}.access", Access, problems, default=Access.DELEGATED)
@@ -208,18 +230,23 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date,
     warnings = []
     if api is Api.EWS:
         if ews_phase(today) is EwsPhase.RETIRED and not allow_retired_ews:
-            problems.add(f"{path}.api", f"'ews' is switched off in Exchange Online since {EWS_SHUTDOWN}; "
-                                        "use 'graph' (or set allowRetiredEws: true to keep a retired registration)")
-        warnings.append(f"portal '{name}' uses api 'ews': {ews_state(today)}; Microsoft Graph replaces it "
-                        "(api: graph)")
+            problems.add(
+                f"{path}.api",
+                f"'ews' is switched off in Exchange Online since {EWS_SHUTDOWN}; "
+                "use 'graph' (or set allowRetiredEws: true to keep a retired registration)",
+            )
+        warnings.append(f"portal '{name}' uses api 'ews': {ews_state(today)}; Microsoft Graph replaces it (api: graph)")
     permissions: tuple[Permission, ...] = ()
     if api is not None and access is not None:
-        permissions = _permissions(entry.get("permissions"), f"{path}.permissions", problems, api, access,
-                                   bool(sign_in))
+        permissions = _permissions(
+            entry.get("permissions"), f"{path}.permissions", problems, api, access, bool(sign_in)
+        )
         if access is Access.APPLICATION and not mailbox_scope:
-            warnings.append(f"portal '{name}': application access without mailboxScope can read and write every "
-                            "mailbox in the tenant; set mailboxScope to limit it with Exchange RBAC for "
-                            "Applications")
+            warnings.append(
+                f"portal '{name}': application access without mailboxScope can read and write every "
+                "mailbox in the tenant; set mailboxScope to limit it with Exchange RBAC for "
+                "Applications"
+            )
 
     if len(problems.lines) > before:
         return None
@@ -230,11 +257,23 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date,
         redirect_uris += (join_url(base_url, SIGN_IN_PATH),)
     for uri in redirect_uris:
         if len(uri) > MAX_REDIRECT_URI_LENGTH:
-            problems.add(f"{path}.redirectPaths", f"redirect URI {uri} is longer than Entra's limit of "
-                                                  f"{MAX_REDIRECT_URI_LENGTH} characters")
+            problems.add(
+                f"{path}.redirectPaths",
+                f"redirect URI {uri} is longer than Entra's limit of {MAX_REDIRECT_URI_LENGTH} characters",
+            )
             return None
-    return PortalSettings(name, base_url, api, access, permissions, tuple(dict.fromkeys(redirect_uris)),
-                          bool(sign_in), owners, mailbox_scope, tuple(warnings))
+    return PortalSettings(
+        name,
+        base_url,
+        api,
+        access,
+        permissions,
+        tuple(dict.fromkeys(redirect_uris)),
+        bool(sign_in),
+        owners,
+        mailbox_scope,
+        tuple(warnings),
+    )
 
 
 def _base_url(value, path: str, problems: _Problems) -> str | None:
@@ -259,8 +298,10 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
         problems.add(path, f"must be {example}, got {value!r}")
         return None
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        reasons.append("must use https (http is allowed only for localhost and 127.0.0.1); Entra refuses http "
-                       "redirect URIs for other hosts")
+        reasons.append(
+            "must use https (http is allowed only for localhost and 127.0.0.1); Entra refuses http "
+            "redirect URIs for other hosts"
+        )
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         reasons.append("must not carry credentials (user:password@)")
     if not host:
@@ -282,15 +323,18 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
     if value is None:
         return DEFAULT_REDIRECT_PATHS
     if not isinstance(value, list) or not value:
-        problems.add(path, f"must be a non-empty list of relative paths such as {DEFAULT_REDIRECT_PATHS[0]}, "
-                           f"got {_describe(value)}")
+        problems.add(
+            path,
+            f"must be a non-empty list of relative paths such as {DEFAULT_REDIRECT_PATHS[0]}, got {_describe(value)}",
+        )
         return ()
     result = []
     for index, item in enumerate(value):
         item_path = f"{path}[{index}]"
         if not isinstance(item, str) or not item.strip():
-            problems.add(item_path, f"must be a relative path such as {DEFAULT_REDIRECT_PATHS[0]}, "
-                                    f"got {_describe(item)}")
+            problems.add(
+                item_path, f"must be a relative path such as {DEFAULT_REDIRECT_PATHS[0]}, got {_describe(item)}"
+            )
             continue
         reasons = []
         if "://" in item or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", item):
@@ -310,15 +354,19 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
     return tuple(result)
 
 
-def _permissions(value: object, path: str, problems: _Problems, api: Api, access: Access,
-                 sign_in: bool) -> tuple[Permission, ...]:
+def _permissions(
+    value: object, path: str, problems: _Problems, api: Api, access: Access, sign_in: bool
+) -> tuple[Permission, ...]:
     catalogue = load_catalogue()
     kind = KIND_OF_ACCESS[access]
     if value is None:
         names = list(catalogue.profiles[(api, access)])
     elif not isinstance(value, list) or not value:
-        problems.add(path, f"must be a non-empty list of permission names (default for {api} + {access}: "
-                           f"{', '.join(catalogue.profiles[(api, access)])}), got {_describe(value)}")
+        problems.add(
+            path,
+            f"must be a non-empty list of permission names (default for {api} + {access}: "
+            f"{', '.join(catalogue.profiles[(api, access)])}), got {_describe(value)}",
+        )
         return ()
     else:
         names = value
@@ -334,8 +382,11 @@ def _permissions(value: object, path: str, problems: _Problems, api: Api, access
             if other_kinds:
                 wanted = "delegated" if kind is PermissionType.SCOPE else "application"
                 article = "a" if kind is PermissionType.SCOPE else "an"
-                problems.add(item_path, f"'{name}' is not {article} {wanted} permission "
-                                        f"of api '{api}', and access '{access}' needs {wanted} permissions")
+                problems.add(
+                    item_path,
+                    f"'{name}' is not {article} {wanted} permission "
+                    f"of api '{api}', and access '{access}' needs {wanted} permissions",
+                )
             else:
                 matches = catalogue.close_matches(api, name, kind)
                 hint = f"; did you mean {', '.join(matches)}?" if matches else ""
@@ -362,8 +413,10 @@ def _owners(value, path: str, problems: _Problems) -> tuple:
     owners = []
     for index, owner in enumerate(value):
         if not is_guid(owner):
-            problems.add(f"{path}[{index}]", f"must be an object id (GUID such as "
-                                             f"00000000-0000-0000-0000-000000000000), got {_describe(owner)}")
+            problems.add(
+                f"{path}[{index}]",
+                f"must be an object id (GUID such as 00000000-0000-0000-0000-000000000000), got {_describe(owner)}",
+            )
         elif owner.lower() not in owners:
             owners.append(owner.lower())
     return tuple(owners)
@@ -377,18 +430,25 @@ def _mailbox_scope(value, path: str, problems: _Problems, access) -> MailboxScop
         problems.add(path, f"must be {expected}, got {_describe(value)}")
         return None
     if access is not Access.APPLICATION:
-        problems.add(path, "applies to application access only (delegated access already acts for one signed-in "
-                           "user); remove it or set access: application")
+        problems.add(
+            path,
+            "applies to application access only (delegated access already acts for one signed-in "
+            "user); remove it or set access: application",
+        )
     if "groupId" in value:
         if not is_guid(value["groupId"]):
-            problems.add(f"{path}.groupId", f"must be the object id (GUID) of a mail-enabled security group, "
-                                            f"got {_describe(value['groupId'])}")
+            problems.add(
+                f"{path}.groupId",
+                f"must be the object id (GUID) of a mail-enabled security group, got {_describe(value['groupId'])}",
+            )
             return None
         return MailboxScope(group_id=value["groupId"].lower())
     recipient_filter = value["recipientFilter"]
     if not isinstance(recipient_filter, str) or not recipient_filter.strip() or "\n" in recipient_filter:
-        problems.add(f"{path}.recipientFilter", "must be a one-line OPATH filter such as "
-                                                f"\"Department -eq 'HR'\", got {_describe(recipient_filter)}")
+        problems.add(
+            f"{path}.recipientFilter",
+            f"must be a one-line OPATH filter such as \"Department -eq 'HR'\", got {_describe(recipient_filter)}",
+        )
         return None
     return MailboxScope(recipient_filter=recipient_filter.strip())
 

@@ -291,8 +291,9 @@ class PortalOutput(_Record):
     @property
     def consented_roles(self) -> tuple[GrantedPermission, ...]:
         """Application permissions granted tenant-wide by an app role assignment."""
-        return tuple(p for p in self.permissions
-                     if p.type is PermissionType.ROLE and p.granted_by is GrantedBy.ADMIN_CONSENT)
+        return tuple(
+            p for p in self.permissions if p.type is PermissionType.ROLE and p.granted_by is GrantedBy.ADMIN_CONSENT
+        )
 
     def with_secret(self, client_secret: str | None) -> PortalOutput:
         return dataclasses.replace(self, client_secret=client_secret)
@@ -300,14 +301,21 @@ class PortalOutput(_Record):
 
 def _check_schema_version(value: object, path: str) -> None:
     if value is None:
-        raise ContractError(path, f"missing: these outputs come from an older version of intrexx-exchange (before "
-                                  f"output schema {OUTPUT_SCHEMA_VERSION}); run `pulumi up` with this version")
+        raise ContractError(
+            path,
+            f"missing: these outputs come from an older version of intrexx-exchange (before "
+            f"output schema {OUTPUT_SCHEMA_VERSION}); run `pulumi up` with this version",
+        )
     if isinstance(value, int) and not isinstance(value, bool) and value > OUTPUT_SCHEMA_VERSION:
-        raise ContractError(path, f"{value} is newer than this tool reads ({OUTPUT_SCHEMA_VERSION}); upgrade "
-                                  "intrexx-connector to the version that deployed the stack")
+        raise ContractError(
+            path,
+            f"{value} is newer than this tool reads ({OUTPUT_SCHEMA_VERSION}); upgrade "
+            "intrexx-connector to the version that deployed the stack",
+        )
     if value != OUTPUT_SCHEMA_VERSION:
-        raise ContractError(path, f"must be {OUTPUT_SCHEMA_VERSION}, got {_describe(value)}; run `pulumi up` with "
-                                  "this version")
+        raise ContractError(
+            path, f"must be {OUTPUT_SCHEMA_VERSION}, got {_describe(value)}; run `pulumi up` with this version"
+        )
 
 
 @dataclass(frozen=True)
@@ -321,25 +329,25 @@ class StackOutputs:
     @classmethod
     def from_output(cls, document: object, need_secrets: bool = True) -> StackOutputs:
         if not isinstance(document, Mapping):
-            raise ContractError("(top level)", f"must be an object with '{PORTALS}' and '{CLIENT_SECRETS}', got "
-                                               f"{_kind(document)}")
+            raise ContractError(
+                "(top level)", f"must be an object with '{PORTALS}' and '{CLIENT_SECRETS}', got {_kind(document)}"
+            )
         entries = document.get(PORTALS)
         if not isinstance(entries, Mapping):
             raise ContractError(PORTALS, "missing or not an object: is this the intrexx-exchange stack?")
         secrets = document.get(CLIENT_SECRETS)
         if need_secrets:
-            if secrets == cls.HIDDEN_SECRET or (isinstance(secrets, Mapping) and cls.HIDDEN_SECRET in
-                                                secrets.values()):
-                raise ContractError(CLIENT_SECRETS, f"reads {cls.HIDDEN_SECRET}: run `pulumi stack output --json "
-                                                    "--show-secrets`")
+            if secrets == cls.HIDDEN_SECRET or (isinstance(secrets, Mapping) and cls.HIDDEN_SECRET in secrets.values()):
+                raise ContractError(
+                    CLIENT_SECRETS, f"reads {cls.HIDDEN_SECRET}: run `pulumi stack output --json --show-secrets`"
+                )
             if not isinstance(secrets, Mapping):
                 raise ContractError(CLIENT_SECRETS, "missing or not an object")
         portals = {}
         for name in sorted(entries, key=str):
             path = f"{PORTALS}.{name}"
             if not isinstance(name, str) or not PORTAL_NAME_PATTERN.match(name):
-                raise ContractError(PORTALS, f"{_describe(name)} is not a portal name "
-                                             f"({PORTAL_NAME_PATTERN.pattern})")
+                raise ContractError(PORTALS, f"{_describe(name)} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
             portal = PortalOutput.from_output(entries[name], path)
             if portal.portal != name:
                 raise ContractError(f"{path}.portal", f"must be {name!r}, got {_describe(portal.portal)}")

@@ -29,15 +29,21 @@ def ews_phase(day: date) -> EwsPhase:
 
 def ews_state(day: date) -> str:
     """One sentence on EWS in Exchange Online as of `day`, for warnings, status lines and sheets."""
-    allow_list = ("the tenant enables it (EWSEnabled) and lists this app in its EWS allow list "
-                  "(Set-OrganizationConfig -EwsAllowedAppIDs)")
+    allow_list = (
+        "the tenant enables it (EWSEnabled) and lists this app in its EWS allow list "
+        "(Set-OrganizationConfig -EwsAllowedAppIDs)"
+    )
     phase = ews_phase(day)
     if phase is EwsPhase.OPEN:
         last_open_day = EWS_BLOCKED_FROM - timedelta(days=1)
-        return (f"EWS in Exchange Online works until {last_open_day.isoformat()}; from {EWS_BLOCKED_FROM.isoformat()} "
-                f"it is blocked unless {allow_list}, and on {EWS_SHUTDOWN.isoformat()} it is switched off for good")
+        return (
+            f"EWS in Exchange Online works until {last_open_day.isoformat()}; from {EWS_BLOCKED_FROM.isoformat()} "
+            f"it is blocked unless {allow_list}, and on {EWS_SHUTDOWN.isoformat()} it is switched off for good"
+        )
     if phase is EwsPhase.ALLOW_LIST_REQUIRED:
         days = (EWS_SHUTDOWN - day).days
-        return (f"EWS in Exchange Online is blocked since {EWS_BLOCKED_FROM.isoformat()} unless {allow_list}, and "
-                f"is switched off for good on {EWS_SHUTDOWN.isoformat()}, in {days} days")
+        return (
+            f"EWS in Exchange Online is blocked since {EWS_BLOCKED_FROM.isoformat()} unless {allow_list}, and "
+            f"is switched off for good on {EWS_SHUTDOWN.isoformat()}, in {days} days"
+        )
     return f"EWS in Exchange Online was switched off on {EWS_SHUTDOWN.isoformat()}: the portal cannot reach Exchange"

@@ -56,7 +56,7 @@ class PortalRegistration(pulumi.ComponentResource):
             # Intrexx asks for each mailbox user's refresh token with the device code flow, a public client flow.
             fallback_public_client_enabled=portal.delegated,
             notes=f"Managed by Pulumi ({PROJECT}, stack {args.stack}, portal {portal.name}): "
-                  "changes made by hand are overwritten by the next `pulumi up`.",
+            "changes made by hand are overwritten by the next `pulumi up`.",
             service_management_reference=f"{PROJECT}/{args.stack}/{portal.name}",
             web=azuread.ApplicationWebArgs(
                 homepage_url=portal.base_url,
@@ -99,8 +99,9 @@ class PortalRegistration(pulumi.ComponentResource):
             service_principal_object_id=self.service_principal.object_id,
             secret_key_id=newer.key_id,
         ).apply(lambda ids: replace(known_before, **ids).to_output())
-        self.register_outputs({"clientId": self.client_id,
-                               "servicePrincipalObjectId": self.service_principal.object_id})
+        self.register_outputs(
+            {"clientId": self.client_id, "servicePrincipalObjectId": self.service_principal.object_id}
+        )
 
     @staticmethod
     def _required_resource_accesses(args: PortalRegistrationArgs) -> list:
@@ -109,14 +110,17 @@ class PortalRegistration(pulumi.ComponentResource):
         accesses = []
         for key, permissions in groupby(sorted(consented, key=lambda p: p.resource), key=lambda p: p.resource):
             resource_api = args.tenant.resource_apis[key]
-            accesses.append(azuread.ApplicationRequiredResourceAccessArgs(
-                resource_app_id=catalogue.resources[key].app_id,
-                resource_accesses=[
-                    azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
-                        id=resource_api.permission_id(p), type=p.kind.value)
-                    for p in permissions
-                ],
-            ))
+            accesses.append(
+                azuread.ApplicationRequiredResourceAccessArgs(
+                    resource_app_id=catalogue.resources[key].app_id,
+                    resource_accesses=[
+                        azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
+                            id=resource_api.permission_id(p), type=p.kind.value
+                        )
+                        for p in permissions
+                    ],
+                )
+            )
         return accesses
 
     def _consent(self, name: str, args: PortalRegistrationArgs) -> None:
@@ -158,20 +162,25 @@ def static_output(args: PortalRegistrationArgs) -> PortalOutput:
     api_resource = catalogue.resource_of(portal.api)
     resource_url = getattr(cloud, api_resource.endpoint)
     if portal.delegated:
-        scopes = tuple(p.name if p.name in catalogue.openid_scopes else f"{resource_url}/{p.name}"
-                       for p in portal.permissions
-                       if p.kind is PermissionType.SCOPE
-                       and (p.resource == api_resource.key or p.name in catalogue.openid_scopes))
+        scopes = tuple(
+            p.name if p.name in catalogue.openid_scopes else f"{resource_url}/{p.name}"
+            for p in portal.permissions
+            if p.kind is PermissionType.SCOPE and (p.resource == api_resource.key or p.name in catalogue.openid_scopes)
+        )
     else:
         scopes = (f"{resource_url}/.default",)
 
     def granted(p: Permission) -> GrantedPermission:
         rbac = portal.exchange_rbac(p)
         return GrantedPermission(
-            resource=p.resource, resource_app_id=catalogue.resources[p.resource].app_id, name=p.name, type=p.kind,
+            resource=p.resource,
+            resource_app_id=catalogue.resources[p.resource].app_id,
+            name=p.name,
+            type=p.kind,
             id=tenant.resource_apis[p.resource].permission_id(p),
             granted_by=GrantedBy.EXCHANGE_RBAC if rbac else GrantedBy.ADMIN_CONSENT,
-            exchange_role=p.exchange_role if rbac else None)
+            exchange_role=p.exchange_role if rbac else None,
+        )
 
     return PortalOutput(
         portal=portal.name,

@@ -38,15 +38,18 @@ def build(settings: StackSettings) -> Exports:
     tenant = read_tenant(p.resource for portal in settings.portals for p in portal.permissions)
     secrets = secret_schedule(settings.today, settings.secret_rotation_days)
     registrations = {
-        portal.name: PortalRegistration(portal.name, PortalRegistrationArgs(
-            portal=portal,
-            environment=settings.environment,
-            cloud=settings.cloud,
-            tenant=tenant,
-            secrets=secrets,
-            protect=settings.protect,
-            stack=settings.stack,
-        ))
+        portal.name: PortalRegistration(
+            portal.name,
+            PortalRegistrationArgs(
+                portal=portal,
+                environment=settings.environment,
+                cloud=settings.cloud,
+                tenant=tenant,
+                secrets=secrets,
+                protect=settings.protect,
+                stack=settings.stack,
+            ),
+        )
         for portal in settings.portals
     }
     return Exports(registrations)

@@ -28,8 +28,9 @@ class ResourceApi:
         ids = self.scope_ids if delegated else self.role_ids
         if permission.name not in ids:
             kind = "delegated permission" if delegated else "application permission"
-            raise TenantError(f"the tenant's {self.display_name} service principal publishes no {kind} "
-                              f"'{permission.name}'")
+            raise TenantError(
+                f"the tenant's {self.display_name} service principal publishes no {kind} '{permission.name}'"
+            )
         return ids[permission.name]
 
 
@@ -51,7 +52,11 @@ def read_tenant(resource_keys: Iterable[str]) -> Tenant:
     for key in sorted(set(resource_keys)):
         app = catalogue.resources[key]
         principal = azuread.get_service_principal(client_id=app.app_id)
-        resource_apis[key] = ResourceApi(key, app.display_name, principal.object_id,
-                                         dict(principal.oauth2_permission_scope_ids or {}),
-                                         dict(principal.app_role_ids or {}))
+        resource_apis[key] = ResourceApi(
+            key,
+            app.display_name,
+            principal.object_id,
+            dict(principal.oauth2_permission_scope_ids or {}),
+            dict(principal.app_role_ids or {}),
+        )
     return Tenant(client.tenant_id, client.object_id, resource_apis)

@@ -21,6 +21,7 @@ def today() -> date:
     except ValueError:
         day = None
     if day is None or len(pinned) != 10 or not EARLIEST <= day <= LATEST:
-        raise ConfigError([f"{TODAY_VARIABLE}: must be a date YYYY-MM-DD from {EARLIEST} to {LATEST}, "
-                           f"got {pinned[:40]!r}"])
+        raise ConfigError(
+            [f"{TODAY_VARIABLE}: must be a date YYYY-MM-DD from {EARLIEST} to {LATEST}, got {pinned[:40]!r}"]
+        )
     return day

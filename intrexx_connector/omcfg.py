@@ -53,8 +53,10 @@ class _Layout:
 def apply_sign_in(portal: PortalOutput, portal_dir: Path, now: datetime | None = None) -> ApplyResult:
     """Put the portal's sign-in provider into `portal_dir/internal/cfg/om.cfg`: backup, atomic, idempotent."""
     if not portal.sign_in:
-        raise UsageError(f"portal {portal.name} does not use Entra sign-in: set signIn: true for it in the stack "
-                         "configuration and run `pulumi up` first")
+        raise UsageError(
+            f"portal {portal.name} does not use Entra sign-in: set signIn: true for it in the stack "
+            "configuration and run `pulumi up` first"
+        )
     path = Path(portal_dir) / OM_CFG
     try:
         original = path.read_bytes()
@@ -118,17 +120,24 @@ def manual_steps(portal: PortalOutput, portal_dir: Path, om_cfg: bytes) -> list[
     except OSError:
         declared = False
     if not declared:
-        steps.append(f"Declare the login module in {lucy_auth}: a configuration named {WEB_AUTH_TYPE} that lists "
-                     f"`{LOGIN_MODULE} sufficient` before the IntrexxLoginModule (see the Intrexx OAuth2/OpenID "
-                     "Connect login module README).")
+        steps.append(
+            f"Declare the login module in {lucy_auth}: a configuration named {WEB_AUTH_TYPE} that lists "
+            f"`{LOGIN_MODULE} sufficient` before the IntrexxLoginModule (see the Intrexx OAuth2/OpenID "
+            "Connect login module README)."
+        )
     if _web_binding(om_cfg) != WEB_AUTH_TYPE:
-        steps.append(f"Switch web login to it yourself: in <{AUTHENTICATION_ELEMENT}> of {portal_dir / OM_CFG} set "
-                     f'<binding scope="web" auth-type="{WEB_AUTH_TYPE}"/> (this command leaves the bindings alone).')
+        steps.append(
+            f"Switch web login to it yourself: in <{AUTHENTICATION_ELEMENT}> of {portal_dir / OM_CFG} set "
+            f'<binding scope="web" auth-type="{WEB_AUTH_TYPE}"/> (this command leaves the bindings alone).'
+        )
     steps.append("Restart the portal server after om.cfg or LucyAuth.cfg changed: it reads them at start.")
-    steps.append("Give users a login button that opens "
-                 f"?urn:schemas-unitedplanet-de:ixservlet:name=oAuth2LoginIxServlet&oauthProvider={provider}.")
-    steps.append(f"Entra ID: the redirect URI {portal.sign_in_redirect_uri} is registered already; nothing "
-                 "to do there.")
+    steps.append(
+        "Give users a login button that opens "
+        f"?urn:schemas-unitedplanet-de:ixservlet:name=oAuth2LoginIxServlet&oauthProvider={provider}."
+    )
+    steps.append(
+        f"Entra ID: the redirect URI {portal.sign_in_redirect_uri} is registered already; nothing to do there."
+    )
     return steps
 
 
@@ -160,9 +169,9 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
         depth -= 1
         _, start, ours = starts.pop()
         tag_end = _tag_end(data, start)
-        end = tag_end if data[tag_end - 2:tag_end] == b"/>" else data.index(b">", parser.CurrentByteIndex) + 1
+        end = tag_end if data[tag_end - 2 : tag_end] == b"/>" else data.index(b">", parser.CurrentByteIndex) + 1
         if depth == 0:
-            if data[tag_end - 2:tag_end] == b"/>":
+            if data[tag_end - 2 : tag_end] == b"/>":
                 raise FileError(f"{path}: <{ROOT_ELEMENT}/> is empty: is this a complete om.cfg?")
             layout.root_end = parser.CurrentByteIndex
         elif depth == 1:
@@ -179,18 +188,23 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
     try:
         parser.Parse(data, True)
     except xml.parsers.expat.ExpatError as error:
-        raise FileError(f"{path} is not well-formed XML ({xml.parsers.expat.errors.messages[error.code]} at line "
-                        f"{error.lineno}, column {error.offset + 1}); nothing was changed") from None
+        raise FileError(
+            f"{path} is not well-formed XML ({xml.parsers.expat.errors.messages[error.code]} at line "
+            f"{error.lineno}, column {error.offset + 1}); nothing was changed"
+        ) from None
     try:
         codec = codecs.lookup(layout.encoding).name
     except LookupError:
         raise FileError(f"{path} declares the unknown encoding {layout.encoding!r}") from None
     if codec.startswith("utf-16") or codec.startswith("utf-32"):
-        raise FileError(f"{path} is encoded in {layout.encoding}; only ASCII-compatible encodings such as UTF-8 "
-                        "are supported")
+        raise FileError(
+            f"{path} is encoded in {layout.encoding}; only ASCII-compatible encodings such as UTF-8 are supported"
+        )
     if len(layout.ours) > 1:
-        raise FileError(f'{path} holds {len(layout.ours)} <{OAUTH2_ELEMENT} name="{name}"> elements; remove all '
-                        "but one and run again")
+        raise FileError(
+            f'{path} holds {len(layout.ours)} <{OAUTH2_ELEMENT} name="{name}"> elements; remove all '
+            "but one and run again"
+        )
     return layout
 
 
@@ -198,7 +212,7 @@ def _tag_end(data: bytes, start: int) -> int:
     """The offset just after the `>` that closes the tag starting at `start`, skipping quoted attribute values."""
     quote = None
     for index in range(start + 1, len(data)):
-        char = data[index:index + 1]
+        char = data[index : index + 1]
         if quote:
             if char == quote:
                 quote = None
@@ -228,8 +242,10 @@ def _check(result: bytes, path: Path, portal: PortalOutput) -> None:
     ours = [e for e in root.findall(OAUTH2_ELEMENT) if e.get("name") == sign_in_provider_name(portal)]
     provider = ours[0].find("provider") if len(ours) == 1 else None
     if provider is None or provider.get("auth-client-id") != portal.client_id:
-        raise FileError(f"merging into {path} did not give one complete provider {sign_in_provider_name(portal)}; "
-                        "nothing was changed")
+        raise FileError(
+            f"merging into {path} did not give one complete provider {sign_in_provider_name(portal)}; "
+            "nothing was changed"
+        )
 
 
 def _web_binding(om_cfg: bytes) -> str | None:

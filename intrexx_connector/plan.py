@@ -34,8 +34,10 @@ class Plan:
     def portal_outputs(self) -> list[PortalOutput]:
         """What `render` would get after `pulumi up`, with a placeholder instead of each secret."""
         portals = self.evaluation.outputs[PORTALS]
-        return [PortalOutput.from_output(portals[name], f"{PORTALS}.{name}").with_secret(PLACEHOLDER_SECRET)
-                for name in sorted(portals)]
+        return [
+            PortalOutput.from_output(portals[name], f"{PORTALS}.{name}").with_secret(PLACEHOLDER_SECRET)
+            for name in sorted(portals)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         outputs = {portal.name: portal for portal in self.portal_outputs()}
@@ -62,9 +64,15 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
             consent.append({"kind": "delegated grant for all users", "claims": r.inputs["claimValues"]})
         elif r.type == APP_ROLE_ASSIGNMENT:
             consent.append({"kind": "app role assignment", "claims": [roles[r.inputs["appRoleId"]]]})
-    secrets = [{"slot": r.name.rsplit("-", 1)[1], "expires": r.inputs["endDate"],
-                "rotationKey": r.inputs["rotateWhenChanged"]["period"]}
-               for r in own if r.type == APPLICATION_PASSWORD]
+    secrets = [
+        {
+            "slot": r.name.rsplit("-", 1)[1],
+            "expires": r.inputs["endDate"],
+            "rotationKey": r.inputs["rotateWhenChanged"]["period"],
+        }
+        for r in own
+        if r.type == APPLICATION_PASSWORD
+    ]
     output = portal.to_output()
     return {
         "displayName": portal.display_name,
@@ -72,8 +80,9 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
         "access": output["access"],
         "publicClient": portal.public_client,
         "redirectUris": output["redirectUris"],
-        "permissions": [{key: p[key] for key in ("resource", "name", "type", "grantedBy")}
-                        for p in output["permissions"]],
+        "permissions": [
+            {key: p[key] for key in ("resource", "name", "type", "grantedBy")} for p in output["permissions"]
+        ],
         "consent": consent,
         "secrets": sorted(secrets, key=lambda s: s["slot"]),
         "secretExpiresAt": output["secretExpiresAt"],

@@ -25,6 +25,7 @@ SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
 
 SCHEMA_VERSION = 1
+NO_USER_SIGN_IN = "app-only, no user sign-in, no refresh token"
 OFFICE365_SERVER = "Office365"
 MEDIA_GATEWAY_HOST = "localhost"
 MEDIA_GATEWAY_PORT = 8087
@@ -32,7 +33,6 @@ MEDIA_GATEWAY_SSL_PORT = 9087
 MEDIA_GATEWAY_PROTOCOL = "gRPC"
 # Exchange limits the names of management scopes and role assignments to 64 characters.
 MAX_EXCHANGE_NAME = 64
-
 
 
 class ConnectorKey:
@@ -93,8 +93,18 @@ def sign_in_provider_name(portal: PortalOutput) -> str:
 
 # Fields of the stack output copied into exchange-connector.json, in this order around the file's own keys.
 CONNECTOR_IDENTITY = ("portal", "environment", "cloud", "tenantId", "clientId")
-CONNECTOR_ENDPOINTS = ("authority", "authorityHost", "tokenEndpoint", "authorizeEndpoint", "deviceCodeEndpoint",
-                       "resource", "scopes", "api", "access", "redirectUris")
+CONNECTOR_ENDPOINTS = (
+    "authority",
+    "authorityHost",
+    "tokenEndpoint",
+    "authorizeEndpoint",
+    "deviceCodeEndpoint",
+    "resource",
+    "scopes",
+    "api",
+    "access",
+    "redirectUris",
+)
 CONNECTOR_OPTIONAL = ("ewsUrl", "signInRedirectUri", "mailboxScope")
 CONNECTOR_LIFETIME = ("secretExpiresAt", "secretRotatesAt", "permissions")
 
@@ -119,12 +129,15 @@ def connector_json(portal: PortalOutput) -> str:
 
 def _secret(portal: PortalOutput) -> str:
     if not portal.client_secret:
-        raise OutputsError(f"{portal.name}: rendering needs the client secret; read the outputs with "
-                           "`pulumi stack output --json --show-secrets`")
+        raise OutputsError(
+            f"{portal.name}: rendering needs the client secret; read the outputs with "
+            "`pulumi stack output --json --show-secrets`"
+        )
     return portal.client_secret
 
 
 # om.cfg.xml ---------------------------------------------------------------------------------------------------
+
 
 def oauth2_element(portal: PortalOutput, indent: str = "", step: str = "   ", newline: str = "\n") -> str:
     """The `<oauth2 name="entra-<portal>">` element for om.cfg; lines after the first start with `indent`."""
@@ -164,13 +177,14 @@ def _xml_attr(value: str) -> str:
 
 # exchange-rbac.ps1 --------------------------------------------------------------------------------------------
 
+
 def exchange_name(*parts: str) -> str:
     """`parts` joined by `-`, shortened with a hash suffix to fit Exchange's 64 characters."""
     name = "-".join(parts)
     if len(name) <= MAX_EXCHANGE_NAME:
         return name
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-    return f"{name[:MAX_EXCHANGE_NAME - len(digest) - 1]}-{digest}"
+    return f"{name[: MAX_EXCHANGE_NAME - len(digest) - 1]}-{digest}"
 
 
 def scope_name(portal: PortalOutput) -> str:
@@ -192,8 +206,10 @@ def exchange_rbac_script(portal: PortalOutput) -> str:
     scope = ps_quote(scope_name(portal))
     mailbox_scope = portal.mailbox_scope
     assert mailbox_scope is not None, "only scoped portals get an RBAC script"
-    connect = ("Connect-ExchangeOnline -UserPrincipalName <admin UPN> -ExchangeEnvironmentName "
-               f"{portal.cloud_record.exchange_powershell_environment}")
+    connect = (
+        "Connect-ExchangeOnline -UserPrincipalName <admin UPN> -ExchangeEnvironmentName "
+        f"{portal.cloud_record.exchange_powershell_environment}"
+    )
     lines = [
         f"# Exchange Online RBAC for Applications: {portal.display_name}, portal {portal.name}.",
         "# Written by `python -m intrexx_connector render`. Lets the app reach only the mailboxes of its",
@@ -216,7 +232,7 @@ def exchange_rbac_script(portal: PortalOutput) -> str:
     if mailbox_scope.group_id:
         lines += [
             f"$group = Get-Group -Identity {ps_quote(mailbox_scope.group_id)}",
-            "$filter = \"MemberOfGroup -eq '{0}'\" -f ($group.DistinguishedName -replace \"'\", \"''\")",
+            '$filter = "MemberOfGroup -eq \'{0}\'" -f ($group.DistinguishedName -replace "\'", "\'\'")',
         ]
     else:
         lines.append(f"$filter = {ps_quote(mailbox_scope.recipient_filter or '')}")
@@ -250,6 +266,7 @@ def exchange_rbac_script(portal: PortalOutput) -> str:
 
 # portal-manager.md --------------------------------------------------------------------------------------------
 
+
 def _cell(value) -> str:
     return str(value).replace("|", "\\|")
 
@@ -264,101 +281,154 @@ def portal_manager_sheet(portal: PortalOutput, connector_file: Path) -> str:
     ews = portal.uses_ews
     sections: list[tuple[str, list[str]]] = []
 
-    sections.append(("MediaGateway connection", [
-        "The Exchange connector talks to Exchange Online through the Intrexx MediaGateway.",
-        "",
-        *_table([
-            ("Host", f"`{MEDIA_GATEWAY_HOST}` (or the host the MediaGateway runs on)"),
-            ("Port", f"`{MEDIA_GATEWAY_PORT}`, or `{MEDIA_GATEWAY_SSL_PORT}` with SSL"),
-            ("Protocol", f"{MEDIA_GATEWAY_PROTOCOL} (recommended over classic CORBA)"),
-            ("Password", "the MediaGateway password set when the MediaGateway was installed"),
-        ]),
-    ]))
+    sections.append(
+        (
+            "MediaGateway connection",
+            [
+                "The Exchange connector talks to Exchange Online through the Intrexx MediaGateway.",
+                "",
+                *_table(
+                    [
+                        ("Host", f"`{MEDIA_GATEWAY_HOST}` (or the host the MediaGateway runs on)"),
+                        ("Port", f"`{MEDIA_GATEWAY_PORT}`, or `{MEDIA_GATEWAY_SSL_PORT}` with SSL"),
+                        ("Protocol", f"{MEDIA_GATEWAY_PROTOCOL} (recommended over classic CORBA)"),
+                        ("Password", "the MediaGateway password set when the MediaGateway was installed"),
+                    ]
+                ),
+            ],
+        )
+    )
 
     server_note = f"`{exchange_server(portal)}`"
     if ews:
         server_note += f" (the EWS endpoint of Exchange Online in the {portal.cloud} cloud)"
     else:
         server_note += " (Intrexx's name for Microsoft 365)"
-    user = ("the mailbox user whose mailbox this data source reads (user principal name)" if delegated else
-            "a mailbox the app may reach (see below), by user principal name")
-    sections.append(("Exchange account", _table([
-        ("Server URL", server_note),
-        ("Mailbox user", user),
-        ("E-mail", "that mailbox's primary e-mail address"),
-    ])))
+    user = (
+        "the mailbox user whose mailbox this data source reads (user principal name)"
+        if delegated
+        else "a mailbox the app may reach (see below), by user principal name"
+    )
+    sections.append(
+        (
+            "Exchange account",
+            _table(
+                [
+                    ("Server URL", server_note),
+                    ("Mailbox user", user),
+                    ("E-mail", "that mailbox's primary e-mail address"),
+                ]
+            ),
+        )
+    )
 
-    sections.append(("OAuth2", [
-        *_table([
-            ("Tenant (directory) ID", f"`{portal.tenant_id}`"),
-            ("Client ID", f"`{portal.client_id}`"),
-            ("Client secret",
-             f"in `{connector_file}`, field `{ConnectorKey.CLIENT_SECRET}` (readable by its owner only)"),
-            ("Authority", f"`{portal.authority}`"),
-            ("Token endpoint", f"`{portal.token_endpoint}`"),
-            ("Scopes", " ".join(f"`{scope}`" for scope in portal.scopes)),
-        ]),
-        "",
-        f"Access: {portal.access} "
-        f"({'each mailbox user signs in once' if delegated else 'app-only, no user sign-in, no refresh token'}).",
-    ]))
+    sections.append(
+        (
+            "OAuth2",
+            [
+                *_table(
+                    [
+                        ("Tenant (directory) ID", f"`{portal.tenant_id}`"),
+                        ("Client ID", f"`{portal.client_id}`"),
+                        (
+                            "Client secret",
+                            f"in `{connector_file}`, field `{ConnectorKey.CLIENT_SECRET}` (readable by its owner only)",
+                        ),
+                        ("Authority", f"`{portal.authority}`"),
+                        ("Token endpoint", f"`{portal.token_endpoint}`"),
+                        ("Scopes", " ".join(f"`{scope}`" for scope in portal.scopes)),
+                    ]
+                ),
+                "",
+                f"Access: {portal.access} ({'each mailbox user signs in once' if delegated else NO_USER_SIGN_IN}).",
+            ],
+        )
+    )
 
     uris = [f"- `{uri}`" for uri in portal.redirect_uris]
-    sections.append(("Redirect URIs", [
-        "Entra ID accepts these redirect URIs for this app:",
-        "",
-        *uris,
-        "",
-        "If Intrexx shows or sends another one (`http` behind a TLS proxy, a trailing slash, another path), Entra "
-        "answers AADSTS50011: add the path to `redirectPaths` in the stack configuration and run `pulumi up`.",
-    ]))
+    sections.append(
+        (
+            "Redirect URIs",
+            [
+                "Entra ID accepts these redirect URIs for this app:",
+                "",
+                *uris,
+                "",
+                "If Intrexx shows or sends another one (`http` behind a TLS proxy, a trailing slash, "
+                "another path), Entra "
+                "answers AADSTS50011: add the path to `redirectPaths` in the stack configuration and run `pulumi up`.",
+            ],
+        )
+    )
 
     if delegated:
         page = portal.cloud_record.device_login_page
         where = f"Open {page} (or the verification page Intrexx shows, if it names another)"
-        sections.append(("Request MS365 Refresh Token", [
-            "For each mailbox user, in the data source:",
-            "",
-            "1. Click **Request MS365 Refresh Token**.",
-            "2. Copy the code Intrexx shows.",
-            f"3. {where} and enter the code.",
-            "4. Sign in as the mailbox user and accept.",
-            "5. Back in the Portal Manager, finish the dialog: Intrexx keeps the refresh token in the MediaGateway.",
-            "",
-            "The app allows public client flows for this (otherwise Entra answers AADSTS7000218).",
-            "",
-            "Reminder: an Intrexx refresh token lasts about three months. Request each user's token again about "
-            "every three months (`python -m intrexx_connector status` reminds you).",
-        ]))
+        sections.append(
+            (
+                "Request MS365 Refresh Token",
+                [
+                    "For each mailbox user, in the data source:",
+                    "",
+                    "1. Click **Request MS365 Refresh Token**.",
+                    "2. Copy the code Intrexx shows.",
+                    f"3. {where} and enter the code.",
+                    "4. Sign in as the mailbox user and accept.",
+                    "5. Back in the Portal Manager, finish the dialog: Intrexx keeps the refresh token "
+                    "in the MediaGateway.",
+                    "",
+                    "The app allows public client flows for this (otherwise Entra answers AADSTS7000218).",
+                    "",
+                    "Reminder: an Intrexx refresh token lasts about three months. Request each user's "
+                    "token again about "
+                    "every three months (`python -m intrexx_connector status` reminds you).",
+                ],
+            )
+        )
 
-    sections.append(("Client secret expiry and rotation", [
-        f"- The client secret expires at `{timestamp(portal.secret_expires_at)}`.",
-        f"- Next rotation: `{timestamp(portal.secret_rotates_at)}`. The first `pulumi up` on or after that date adds a "
-        "new secret; then run `python -m intrexx_connector render` and enter the new secret in the OAuth2 "
-        "dialog. The previous secret keeps working until it expires.",
-    ]))
+    sections.append(
+        (
+            "Client secret expiry and rotation",
+            [
+                f"- The client secret expires at `{timestamp(portal.secret_expires_at)}`.",
+                f"- Next rotation: `{timestamp(portal.secret_rotates_at)}`. The first `pulumi up` on or "
+                f"after that date adds a "
+                "new secret; then run `python -m intrexx_connector render` and enter the new secret in the OAuth2 "
+                "dialog. The previous secret keeps working until it expires.",
+            ],
+        )
+    )
 
     if ews:
-        sections.append(("EWS retirement", [
-            f"- Since {EWS_BLOCKED_FROM.isoformat()} Exchange Online blocks EWS unless the tenant enables it and "
-            "lists this app in its EWS allow list (Exchange Online PowerShell):",
-            "",
-            "  ```powershell",
-            "  Set-OrganizationConfig -EWSEnabled $true",
-            f"  Set-OrganizationConfig -EwsAllowedAppIDs @{{Add=\"{portal.client_id}\"}}",
-            "  ```",
-            "",
-            f"- On {EWS_SHUTDOWN.isoformat()} EWS is switched off for good.",
-            "- Move this portal to Microsoft Graph: set `api: graph` for it in the stack configuration.",
-        ]))
+        sections.append(
+            (
+                "EWS retirement",
+                [
+                    f"- Since {EWS_BLOCKED_FROM.isoformat()} Exchange Online blocks EWS unless the "
+                    f"tenant enables it and "
+                    "lists this app in its EWS allow list (Exchange Online PowerShell):",
+                    "",
+                    "  ```powershell",
+                    "  Set-OrganizationConfig -EWSEnabled $true",
+                    f'  Set-OrganizationConfig -EwsAllowedAppIDs @{{Add="{portal.client_id}"}}',
+                    "  ```",
+                    "",
+                    f"- On {EWS_SHUTDOWN.isoformat()} EWS is switched off for good.",
+                    "- Move this portal to Microsoft Graph: set `api: graph` for it in the stack configuration.",
+                ],
+            )
+        )
 
     if not delegated:
         roles = [p for p in portal.permissions if not p.delegated]
         names = ", ".join(f"`{p.name}`" for p in roles) or "none"
         if portal.mailbox_scope is not None:
             scope = portal.mailbox_scope
-            target = (f"members of the group `{scope.group_id}`" if scope.group_id else
-                      f"mailboxes matching `{scope.recipient_filter}`")
+            target = (
+                f"members of the group `{scope.group_id}`"
+                if scope.group_id
+                else f"mailboxes matching `{scope.recipient_filter}`"
+            )
             reach = [
                 f"Only the {target}, through Exchange RBAC for Applications (management scope "
                 f"`{scope_name(portal)}`), with {names}.",
@@ -372,17 +442,23 @@ def portal_manager_sheet(portal: PortalOutput, connector_file: Path) -> str:
 
     if portal.sign_in:
         provider = sign_in_provider_name(portal)
-        sections.append(("Portal sign-in with Entra ID", [
-            f"`{SIGN_IN_FILE}` beside this sheet holds the `<oauth2 name=\"{provider}\">` provider for "
-            "`internal/cfg/om.cfg` (with the secret, readable by its owner only). Merge it with",
-            "",
-            f"    python -m intrexx_connector apply --portal {portal.name} --portal-dir <portal directory>",
-            "",
-            "then declare the IntrexxOAuth2 login module in `internal/cfg/LucyAuth.cfg`, set "
-            "`<binding scope=\"web\" auth-type=\"IntrexxOAuth2\"/>` in om.cfg's `<authentication>` and restart the "
-            "portal server. A login button opens "
-            f"`?urn:schemas-unitedplanet-de:ixservlet:name=oAuth2LoginIxServlet&oauthProvider={provider}`.",
-        ]))
+        sections.append(
+            (
+                "Portal sign-in with Entra ID",
+                [
+                    f'`{SIGN_IN_FILE}` beside this sheet holds the `<oauth2 name="{provider}">` provider for '
+                    "`internal/cfg/om.cfg` (with the secret, readable by its owner only). Merge it with",
+                    "",
+                    f"    python -m intrexx_connector apply --portal {portal.name} --portal-dir <portal directory>",
+                    "",
+                    "then declare the IntrexxOAuth2 login module in `internal/cfg/LucyAuth.cfg`, set "
+                    '`<binding scope="web" auth-type="IntrexxOAuth2"/>` in om.cfg\'s `<authentication>` '
+                    "and restart the "
+                    "portal server. A login button opens "
+                    f"`?urn:schemas-unitedplanet-de:ixservlet:name=oAuth2LoginIxServlet&oauthProvider={provider}`.",
+                ],
+            )
+        )
 
     lines = [
         f"# {portal.display_name}: Connector for Microsoft Exchange",

@@ -101,8 +101,13 @@ def _is_object_id(value: object) -> bool:
 class SimulatedTenant(Mocks):
     """A `pulumi.runtime.Mocks` implementation that behaves like an Entra ID tenant."""
 
-    def __init__(self, today: date, tenant_id: str | None = None, deployer_object_id: str | None = None,
-                 existing_display_names: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        today: date,
+        tenant_id: str | None = None,
+        deployer_object_id: str | None = None,
+        existing_display_names: tuple[str, ...] = (),
+    ):
         self.today = today
         self.tenant_id = tenant_id or self._id("tenant")
         self.deployer_object_id = deployer_object_id or self._id("deployer")
@@ -133,24 +138,49 @@ class SimulatedTenant(Mocks):
     def call(self, args: MockCallArgs) -> dict:  # type: ignore[override]  # the monitor also takes a bare dict
         self.calls.append({"token": args.token, "args": dict(args.args)})
         if args.token == GET_CLIENT_CONFIG:
-            return {"clientId": self._id("deployer-app"), "objectId": self.deployer_object_id,
-                    "tenantId": self.tenant_id}
+            return {
+                "clientId": self._id("deployer-app"),
+                "objectId": self.deployer_object_id,
+                "tenantId": self.tenant_id,
+            }
         if args.token == GET_SERVICE_PRINCIPAL:
             sp = self.resource_service_principals.get(str(args.args.get("clientId")))
             if sp is None:
-                raise EntraRefusal(f"Request_ResourceNotFound: no service principal with client id "
-                                   f"{args.args.get('clientId')!r} in tenant {self.tenant_id}")
+                raise EntraRefusal(
+                    f"Request_ResourceNotFound: no service principal with client id "
+                    f"{args.args.get('clientId')!r} in tenant {self.tenant_id}"
+                )
             return {
-                "id": sp["objectId"], "objectId": sp["objectId"], "clientId": sp["clientId"],
-                "displayName": sp["displayName"], "appRoleIds": sp["roles"],
+                "id": sp["objectId"],
+                "objectId": sp["objectId"],
+                "clientId": sp["clientId"],
+                "displayName": sp["displayName"],
+                "appRoleIds": sp["roles"],
                 "oauth2PermissionScopeIds": sp["scopes"],
-                "appRoles": [{"id": i, "value": n, "displayName": n, "enabled": True,
-                              "allowedMemberTypes": ["Application"], "description": n}
-                             for n, i in sp["roles"].items()],
-                "oauth2PermissionScopes": [{"id": i, "value": n, "enabled": True, "type": "User",
-                                            "adminConsentDescription": n, "adminConsentDisplayName": n,
-                                            "userConsentDescription": n, "userConsentDisplayName": n}
-                                           for n, i in sp["scopes"].items()],
+                "appRoles": [
+                    {
+                        "id": i,
+                        "value": n,
+                        "displayName": n,
+                        "enabled": True,
+                        "allowedMemberTypes": ["Application"],
+                        "description": n,
+                    }
+                    for n, i in sp["roles"].items()
+                ],
+                "oauth2PermissionScopes": [
+                    {
+                        "id": i,
+                        "value": n,
+                        "enabled": True,
+                        "type": "User",
+                        "adminConsentDescription": n,
+                        "adminConsentDisplayName": n,
+                        "userConsentDescription": n,
+                        "userConsentDisplayName": n,
+                    }
+                    for n, i in sp["scopes"].items()
+                ],
             }
         raise EntraRefusal(f"the simulated tenant does not answer {args.token}")
 
@@ -167,8 +197,9 @@ class SimulatedTenant(Mocks):
             resource_id, state = f"{args.name}-id", {}
         else:
             resource_id, state = handler(args.name, args.inputs)
-        self.resources.append(Recorded(args.typ, args.name, args.inputs, resource_id, state,
-                                       import_id=args.resource_id or ""))
+        self.resources.append(
+            Recorded(args.typ, args.name, args.inputs, resource_id, state, import_id=args.resource_id or "")
+        )
         return resource_id, {**args.inputs, **state}
 
     # resources -----------------------------------------------------------------------------------------------
@@ -178,8 +209,9 @@ class SimulatedTenant(Mocks):
         if not display_name:  # Graph: displayName is required when an application is created
             raise EntraRefusal(f"{name}: displayName is required")
         if inputs.get("preventDuplicateNames") and display_name in self.display_names:
-            raise EntraRefusal(f"{name}: an application named {display_name!r} already exists "
-                               "(prevent_duplicate_names)")
+            raise EntraRefusal(
+                f"{name}: an application named {display_name!r} already exists (prevent_duplicate_names)"
+            )
         for owner in inputs.get("owners", []):
             if not _is_object_id(owner):
                 raise EntraRefusal(f"{name}: owner {owner!r} is not an object id")
@@ -201,15 +233,21 @@ class SimulatedTenant(Mocks):
         self.display_names.add(display_name)
         object_id, client_id = self._id(f"application/{name}"), self._id(f"client/{name}")
         self.applications[object_id] = client_id
-        return f"/applications/{object_id}", {"objectId": object_id, "clientId": client_id,
-                                              "publisherDomain": "contoso.onmicrosoft.com"}
+        return f"/applications/{object_id}", {
+            "objectId": object_id,
+            "clientId": client_id,
+            "publisherDomain": "contoso.onmicrosoft.com",
+        }
 
     @staticmethod
     def _check_redirect_uri(name: str, uri: str) -> None:
         try:
             parts = urlsplit(uri)
-            host = parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0] if not parts.netloc.endswith("]") \
+            host = (
+                parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0]
+                if not parts.netloc.endswith("]")
                 else parts.netloc.rsplit("@", 1)[-1]
+            )
         except ValueError:
             raise EntraRefusal(f"{name}: redirect URI {uri!r} is not a URI") from None
         if parts.scheme != "https" and not (parts.scheme == "http" and host in REDIRECT_URI_LOOPBACK_HOSTS):
@@ -218,8 +256,9 @@ class SimulatedTenant(Mocks):
             raise EntraRefusal(f"{name}: redirect URI {uri} is longer than {REDIRECT_URI_MAX_LENGTH} characters")
         bad = sorted(REDIRECT_URI_FORBIDDEN_CHARACTERS & set(uri))
         if bad:
-            raise EntraRefusal(f"{name}: redirect URI {uri} contains characters Entra does not support: "
-                               f"{' '.join(bad)}")
+            raise EntraRefusal(
+                f"{name}: redirect URI {uri} contains characters Entra does not support: {' '.join(bad)}"
+            )
 
     def _service_principal(self, name: str, inputs: dict) -> tuple[str, dict]:
         if inputs.get("clientId") not in self.applications.values():
@@ -234,11 +273,15 @@ class SimulatedTenant(Mocks):
             raise EntraRefusal(f"{name}: application_id must be an application's resource id /applications/<id>")
         end = date.fromisoformat(inputs["endDate"][:10])
         if not self.today < end <= self.today + SECRET_MAX_LIFETIME:
-            raise EntraRefusal(f"{name}: end date {inputs['endDate']} must lie within {SECRET_MAX_LIFETIME.days} "
-                               "days from now")
+            raise EntraRefusal(
+                f"{name}: end date {inputs['endDate']} must lie within {SECRET_MAX_LIFETIME.days} days from now"
+            )
         key_id = str(uuid.uuid4())
-        value = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(3)) + "8Q~" + \
-            "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(34))
+        value = (
+            "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(3))
+            + "8Q~"
+            + "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(34))
+        )
         self.secret_values[name] = value
         return f"{object_id}/password/{key_id}", {
             "keyId": key_id,
@@ -288,8 +331,9 @@ def _recording_monitor(tenant: SimulatedTenant) -> Any:
                         break
                 else:
                     # A component: Mocks.new_resource is not called for it, but it has a URN of its own.
-                    tenant.resources.append(Recorded(request.type, request.name, {}, "", {}, urn=response.urn,
-                                                     parent=request.parent))
+                    tenant.resources.append(
+                        Recorded(request.type, request.name, {}, "", {}, urn=response.urn, parent=request.parent)
+                    )
             return response
 
     return RecordingMonitor(tenant)
@@ -320,8 +364,9 @@ class _Collect(logging.Handler):
         self.sink.append(record.getMessage())
 
 
-def evaluate(settings: StackSettings, tenant: SimulatedTenant | None = None,
-             program: Callable[[StackSettings], Exports] = build) -> Evaluation:
+def evaluate(
+    settings: StackSettings, tenant: SimulatedTenant | None = None, program: Callable[[StackSettings], Exports] = build
+) -> Evaluation:
     """Run the program function (`components.program.build` unless another is given, as the benchmark's floor)
     for `settings` against a simulated tenant (a new one unless given).
 
@@ -339,13 +384,21 @@ def _evaluate(evaluation: Evaluation, settings: StackSettings, program: Callable
     handler = _Collect(evaluation.warnings)
     logger.addHandler(handler)
     try:
-        pulumi.runtime.set_mocks(evaluation.tenant, project=PROJECT, stack=settings.stack, preview=False,
-                                 logger=logger, monitor=_recording_monitor(evaluation.tenant))
+        pulumi.runtime.set_mocks(
+            evaluation.tenant,
+            project=PROJECT,
+            stack=settings.stack,
+            preview=False,
+            logger=logger,
+            monitor=_recording_monitor(evaluation.tenant),
+        )
 
         async def run() -> None:
             evaluation.exports = program(settings)
-            for name, value in ((PORTALS, evaluation.exports.portals),
-                                (CLIENT_SECRETS, evaluation.exports.client_secrets)):
+            for name, value in (
+                (PORTALS, evaluation.exports.portals),
+                (CLIENT_SECRETS, evaluation.exports.client_secrets),
+            ):
                 output = pulumi.Output.from_input(value)
                 if not await output.is_known():
                     evaluation.unknown_outputs.add(name)

@@ -30,8 +30,10 @@ def read_outputs_text(outputs: str | None, stack: str | None) -> str:
             raise OutputsError(f"cannot read --outputs {outputs}: {error.strerror}") from None
     pulumi = shutil.which("pulumi")
     if pulumi is None:
-        raise OutputsError("no --outputs file given and the pulumi CLI is not on PATH; run "
-                           "`pulumi stack output --json --show-secrets > outputs.json` and pass --outputs outputs.json")
+        raise OutputsError(
+            "no --outputs file given and the pulumi CLI is not on PATH; run "
+            "`pulumi stack output --json --show-secrets > outputs.json` and pass --outputs outputs.json"
+        )
     command = [pulumi, "stack", "output", "--json", "--show-secrets"] + (["--stack", stack] if stack else [])
     result = subprocess.run(command, capture_output=True, check=False, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
@@ -61,8 +63,9 @@ def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = Tru
     except RecursionError:
         raise OutputsError("the stack outputs are nested too deeply to be intrexx-exchange outputs") from None
     except ValueError:
-        raise OutputsError("the stack outputs are not JSON; expected what `pulumi stack output --json "
-                           "--show-secrets` prints") from None
+        raise OutputsError(
+            "the stack outputs are not JSON; expected what `pulumi stack output --json --show-secrets` prints"
+        ) from None
     try:
         outputs = StackOutputs.from_output(document, need_secrets=need_secrets)
     except ContractError as error:
@@ -75,8 +78,9 @@ def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = Tru
     return [outputs.portals[name] for name in sorted(outputs.portals) if portal in (None, name)]
 
 
-def read_portals(outputs: str | None, stack: str | None, portal: str | None,
-                 need_secrets: bool = True) -> list[PortalOutput]:
+def read_portals(
+    outputs: str | None, stack: str | None, portal: str | None, need_secrets: bool = True
+) -> list[PortalOutput]:
     return parse_outputs(read_outputs_text(outputs, stack), portal, need_secrets=need_secrets)
 
 

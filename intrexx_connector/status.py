@@ -8,7 +8,7 @@ from components.ews import ews_state
 
 REFRESH_TOKEN_REMINDER = (
     "Intrexx keeps each mailbox user's refresh token for about three months: request it again with "
-    "\"Request MS365 Refresh Token\" in the data source about every three months"
+    '"Request MS365 Refresh Token" in the data source about every three months'
 )
 
 
@@ -56,11 +56,12 @@ def portal_status(portal: PortalOutput, today: date, warn_days: int) -> PortalSt
     renew = "run `pulumi up`, then `python -m intrexx_connector render` and enter the new secret in the data source"
     messages = []
     if days_left <= 0:
-        messages.append(f"the client secret expired on {expires_at.isoformat()} (Entra answers AADSTS7000222): "
-                        f"{renew}")
+        messages.append(f"the client secret expired on {expires_at.isoformat()} (Entra answers AADSTS7000222): {renew}")
     elif expiring:
-        messages.append(f"the client secret expires on {expires_at.isoformat()}, in {days_left} days (warning "
-                        f"within {warn_days} days): {renew}")
+        messages.append(
+            f"the client secret expires on {expires_at.isoformat()}, in {days_left} days (warning "
+            f"within {warn_days} days): {renew}"
+        )
     if today >= rotates_at and days_left > 0:
         messages.append(f"secret rotation due since {rotates_at.isoformat()}: {renew}")
     ews = ews_status(today, portal.client_id) if portal.uses_ews else None

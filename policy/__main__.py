@@ -66,11 +66,17 @@ def _plain(value):
 
 
 def _stack_resources(args: StackValidationArgs) -> list:
-    return [rules.StackResource(
-        urn=r.urn, type=r.resource_type, name=r.name, props=_plain(r.props),
-        dependencies={d.urn for d in r.dependencies},
-        property_dependencies={key: {d.urn for d in deps} for key, deps in r.property_dependencies.items()},
-    ) for r in args.resources]
+    return [
+        rules.StackResource(
+            urn=r.urn,
+            type=r.resource_type,
+            name=r.name,
+            props=_plain(r.props),
+            dependencies={d.urn for d in r.dependencies},
+            property_dependencies={key: {d.urn for d in deps} for key, deps in r.property_dependencies.items()},
+        )
+        for r in args.resources
+    ]
 
 
 def _stack_policy(find):
@@ -84,19 +90,29 @@ def _stack_policy(find):
 password_lifetime = ResourceValidationPolicy(
     name="application-password-lifetime",
     description="Client secrets (ApplicationPassword) need an endDate at most maxSecretLifetimeDays ahead "
-                "(default 180: CISA ScubaGear MS.AAD.5.6v1).",
+    "(default 180: CISA ScubaGear MS.AAD.5.6v1).",
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(properties={
-        "maxSecretLifetimeDays": {"type": "integer", "minimum": 1, "maximum": 730,
-                                  "default": rules.DEFAULT_MAX_SECRET_DAYS,
-                                  "description": "Longest allowed secret lifetime in days (Entra's limit: 730)."},
-    }),
+    config_schema=PolicyConfigSchema(
+        properties={
+            "maxSecretLifetimeDays": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 730,
+                "default": rules.DEFAULT_MAX_SECRET_DAYS,
+                "description": "Longest allowed secret lifetime in days (Entra's limit: 730).",
+            },
+        }
+    ),
     remediation_steps="Set end_date on the ApplicationPassword to at most maxSecretLifetimeDays from today.",
-    validate=_resource_policy((rules.APPLICATION_PASSWORD,), lambda args: rules.password_lifetime(
-        args.props,
-        rules.days_setting(args.get_config(), "maxSecretLifetimeDays", rules.DEFAULT_MAX_SECRET_DAYS),
-        rules.now())),
+    validate=_resource_policy(
+        (rules.APPLICATION_PASSWORD,),
+        lambda args: rules.password_lifetime(
+            args.props,
+            rules.days_setting(args.get_config(), "maxSecretLifetimeDays", rules.DEFAULT_MAX_SECRET_DAYS),
+            rules.now(),
+        ),
+    ),
 )
 
 redirect_uris = ResourceValidationPolicy(
@@ -105,41 +121,58 @@ redirect_uris = ResourceValidationPolicy(
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     remediation_steps="Change web.redirect_uris to https URLs without '*'.",
-    validate=_resource_policy((rules.APPLICATION, rules.APPLICATION_REDIRECT_URIS),
-                              lambda args: rules.redirect_uris(args.resource_type, args.props)),
+    validate=_resource_policy(
+        (rules.APPLICATION, rules.APPLICATION_REDIRECT_URIS),
+        lambda args: rules.redirect_uris(args.resource_type, args.props),
+    ),
 )
 
 sign_in_audience = ResourceValidationPolicy(
     name="single-tenant-sign-in-audience",
     description="Applications sign in accounts of this tenant only (signInAudience AzureADMyOrg) unless "
-                "allowedSignInAudiences says otherwise.",
+    "allowedSignInAudiences says otherwise.",
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(properties={
-        "allowedSignInAudiences": {"type": "array", "minItems": 1,
-                                   "items": {"type": "string", "enum": list(rules.SIGN_IN_AUDIENCES)},
-                                   "default": [rules.DEFAULT_SIGN_IN_AUDIENCE],
-                                   "description": "signInAudience values allowed."},
-    }),
-    remediation_steps="Set sign_in_audience=\"AzureADMyOrg\", or allow the audience in allowedSignInAudiences.",
-    validate=_resource_policy(rules.APPLICATION_TYPES, lambda args: rules.sign_in_audience(
-        args.props, rules.audiences_setting(args.get_config(), "allowedSignInAudiences"))),
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedSignInAudiences": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(rules.SIGN_IN_AUDIENCES)},
+                "default": [rules.DEFAULT_SIGN_IN_AUDIENCE],
+                "description": "signInAudience values allowed.",
+            },
+        }
+    ),
+    remediation_steps='Set sign_in_audience="AzureADMyOrg", or allow the audience in allowedSignInAudiences.',
+    validate=_resource_policy(
+        rules.APPLICATION_TYPES,
+        lambda args: rules.sign_in_audience(
+            args.props, rules.audiences_setting(args.get_config(), "allowedSignInAudiences")
+        ),
+    ),
 )
 
 public_client = ResourceValidationPolicy(
     name="public-client-without-app-roles",
     description="Public client flows (fallbackPublicClientEnabled) only on applications that request no "
-                "application permissions (requiredResourceAccesses of type Role).",
+    "application permissions (requiredResourceAccesses of type Role).",
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
-    config_schema=PolicyConfigSchema(properties={
-        "cataloguePath": {"type": "string", "default": DEFAULT_CATALOGUE,
-                          "description": "Permission catalogue used to name roles, relative to the pack."},
-    }),
+    config_schema=PolicyConfigSchema(
+        properties={
+            "cataloguePath": {
+                "type": "string",
+                "default": DEFAULT_CATALOGUE,
+                "description": "Permission catalogue used to name roles, relative to the pack.",
+            },
+        }
+    ),
     remediation_steps="Set fallback_public_client_enabled=False, or split app-only permissions into another "
-                      "application.",
-    validate=_resource_policy((rules.APPLICATION,), lambda args: rules.public_client_flows(
-        args.props, _catalogue(args.get_config()).roles)),
+    "application.",
+    validate=_resource_policy(
+        (rules.APPLICATION,), lambda args: rules.public_client_flows(args.props, _catalogue(args.get_config()).roles)
+    ),
 )
 
 ownership_notes = ResourceValidationPolicy(
@@ -154,18 +187,25 @@ ownership_notes = ResourceValidationPolicy(
 mailbox_roles = ResourceValidationPolicy(
     name="tenant-wide-mailbox-roles",
     description="Tenant-wide Exchange/Graph mailbox application roles (full_access_as_app, Mail.*, Calendars.*, "
-                "Contacts.*, MailboxSettings.*) are reported: Exchange RBAC for Applications can scope them.",
+    "Contacts.*, MailboxSettings.*) are reported: Exchange RBAC for Applications can scope them.",
     enforcement_level=EnforcementLevel.ADVISORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(properties={
-        "cataloguePath": {"type": "string", "default": DEFAULT_CATALOGUE,
-                          "description": "Permission catalogue (YAML) naming the role ids, relative to the pack; "
-                                         "without it the pack's built-in list is used."},
-    }),
+    config_schema=PolicyConfigSchema(
+        properties={
+            "cataloguePath": {
+                "type": "string",
+                "default": DEFAULT_CATALOGUE,
+                "description": "Permission catalogue (YAML) naming the role ids, relative to the pack; "
+                "without it the pack's built-in list is used.",
+            },
+        }
+    ),
     remediation_steps="Remove the AppRoleAssignment; grant the role's Exchange RBAC for Applications role to a "
-                      "management scope instead.",
-    validate=_resource_policy((rules.APP_ROLE_ASSIGNMENT,), lambda args: rules.mailbox_role_assignment(
-        args.props, _catalogue(args.get_config()))),
+    "management scope instead.",
+    validate=_resource_policy(
+        (rules.APP_ROLE_ASSIGNMENT,),
+        lambda args: rules.mailbox_role_assignment(args.props, _catalogue(args.get_config())),
+    ),
 )
 
 application_owner = StackValidationPolicy(
@@ -189,6 +229,14 @@ application_service_principal = StackValidationPolicy(
 PolicyPack(
     name="entra-app-guardrails",
     description="Guardrails for Entra ID app registrations made with pulumi-azuread.",
-    policies=[password_lifetime, redirect_uris, sign_in_audience, public_client, ownership_notes, mailbox_roles,
-              application_owner, application_service_principal],
+    policies=[
+        password_lifetime,
+        redirect_uris,
+        sign_in_audience,
+        public_client,
+        ownership_notes,
+        mailbox_roles,
+        application_owner,
+        application_service_principal,
+    ],
 )

@@ -37,8 +37,12 @@ EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 DEFAULT_MAX_SECRET_DAYS = 180
 # pulumi_azuread/application.py, sign_in_audience: "Defaults to `AzureADMyOrg`".
 DEFAULT_SIGN_IN_AUDIENCE = "AzureADMyOrg"
-SIGN_IN_AUDIENCES = ("AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount",
-                     "PersonalMicrosoftAccount")
+SIGN_IN_AUDIENCES = (
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+)
 # learn.microsoft.com/entra/identity-platform/reply-url: redirect URIs must use https, except http for the
 # loopback address ("localhost", 127.0.0.1); wildcards are discouraged and not supported for most app types.
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
@@ -68,6 +72,7 @@ UNKNOWN = _Unknown()
 
 
 # Configuration ----------------------------------------------------------------------------------------------------
+
 
 def days_setting(config: Mapping, key: str, default: float) -> float:
     """A positive number of days from the policy config. Numbers arrive as floats (`180.0`): the engine sends the
@@ -103,6 +108,7 @@ def _rfc3339(moment: datetime) -> str:
 
 
 # Secrets ----------------------------------------------------------------------------------------------------------
+
 
 def parse_rfc3339(text) -> datetime | None:
     if not isinstance(text, str):
@@ -153,14 +159,19 @@ def password_lifetime(props: Mapping, max_days: float, today: datetime) -> list:
     limit = number(max_days)
     start = parse_rfc3339(props.get("startDate")) if props.get("startDate") else None
     if props.get("startDate") and start is None:
-        return [f"startDate {props.get('startDate')!r} is not an RFC 3339 date. "
-                "Fix: use the form 2026-12-31T00:00:00Z, or leave startDate out."]
+        return [
+            f"startDate {props.get('startDate')!r} is not an RFC 3339 date. "
+            "Fix: use the form 2026-12-31T00:00:00Z, or leave startDate out."
+        ]
     reference = min(today, start) if start else today
-    reference_text = (f"its startDate {_rfc3339(start)}" if start and start < today
-                      else f"today ({today.date().isoformat()})")
+    reference_text = (
+        f"its startDate {_rfc3339(start)}" if start and start < today else f"today ({today.date().isoformat()})"
+    )
     latest = reference + timedelta(days=max_days)
-    fix = (f"Fix: set endDate to {_rfc3339(latest)} or earlier (rotate the secret more often), or raise "
-           "maxSecretLifetimeDays in the policy pack config.")
+    fix = (
+        f"Fix: set endDate to {_rfc3339(latest)} or earlier (rotate the secret more often), or raise "
+        "maxSecretLifetimeDays in the policy pack config."
+    )
     end_text = props.get("endDate")
     if end_text:
         end = parse_rfc3339(end_text)
@@ -171,21 +182,27 @@ def password_lifetime(props: Mapping, max_days: float, today: datetime) -> list:
         relative = props.get("endDateRelative")
         duration = parse_go_duration(relative)
         if duration is None:
-            return [f"endDateRelative {relative!r} is not a duration such as '4320h'. Fix: set endDate (RFC 3339) "
-                    f"at most {limit} days ahead instead."]
+            return [
+                f"endDateRelative {relative!r} is not a duration such as '4320h'. Fix: set endDate (RFC 3339) "
+                f"at most {limit} days ahead instead."
+            ]
         end = (start or today) + duration
         what = f"endDateRelative {relative} (ends {_rfc3339(end)})"
     else:
-        return [f"no endDate: Entra then picks the secret's lifetime, not this stack. Fix: set endDate "
-                f"(RFC 3339) at most {limit} days ahead, e.g. {_rfc3339(latest)}."]
+        return [
+            f"no endDate: Entra then picks the secret's lifetime, not this stack. Fix: set endDate "
+            f"(RFC 3339) at most {limit} days ahead, e.g. {_rfc3339(latest)}."
+        ]
     days = (end - reference) / _DAY
     if days > max_days + 1e-9:
-        return [f"{what} lies {number(days)} days after {reference_text}: more than maxSecretLifetimeDays "
-                f"({limit}). {fix}"]
+        return [
+            f"{what} lies {number(days)} days after {reference_text}: more than maxSecretLifetimeDays ({limit}). {fix}"
+        ]
     return []
 
 
 # Applications -----------------------------------------------------------------------------------------------------
+
 
 def redirect_uri_problem(uri) -> str | None:
     if not isinstance(uri, str):
@@ -215,17 +232,21 @@ def redirect_uris(resource_type: str, props: Mapping) -> list:
     problems = [p for p in map(redirect_uri_problem, web_redirect_uris(resource_type, props)) if p]
     if not problems:
         return []
-    return [f"web redirect URIs: {'; '.join(problems)}. Fix: use https://<host>/<path> without '*' "
-            "(http only for localhost or 127.0.0.1)."]
+    return [
+        f"web redirect URIs: {'; '.join(problems)}. Fix: use https://<host>/<path> without '*' "
+        "(http only for localhost or 127.0.0.1)."
+    ]
 
 
 def sign_in_audience(props: Mapping, allowed: tuple) -> list:
     audience = props.get("signInAudience") or DEFAULT_SIGN_IN_AUDIENCE
     if audience in allowed:
         return []
-    return [f"signInAudience is {audience}; allowed: {', '.join(allowed)}. Fix: set sign_in_audience="
-            f"\"{DEFAULT_SIGN_IN_AUDIENCE}\" (this tenant only), or add {audience} to allowedSignInAudiences in "
-            "the policy pack config."]
+    return [
+        f"signInAudience is {audience}; allowed: {', '.join(allowed)}. Fix: set sign_in_audience="
+        f'"{DEFAULT_SIGN_IN_AUDIENCE}" (this tenant only), or add {audience} to allowedSignInAudiences in '
+        "the policy pack config."
+    ]
 
 
 def requested_app_roles(props: Mapping) -> list:
@@ -245,17 +266,22 @@ def public_client_flows(props: Mapping, role_names: Mapping) -> list:
     if not roles:
         return []
     named = ", ".join(role_names[role].name if role in role_names else str(role) for _, role in roles)
-    return [f"fallbackPublicClientEnabled is true and the application requests application permissions "
-            f"({named}). Fix: set fallback_public_client_enabled=False, or move the application permissions to "
-            "a separate confidential application."]
+    return [
+        f"fallbackPublicClientEnabled is true and the application requests application permissions "
+        f"({named}). Fix: set fallback_public_client_enabled=False, or move the application permissions to "
+        "a separate confidential application."
+    ]
 
 
 def ownership_notes(props: Mapping) -> list:
-    if any(isinstance(props.get(key), str) and props.get(key).strip()
-           for key in ("notes", "serviceManagementReference")):
+    if any(
+        isinstance(props.get(key), str) and props.get(key).strip() for key in ("notes", "serviceManagementReference")
+    ):
         return []
-    return ["neither notes nor serviceManagementReference names who owns this registration. Fix: set notes "
-            "(or service_management_reference) to the owning team, service or ticket."]
+    return [
+        "neither notes nor serviceManagementReference names who owns this registration. Fix: set notes "
+        "(or service_management_reference) to the owning team, service or ticket."
+    ]
 
 
 # Mailbox roles ------------------------------------------------------------------------------------------------------
@@ -274,24 +300,47 @@ class MailboxRole:
 # Used only when the permission catalogue cannot be read: the same ids as components/catalogue.yaml (Microsoft
 # Graph permissions reference; EWS OAuth how-to for full_access_as_app), kept small on purpose.
 BUILT_IN_MAILBOX_ROLES = (
-    MailboxRole("dc890d15-9560-4a4c-9b7f-a736ec74ec40", "full_access_as_app", "Office 365 Exchange Online",
-                "Application EWS.AccessAsApp"),
+    MailboxRole(
+        "dc890d15-9560-4a4c-9b7f-a736ec74ec40",
+        "full_access_as_app",
+        "Office 365 Exchange Online",
+        "Application EWS.AccessAsApp",
+    ),
     MailboxRole("810c84a8-4a9e-49e6-bf7d-12d183f40d01", "Mail.Read", "Microsoft Graph", "Application Mail.Read"),
-    MailboxRole("e2a3a72e-5f79-4c64-b1b1-878b674786c9", "Mail.ReadWrite", "Microsoft Graph",
-                "Application Mail.ReadWrite"),
+    MailboxRole(
+        "e2a3a72e-5f79-4c64-b1b1-878b674786c9", "Mail.ReadWrite", "Microsoft Graph", "Application Mail.ReadWrite"
+    ),
     MailboxRole("b633e1c5-b582-4048-a93e-9f11b44c7e96", "Mail.Send", "Microsoft Graph", "Application Mail.Send"),
-    MailboxRole("798ee544-9d2d-430c-a058-570e29e34338", "Calendars.Read", "Microsoft Graph",
-                "Application Calendars.Read"),
-    MailboxRole("ef54d2bf-783f-4e0f-bca1-3210c0444d99", "Calendars.ReadWrite", "Microsoft Graph",
-                "Application Calendars.ReadWrite"),
-    MailboxRole("089fe4d0-434a-44c5-8827-41ba8a0b17f5", "Contacts.Read", "Microsoft Graph",
-                "Application Contacts.Read"),
-    MailboxRole("6918b873-d17a-4dc1-b314-35f528134491", "Contacts.ReadWrite", "Microsoft Graph",
-                "Application Contacts.ReadWrite"),
-    MailboxRole("40f97065-369a-49f4-947c-6a255697ae91", "MailboxSettings.Read", "Microsoft Graph",
-                "Application MailboxSettings.Read"),
-    MailboxRole("6931bccd-447a-43d1-b442-00a195474933", "MailboxSettings.ReadWrite", "Microsoft Graph",
-                "Application MailboxSettings.ReadWrite"),
+    MailboxRole(
+        "798ee544-9d2d-430c-a058-570e29e34338", "Calendars.Read", "Microsoft Graph", "Application Calendars.Read"
+    ),
+    MailboxRole(
+        "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
+        "Calendars.ReadWrite",
+        "Microsoft Graph",
+        "Application Calendars.ReadWrite",
+    ),
+    MailboxRole(
+        "089fe4d0-434a-44c5-8827-41ba8a0b17f5", "Contacts.Read", "Microsoft Graph", "Application Contacts.Read"
+    ),
+    MailboxRole(
+        "6918b873-d17a-4dc1-b314-35f528134491",
+        "Contacts.ReadWrite",
+        "Microsoft Graph",
+        "Application Contacts.ReadWrite",
+    ),
+    MailboxRole(
+        "40f97065-369a-49f4-947c-6a255697ae91",
+        "MailboxSettings.Read",
+        "Microsoft Graph",
+        "Application MailboxSettings.Read",
+    ),
+    MailboxRole(
+        "6931bccd-447a-43d1-b442-00a195474933",
+        "MailboxSettings.ReadWrite",
+        "Microsoft Graph",
+        "Application MailboxSettings.ReadWrite",
+    ),
 )
 
 
@@ -312,8 +361,12 @@ def mailbox_roles_from(document) -> dict:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
                 continue
             if name == "full_access_as_app" or str(name).startswith(MAILBOX_PREFIXES):
-                roles[entry["id"]] = MailboxRole(entry["id"], str(name), str(resource.get("displayName", "")),
-                                                 str(entry.get("exchangeRole") or f"Application {name}"))
+                roles[entry["id"]] = MailboxRole(
+                    entry["id"],
+                    str(name),
+                    str(resource.get("displayName", "")),
+                    str(entry.get("exchangeRole") or f"Application {name}"),
+                )
     return roles
 
 
@@ -328,8 +381,7 @@ def load_role_catalogue(path: str) -> RoleCatalogue:
     except FileNotFoundError:
         return RoleCatalogue(built_in, f"the pack's built-in role list ({path} not found)")
     except Exception as error:  # noqa: BLE001 - any unreadable catalogue falls back, and says why
-        return RoleCatalogue(built_in, f"the pack's built-in role list ({path} unreadable: "
-                                       f"{type(error).__name__})")
+        return RoleCatalogue(built_in, f"the pack's built-in role list ({path} unreadable: {type(error).__name__})")
     roles = mailbox_roles_from(document)
     if not roles:
         return RoleCatalogue(built_in, f"the pack's built-in role list ({path} lists no mailbox roles)")
@@ -340,14 +392,17 @@ def mailbox_role_assignment(props: Mapping, catalogue: RoleCatalogue) -> list:
     role = catalogue.roles.get(props.get("appRoleId"))
     if role is None:
         return []
-    return [f"appRoleId {role.id} is {role.resource}'s application permission {role.name}: admin consent to it "
-            f"reaches every mailbox in the tenant (names from {catalogue.source}). Fix: remove this "
-            f"AppRoleAssignment and grant the role to a scope of mailboxes with Exchange RBAC for Applications: "
-            f"New-ManagementRoleAssignment -App <client id> -Role \"{role.exchange_role}\" "
-            f"-CustomResourceScope <management scope>."]
+    return [
+        f"appRoleId {role.id} is {role.resource}'s application permission {role.name}: admin consent to it "
+        f"reaches every mailbox in the tenant (names from {catalogue.source}). Fix: remove this "
+        f"AppRoleAssignment and grant the role to a scope of mailboxes with Exchange RBAC for Applications: "
+        f'New-ManagementRoleAssignment -App <client id> -Role "{role.exchange_role}" '
+        f"-CustomResourceScope <management scope>."
+    ]
 
 
 # Stack ------------------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class StackResource:
@@ -384,9 +439,11 @@ def _from_resource(resource: StackResource, app: StackResource, keys: tuple, val
 
 def _could_be_from(resource: StackResource, keys: tuple) -> bool:
     """An unknown value without any dependency information: nothing can be decided, so nothing is reported."""
-    return (any(resource.props.get(key) is UNKNOWN for key in keys)
-            and not any(resource.property_dependencies.get(key) for key in keys)
-            and not resource.dependencies)
+    return (
+        any(resource.props.get(key) is UNKNOWN for key in keys)
+        and not any(resource.property_dependencies.get(key) for key in keys)
+        and not resource.dependencies
+    )
 
 
 def applications_without_owner(resources: list) -> list:
@@ -402,12 +459,19 @@ def applications_without_owner(resources: list) -> list:
         def same_application(value, object_id=object_id):
             return _known_str(object_id) and value.rstrip("/").split("/")[-1] == object_id
 
-        if any(_from_resource(link, app, ("applicationId",), same_application)
-               or _could_be_from(link, ("applicationId",)) for link in owner_links):
+        if any(
+            _from_resource(link, app, ("applicationId",), same_application) or _could_be_from(link, ("applicationId",))
+            for link in owner_links
+        ):
             continue
-        found.append((app.urn, f"{app.name} has no owners. Fix: set owners=[<object id>, ...] to the users or "
-                               "service principals (not groups) that answer for it, e.g. the deploying identity "
-                               "and the owning team, or add an azuread.ApplicationOwner."))
+        found.append(
+            (
+                app.urn,
+                f"{app.name} has no owners. Fix: set owners=[<object id>, ...] to the users or "
+                "service principals (not groups) that answer for it, e.g. the deploying identity "
+                "and the owning team, or add an azuread.ApplicationOwner.",
+            )
+        )
     return found
 
 
@@ -419,11 +483,19 @@ def applications_without_service_principal(resources: list) -> list:
     found = []
     for app in (r for r in resources if r.type in APPLICATION_TYPES):
         client_id = app.props.get("clientId")
-        if any(_from_resource(sp, app, keys, lambda value, client_id=client_id: value == client_id)
-               or _could_be_from(sp, keys) for sp in principals):
+        if any(
+            _from_resource(sp, app, keys, lambda value, client_id=client_id: value == client_id)
+            or _could_be_from(sp, keys)
+            for sp in principals
+        ):
             continue
         shown = f" (clientId {client_id})" if _known_str(client_id) else ""
-        found.append((app.urn, f"{app.name}{shown} has no ServicePrincipal in this stack: none has its clientId "
-                               "or takes it from this application. Fix: add azuread.ServicePrincipal(client_id="
-                               "<application>.client_id), or bring an existing one in with import_."))
+        found.append(
+            (
+                app.urn,
+                f"{app.name}{shown} has no ServicePrincipal in this stack: none has its clientId "
+                "or takes it from this application. Fix: add azuread.ServicePrincipal(client_id="
+                "<application>.client_id), or bring an existing one in with import_.",
+            )
+        )
     return found

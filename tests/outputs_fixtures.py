@@ -10,11 +10,19 @@ from helpers import TODAY, settings_for
 from intrexx_connector.simulation import evaluate
 
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr", "signIn": True}
-OPS = {"name": "ops", "baseUrl": "https://ops.example.com", "access": "application",
-       "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"}}
+OPS = {
+    "name": "ops",
+    "baseUrl": "https://ops.example.com",
+    "access": "application",
+    "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"},
+}
 LEGACY = {"name": "legacy", "baseUrl": "https://old.example.com", "api": "ews"}
-TEAM = {"name": "team", "baseUrl": "https://team.example.com", "access": "application",
-        "mailboxScope": {"groupId": "0b7f6a2e-4c1d-4e8f-9a3b-2d5c6e7f8a9b"}}
+TEAM = {
+    "name": "team",
+    "baseUrl": "https://team.example.com",
+    "access": "application",
+    "mailboxScope": {"groupId": "0b7f6a2e-4c1d-4e8f-9a3b-2d5c6e7f8a9b"},
+}
 WIDE = {"name": "wide", "baseUrl": "https://wide.example.com", "access": "application"}
 SAMPLE_PORTALS = [HR, OPS, LEGACY]
 

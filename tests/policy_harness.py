@@ -70,12 +70,17 @@ ADDITIONAL_SECRET_OUTPUTS = {
 }
 # The simulator keeps generated secret values as pulumi Outputs; the pack must never need them.
 SECRET_PLACEHOLDER = "simulated-secret-value"
-ENGINE_LEVELS = {analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.MANDATORY: "mandatory",
-                 analyzer_pb2.DISABLED: "disabled", analyzer_pb2.REMEDIATE: "remediate"}
+ENGINE_LEVELS = {
+    analyzer_pb2.ADVISORY: "advisory",
+    analyzer_pb2.MANDATORY: "mandatory",
+    analyzer_pb2.DISABLED: "disabled",
+    analyzer_pb2.REMEDIATE: "remediate",
+}
 LEVELS = {name: value for value, name in ENGINE_LEVELS.items()}
 
 
 # The simulated tenant: the one place this harness reaches it. -----------------------------------------------------
+
 
 def recorded_resources(stack: str, today: date, portals: list | None = None) -> list:
     """Every resource the simulated tenant records for `Pulumi.<stack>.yaml` (or for these portals)."""
@@ -89,6 +94,7 @@ def recorded_resources(stack: str, today: date, portals: list | None = None) -> 
 
 
 # Values in the engine's shape -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Secret:
@@ -144,35 +150,55 @@ class EngineResource:
 
 def _options(resource: EngineResource) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(
-        protect=resource.protect, ignoreChanges=[], deleteBeforeReplace=False, deleteBeforeReplaceDefined=False,
-        additionalSecretOutputs=list(resource.additional_secret_outputs), aliases=[],
+        protect=resource.protect,
+        ignoreChanges=[],
+        deleteBeforeReplace=False,
+        deleteBeforeReplaceDefined=False,
+        additionalSecretOutputs=list(resource.additional_secret_outputs),
+        aliases=[],
         customTimeouts=analyzer_pb2.AnalyzerResourceOptions.CustomTimeouts(create=0, update=0, delete=0, read=0),
-        parent=resource.parent)
+        parent=resource.parent,
+    )
 
 
 def _provider(resource: EngineResource):
     if resource.provider is None:
         return None
     p = resource.provider
-    return analyzer_pb2.AnalyzerProviderResource(type=p.type, urn=p.urn, name=p.name,
-                                                 properties=marshal_properties(p.inputs))
+    return analyzer_pb2.AnalyzerProviderResource(
+        type=p.type, urn=p.urn, name=p.name, properties=marshal_properties(p.inputs)
+    )
 
 
 def analyze_request(resource: EngineResource) -> analyzer_pb2.AnalyzeRequest:
     """What step_generator.go analyzeAll sends for one resource: its inputs."""
-    return analyzer_pb2.AnalyzeRequest(type=resource.type, properties=marshal_properties(resource.inputs),
-                                       urn=resource.urn, name=resource.name, options=_options(resource),
-                                       provider=_provider(resource))
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        properties=marshal_properties(resource.inputs),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+        provider=_provider(resource),
+    )
 
 
 def analyzer_resource(resource: EngineResource) -> analyzer_pb2.AnalyzerResource:
     """One entry of AnalyzeStack (step_generator.go AnalyzeResources): its outputs."""
     return analyzer_pb2.AnalyzerResource(
-        type=resource.type, properties=marshal_properties(resource.outputs), urn=resource.urn, name=resource.name,
-        options=_options(resource), provider=_provider(resource), parent=resource.parent,
+        type=resource.type,
+        properties=marshal_properties(resource.outputs),
+        urn=resource.urn,
+        name=resource.name,
+        options=_options(resource),
+        provider=_provider(resource),
+        parent=resource.parent,
         dependencies=list(resource.dependencies),
-        propertyDependencies={key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
-                              for key, urns in resource.property_dependencies.items() if urns})
+        propertyDependencies={
+            key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
+            for key, urns in resource.property_dependencies.items()
+            if urns
+        },
+    )
 
 
 def analyze_stack_request(resources: list) -> analyzer_pb2.AnalyzeStackRequest:
@@ -180,6 +206,7 @@ def analyze_stack_request(resources: list) -> analyzer_pb2.AnalyzeStackRequest:
 
 
 # From the simulator's records ---------------------------------------------------------------------------------------
+
 
 def engine_urn(stack: str, qualified_type: str, name: str, project: str = PROJECT) -> str:
     return f"urn:pulumi:{stack}::{project}::{qualified_type}::{name}"
@@ -234,8 +261,17 @@ def _link(resource: EngineResource, computed: dict) -> None:
     resource.dependencies = sorted({u for urns in property_dependencies.values() for u in urns})
 
 
-def _engine_resource(root: EngineResource, provider: EngineResource, parent: EngineResource | None, type_: str,
-                     name: str, inputs: dict, state: dict, resource_id: str = "", protect: bool = False):
+def _engine_resource(
+    root: EngineResource,
+    provider: EngineResource,
+    parent: EngineResource | None,
+    type_: str,
+    name: str,
+    inputs: dict,
+    state: dict,
+    resource_id: str = "",
+    protect: bool = False,
+):
     parent = parent or root
     stack, project = root.urn.split("::")[0].split(":")[2], root.urn.split("::")[1]
     parent_chain = "" if parent is root else _qualified_type(parent.urn) + "$"
@@ -246,30 +282,48 @@ def _engine_resource(root: EngineResource, provider: EngineResource, parent: Eng
         if key in outputs and not isinstance(outputs[key], Secret):
             outputs[key] = Secret(outputs[key])
     return EngineResource(
-        urn=engine_urn(stack, parent_chain + type_, name, project), type=type_, name=name,
-        inputs=copy.deepcopy(inputs), outputs=outputs, parent=parent.urn, id=resource_id or "",
-        provider=provider if custom else None, protect=protect, additional_secret_outputs=list(secret_outputs),
-        custom=custom)
+        urn=engine_urn(stack, parent_chain + type_, name, project),
+        type=type_,
+        name=name,
+        inputs=copy.deepcopy(inputs),
+        outputs=outputs,
+        parent=parent.urn,
+        id=resource_id or "",
+        provider=provider if custom else None,
+        protect=protect,
+        additional_secret_outputs=list(secret_outputs),
+        custom=custom,
+    )
 
 
-def from_recorded(recorded: list, stack: str, provider_config: dict | None = None,
-                  project: str = PROJECT) -> list:
+def from_recorded(recorded: list, stack: str, provider_config: dict | None = None, project: str = PROJECT) -> list:
     """The simulator's records as the engine's resources after an update: stack, default provider, then each
     record with engine URNs, outputs = inputs + what the tenant computed (what a mock returns), secrets marked,
     dependencies derived."""
-    root = EngineResource(engine_urn(stack, "pulumi:pulumi:Stack", f"{project}-{stack}", project),
-                          "pulumi:pulumi:Stack", f"{project}-{stack}", {}, {}, custom=False)
+    root = EngineResource(
+        engine_urn(stack, "pulumi:pulumi:Stack", f"{project}-{stack}", project),
+        "pulumi:pulumi:Stack",
+        f"{project}-{stack}",
+        {},
+        {},
+        custom=False,
+    )
     azuread_version = version("pulumi_azuread")
     provider_name = "default_" + azuread_version.replace(".", "_")
     provider_inputs = {**(provider_config or {}), "version": azuread_version}
-    provider = EngineResource(engine_urn(stack, f"pulumi:providers:{PROVIDER_PACKAGE}", provider_name, project),
-                              f"pulumi:providers:{PROVIDER_PACKAGE}", provider_name, provider_inputs,
-                              dict(provider_inputs))
+    provider = EngineResource(
+        engine_urn(stack, f"pulumi:providers:{PROVIDER_PACKAGE}", provider_name, project),
+        f"pulumi:providers:{PROVIDER_PACKAGE}",
+        provider_name,
+        provider_inputs,
+        dict(provider_inputs),
+    )
     resources, by_mock_urn = [root, provider], {}
     for record in recorded:
         parent = by_mock_urn.get(record.parent or "")
-        resource = _engine_resource(root, provider, parent, record.type, record.name, record.inputs, record.state,
-                                    record.id, record.protect)
+        resource = _engine_resource(
+            root, provider, parent, record.type, record.name, record.inputs, record.state, record.id, record.protect
+        )
         _link(resource, _computed_index(resources))
         if record.urn:
             by_mock_urn[record.urn] = resource
@@ -277,8 +331,15 @@ def from_recorded(recorded: list, stack: str, provider_config: dict | None = Non
     return resources
 
 
-def add_resource(resources: list, type_: str, name: str, inputs: dict, state: dict | None = None,
-                 parent: str | None = None, resource_id: str = "") -> list:
+def add_resource(
+    resources: list,
+    type_: str,
+    name: str,
+    inputs: dict,
+    state: dict | None = None,
+    parent: str | None = None,
+    resource_id: str = "",
+) -> list:
     """A copy of `resources` with one more resource, as if the program had declared it (under the resource named
     `parent`, or at the top), its dependencies derived like from_recorded's."""
     root, provider = resources[0], resources[1]
@@ -317,6 +378,7 @@ def computed_keys(recorded: list, resources: list) -> dict:
 
 # The engine's side of the process -----------------------------------------------------------------------------------
 
+
 class FakeEngine(engine_pb2_grpc.EngineServicer):
     """The engine's gRPC service behind the address given to the pack; records Log calls (the only one a pack
     could make, through pulumi.log), answers everything else UNIMPLEMENTED."""
@@ -349,8 +411,15 @@ class PackFailedToStart(RuntimeError):
 class PolicyPackProcess:
     """The pack as a child process, started like the engine starts it."""
 
-    def __init__(self, pack_dir: Path = PACK_DIR, python: Path = PACK_PYTHON, env: dict | None = None,
-                 stack: str = "dev", dry_run: bool = True, timeout: float = 20.0):
+    def __init__(
+        self,
+        pack_dir: Path = PACK_DIR,
+        python: Path = PACK_PYTHON,
+        env: dict | None = None,
+        stack: str = "dev",
+        dry_run: bool = True,
+        timeout: float = 20.0,
+    ):
         self.pack_dir, self.python, self.timeout = pack_dir, python, timeout
         self.stack, self.dry_run, self.extra_env = stack, dry_run, env or {}
         self.engine = FakeEngine()
@@ -369,20 +438,35 @@ class PolicyPackProcess:
 
     def start(self) -> None:
         if not self.python.is_file():
-            raise PackFailedToStart(f"{self.python} is missing: `make test` creates the pack's venv "
-                                    "(policy/requirements.txt)")
+            raise PackFailedToStart(
+                f"{self.python} is missing: `make test` creates the pack's venv (policy/requirements.txt)"
+            )
         self.engine.start()
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env.update({"PULUMI_PROJECT": PROJECT, "PULUMI_STACK": self.stack, "PULUMI_ORGANIZATION": "organization",
-                    "PULUMI_DRY_RUN": "true" if self.dry_run else "false", "PULUMI_CONFIG": "{}"})
+        env.update(
+            {
+                "PULUMI_PROJECT": PROJECT,
+                "PULUMI_STACK": self.stack,
+                "PULUMI_ORGANIZATION": "organization",
+                "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
+                "PULUMI_CONFIG": "{}",
+            }
+        )
         env.update(self.extra_env)
         self.process = subprocess.Popen(
-            [str(self.python), "-u", "-m", "pulumi.policy", self.engine.address, "."], cwd=self.pack_dir,
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [str(self.python), "-u", "-m", "pulumi.policy", self.engine.address, "."],
+            cwd=self.pack_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         lines: queue.Queue = queue.Queue()
-        self.readers = [threading.Thread(target=lambda: [lines.put(line) for line in self.process.stdout] and None,
-                                         daemon=True),
-                        threading.Thread(target=lambda: self.stderr_lines.extend(self.process.stderr), daemon=True)]
+        self.readers = [
+            threading.Thread(target=lambda: [lines.put(line) for line in self.process.stdout] and None, daemon=True),
+            threading.Thread(target=lambda: self.stderr_lines.extend(self.process.stderr), daemon=True),
+        ]
         for reader in self.readers:
             reader.start()
         try:
@@ -390,8 +474,10 @@ class PolicyPackProcess:
             port = int(first.strip())
         except (queue.Empty, ValueError) as error:
             self.stop()
-            raise PackFailedToStart(f"the pack printed no port within {self.timeout} s "
-                                    f"({error!r}); stderr: {''.join(self.stderr_lines)[-2000:]}") from None
+            raise PackFailedToStart(
+                f"the pack printed no port within {self.timeout} s "
+                f"({error!r}); stderr: {''.join(self.stderr_lines)[-2000:]}"
+            ) from None
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(self.channel).result(timeout=self.timeout)
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
@@ -417,9 +503,9 @@ class PolicyPackProcess:
 
     def handshake(self) -> grpc.StatusCode:
         """The engine tolerates UNIMPLEMENTED here (analyzer_plugin.go NewPolicyAnalyzer)."""
-        request = analyzer_pb2.AnalyzerHandshakeRequest(engine_address=self.engine.address,
-                                                        root_directory=str(self.pack_dir),
-                                                        program_directory=str(self.pack_dir))
+        request = analyzer_pb2.AnalyzerHandshakeRequest(
+            engine_address=self.engine.address, root_directory=str(self.pack_dir), program_directory=str(self.pack_dir)
+        )
         try:
             self.stub.Handshake(request, timeout=self.timeout)
             return grpc.StatusCode.OK
@@ -429,9 +515,18 @@ class PolicyPackProcess:
             return error.code()
 
     def configure_stack(self, project: str = PROJECT, tags: dict | None = None) -> None:
-        self.stub.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
-            stack=self.stack, project=project, organization="organization", dry_run=self.dry_run,
-            config={}, config_secret_keys=[], tags=tags or {}), timeout=self.timeout)
+        self.stub.ConfigureStack(
+            analyzer_pb2.AnalyzerStackConfigureRequest(
+                stack=self.stack,
+                project=project,
+                organization="organization",
+                dry_run=self.dry_run,
+                config={},
+                config_secret_keys=[],
+                tags=tags or {},
+            ),
+            timeout=self.timeout,
+        )
 
     def info(self) -> analyzer_pb2.AnalyzerInfo:
         return self.stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=self.timeout)
@@ -446,8 +541,9 @@ class PolicyPackProcess:
         """Configure with exactly `config` ({policy: {"enforcementLevel": name or absent, "properties": {...}}})."""
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, entry in config.items():
-            policy_config = analyzer_pb2.PolicyConfig(enforcementLevel=LEVELS[entry.get("enforcementLevel",
-                                                                                      "advisory")])
+            policy_config = analyzer_pb2.PolicyConfig(
+                enforcementLevel=LEVELS[entry.get("enforcementLevel", "advisory")]
+            )
             policy_config.properties.update(entry.get("properties") or {})
             request.policyConfig[name].CopyFrom(policy_config)
         self.stub.Configure(request, timeout=self.timeout)
@@ -493,9 +589,10 @@ def reconcile_config(info: analyzer_pb2.AnalyzerInfo, user_config: dict) -> dict
 
     # convertPolicyConfig reads an initialConfig entry's level as given, 0 (ADVISORY) included: a pack whose
     # initial_config gives only properties makes that policy advisory. This pack sets no initial_config.
-    initial = {name: {**json_format.MessageToDict(c.properties),
-                      "enforcementLevel": ENGINE_LEVELS[c.enforcementLevel]}
-               for name, c in info.initialConfig.items()}
+    initial = {
+        name: {**json_format.MessageToDict(c.properties), "enforcementLevel": ENGINE_LEVELS[c.enforcementLevel]}
+        for name, c in info.initialConfig.items()
+    }
     apply(initial)
     apply(user_config)
     return result
@@ -514,8 +611,19 @@ class Diagnostic:
 
 
 def diagnostics(response: analyzer_pb2.AnalyzeResponse) -> list:
-    return [Diagnostic(d.policyName, ENGINE_LEVELS[d.enforcementLevel], d.urn, d.message, d.description,
-                       d.severity, d.policyPackName, d.policyPackVersion) for d in response.diagnostics]
+    return [
+        Diagnostic(
+            d.policyName,
+            ENGINE_LEVELS[d.enforcementLevel],
+            d.urn,
+            d.message,
+            d.description,
+            d.severity,
+            d.policyPackName,
+            d.policyPackVersion,
+        )
+        for d in response.diagnostics
+    ]
 
 
 SEVERITY_NAMES = {0: "", 1: "low", 2: "medium", 3: "high", 4: "critical"}

@@ -81,7 +81,7 @@ def test_insertion_keeps_every_other_byte(hr, tmp_path):
     anchor = original.index(b"</oauth2>") + len(b"</oauth2>")
     assert updated[:anchor] == original[:anchor]
     assert updated.endswith(original[anchor:])
-    inserted = updated[anchor:len(updated) - len(original) + anchor].decode("utf-8")
+    inserted = updated[anchor : len(updated) - len(original) + anchor].decode("utf-8")
     assert inserted == "\n   " + oauth2_element(hr, indent="   ")
     assert our_provider(updated).get("auth-client-secret") == hr.client_secret
     root = ElementTree.fromstring(updated)
@@ -89,7 +89,7 @@ def test_insertion_keeps_every_other_byte(hr, tmp_path):
 
 
 def test_the_block_goes_after_authentication_when_there_is_no_other_provider(hr, tmp_path):
-    text = OM_CFG_TEXT.replace(OM_CFG_TEXT[OM_CFG_TEXT.index("   <oauth2"):OM_CFG_TEXT.index("   <security")], "")
+    text = OM_CFG_TEXT.replace(OM_CFG_TEXT[OM_CFG_TEXT.index("   <oauth2") : OM_CFG_TEXT.index("   <security")], "")
     path = om_cfg(tmp_path, text)
     original = path.read_bytes()
     apply_sign_in(hr, tmp_path, now=NOW)
@@ -97,7 +97,7 @@ def test_the_block_goes_after_authentication_when_there_is_no_other_provider(hr,
     anchor = original.index(b"</authentication>") + len(b"</authentication>")
     assert updated[:anchor] == original[:anchor]
     assert updated.endswith(original[anchor:])
-    assert updated[anchor:anchor + 7] == b"\n\n   <o"
+    assert updated[anchor : anchor + 7] == b"\n\n   <o"
 
 
 def test_without_authentication_or_providers_the_block_goes_before_the_root_end(hr, tmp_path):
@@ -146,7 +146,7 @@ def test_an_older_version_of_our_block_is_replaced_in_place(hr, tmp_path):
     end = original.index(b"</oauth2>", start) + len(b"</oauth2>")
     assert updated[:start] == original[:start]
     assert updated.endswith(original[end:])
-    assert updated[start:len(updated) - len(original) + end].decode() == oauth2_element(hr, indent="   ")
+    assert updated[start : len(updated) - len(original) + end].decode() == oauth2_element(hr, indent="   ")
     assert b"OLD_SECRET" not in updated and b"OTHER_SECRET" in updated
     assert b"OLD_SECRET" in result.backup.read_bytes()
     assert our_provider(updated).get("auth-client-id") == hr.client_id
@@ -172,12 +172,15 @@ def test_a_new_secret_is_merged_and_backups_are_never_overwritten(hr, tmp_path):
     assert our_provider(path.read_bytes()).get("auth-client-secret") == "rotated~secret"
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"<configuration><authentication></configuration>",
-    b"not xml at all",
-    b'<?xml version="1.0"?>\n<configuration>\n<oauth2 name="x">\n</configuration>',
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"<configuration><authentication></configuration>",
+        b"not xml at all",
+        b'<?xml version="1.0"?>\n<configuration>\n<oauth2 name="x">\n</configuration>',
+    ],
+)
 def test_malformed_om_cfg_is_a_file_error_and_nothing_changes(hr, tmp_path, content):
     path = om_cfg(tmp_path, content)
     with pytest.raises(FileError, match="not well-formed") as caught:
@@ -235,12 +238,13 @@ def test_crlf_files_stay_crlf(hr, tmp_path):
     apply_sign_in(hr, tmp_path, now=NOW)
     updated = path.read_bytes()
     assert updated.count(b"\n") == updated.count(b"\r\n")
-    assert updated.startswith(content[:content.index(b"</oauth2>")])
+    assert updated.startswith(content[: content.index(b"</oauth2>")])
 
 
 def test_a_latin1_file_keeps_its_bytes(hr, tmp_path):
-    text = OM_CFG_TEXT.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').replace("keep this comment",
-                                                                                   "Grüße, bitte behalten")
+    text = OM_CFG_TEXT.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').replace(
+        "keep this comment", "Grüße, bitte behalten"
+    )
     content = text.encode("iso-8859-1")
     path = om_cfg(tmp_path, content)
     apply_sign_in(hr, tmp_path, now=NOW)

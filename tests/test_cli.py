@@ -106,8 +106,9 @@ def test_apply_merges_once_and_lists_the_manual_steps(capsys, outputs, tmp_path)
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "nothing changed" in out
     assert len(list(cfg.glob("om.cfg.*.bak"))) == 1
-    code, _, err = run(capsys, "apply", "--outputs", str(path), "--portal", "ops", "--portal-dir",
-                       str(tmp_path / "portal"))
+    code, _, err = run(
+        capsys, "apply", "--outputs", str(path), "--portal", "ops", "--portal-dir", str(tmp_path / "portal")
+    )
     assert code == 2 and "signIn is not enabled" in err
     code, _, err = run(capsys, "apply", "--outputs", str(path), "--portal", "hr", "--portal-dir", str(tmp_path))
     assert code == 2 and err.startswith("FileError: ")
@@ -122,9 +123,25 @@ def test_bad_arguments_exit_2(capsys):
 
 def test_stdin_outputs_through_a_real_process(outputs, tmp_path):
     path, document = outputs
-    result = subprocess.run([sys.executable, "-m", "intrexx_connector", "render", "--outputs", "-", "--out",
-                             str(tmp_path / "out"), "--json"], input=path.read_text(), capture_output=True,
-                            text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "intrexx_connector",
+            "render",
+            "--outputs",
+            "-",
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+        input=path.read_text(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)["rendered"]) == {"hr", "ops", "legacy", "team", "wide"}
     for secret in secrets_of(document):

@@ -57,7 +57,10 @@ def sign_in_while_polling(app, flow, idp: IdentityProvider, tenant: str) -> dict
 
 def confidential_app(idp: IdentityProvider, tenant: str, client_id: str, secret: str, timeout: float = 5):
     return msal.ConfidentialClientApplication(
-        client_id, client_credential=secret, authority=idp.authority(tenant), instance_discovery=False,
+        client_id,
+        client_credential=secret,
+        authority=idp.authority(tenant),
+        instance_discovery=False,
         http_client=idp.session(timeout=timeout),
     )
 
@@ -132,9 +135,7 @@ def test_replication_delay_gives_700016_then_a_token(identity_provider, tenant):
     assert app.acquire_token_for_client([f"{idp.origin}/graph/.default"])["error_codes"] == [700016]
     assert idp.requests()[client_id]["count"] == 1
 
-    late = confidential_app(idp, tenant, client_id, "s3cret").acquire_token_for_client(
-        [f"{idp.origin}/graph/.default"]
-    )
+    late = confidential_app(idp, tenant, client_id, "s3cret").acquire_token_for_client([f"{idp.origin}/graph/.default"])
     assert "access_token" in late, late
     assert idp.requests()[client_id]["count"] == 2
 
@@ -193,7 +194,9 @@ def test_device_code_flow_then_graph_and_ews(identity_provider, tenant):
     client_id = str(uuid.uuid4())
     idp.add_public_client(tenant, client_id, ["Mail.Read", "EWS.AccessAsUser.All"])
     app = msal.PublicClientApplication(
-        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        client_id,
+        authority=idp.authority(tenant),
+        instance_discovery=False,
         http_client=idp.session(timeout=5),
     )
     graph_scope = f"{idp.origin}/graph/Mail.Read"
@@ -260,7 +263,9 @@ def test_device_flow_rejects_scopes_of_two_resources(identity_provider, tenant):
     client_id = str(uuid.uuid4())
     idp.add_public_client(tenant, client_id, ["Mail.Read"])
     app = msal.PublicClientApplication(
-        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        client_id,
+        authority=idp.authority(tenant),
+        instance_discovery=False,
         http_client=idp.session(timeout=5),
     )
 
@@ -276,7 +281,11 @@ def test_public_client_flows_on_a_confidential_app(identity_provider, tenant):
     idp = identity_provider
     client_id = str(uuid.uuid4())
     idp.add_client(
-        tenant, client_id, "s3cret", roles=["Mail.Read"], public_client_flows=True,
+        tenant,
+        client_id,
+        "s3cret",
+        roles=["Mail.Read"],
+        public_client_flows=True,
         delegated_scopes=["Mail.Read", "EWS.AccessAsUser.All"],
     )
 
@@ -290,7 +299,9 @@ def test_public_client_flows_on_a_confidential_app(identity_provider, tenant):
     assert "scp" not in app_claims
 
     app = msal.PublicClientApplication(
-        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        client_id,
+        authority=idp.authority(tenant),
+        instance_discovery=False,
         http_client=idp.session(timeout=5),
     )
     flow = app.initiate_device_flow(scopes=[f"{idp.origin}/graph/Mail.Read"])
@@ -321,14 +332,17 @@ def test_public_client_flows_on_a_confidential_app(identity_provider, tenant):
 
     # Client credentials still need the secret: missing 7000218, wrong 7000215.
     with idp.session() as session:
-        missing = session.post(f"{idp.authority(tenant)}/v2.0/token", data={
-            "grant_type": "client_credentials", "client_id": client_id, "scope": f"{idp.origin}/graph/.default",
-        })
+        missing = session.post(
+            f"{idp.authority(tenant)}/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "scope": f"{idp.origin}/graph/.default",
+            },
+        )
     assert missing.status_code == 401
     assert missing.json()["error_codes"] == [7000218]
-    wrong = confidential_app(idp, tenant, client_id, "wrong").acquire_token_for_client(
-        [f"{idp.origin}/graph/.default"]
-    )
+    wrong = confidential_app(idp, tenant, client_id, "wrong").acquire_token_for_client([f"{idp.origin}/graph/.default"])
     assert wrong["error_codes"] == [7000215]
     assert idp.requests()[client_id]["count"] >= 4
 
@@ -338,7 +352,9 @@ def test_device_flow_on_a_confidential_app_without_public_flows_is_7000218(ident
     client_id = str(uuid.uuid4())
     idp.add_client(tenant, client_id, "s3cret", delegated_scopes=["Mail.Read"])
     app = msal.PublicClientApplication(
-        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        client_id,
+        authority=idp.authority(tenant),
+        instance_discovery=False,
         http_client=idp.session(timeout=5),
     )
 
@@ -351,16 +367,22 @@ def test_device_flow_on_a_confidential_app_without_public_flows_is_7000218(ident
         "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
     )
     with idp.session() as session:
-        answer = session.post(f"{idp.authority(tenant)}/v2.0/devicecode", data={
-            "client_id": client_id, "scope": f"{idp.origin}/graph/Mail.Read openid profile offline_access",
-        })
+        answer = session.post(
+            f"{idp.authority(tenant)}/v2.0/devicecode",
+            data={
+                "client_id": client_id,
+                "scope": f"{idp.origin}/graph/Mail.Read openid profile offline_access",
+            },
+        )
     assert answer.status_code in (400, 401)
     assert answer.json()["error_codes"] == [7000218]
 
     # The same app with the setting switched on serves the device flow.
     idp.add_client(tenant, client_id, "s3cret", public_client_flows=True, delegated_scopes=["Mail.Read"])
     flow = msal.PublicClientApplication(
-        client_id, authority=idp.authority(tenant), instance_discovery=False,
+        client_id,
+        authority=idp.authority(tenant),
+        instance_discovery=False,
         http_client=idp.session(timeout=5),
     ).initiate_device_flow(scopes=[f"{idp.origin}/graph/Mail.Read"])
     assert "user_code" in flow, flow
@@ -373,8 +395,11 @@ def test_silent_server_makes_msal_time_out():
         started = time.monotonic()
         with pytest.raises(requests.exceptions.ConnectionError, match="Read timed out"):
             msal.ConfidentialClientApplication(
-                "client", client_credential="secret", authority=silent.authority("tenant"),
-                instance_discovery=False, timeout=1,
+                "client",
+                client_credential="secret",
+                authority=silent.authority("tenant"),
+                instance_discovery=False,
+                timeout=1,
             )
         assert time.monotonic() - started < 3
 
@@ -384,8 +409,11 @@ def test_silent_server_with_a_session_timeout(identity_provider):
         started = time.monotonic()
         with pytest.raises(requests.exceptions.ReadTimeout):
             msal.ConfidentialClientApplication(
-                "client", client_credential="secret", authority=silent.authority("tenant"),
-                instance_discovery=False, http_client=identity_provider.session(timeout=1),
+                "client",
+                client_credential="secret",
+                authority=silent.authority("tenant"),
+                instance_discovery=False,
+                http_client=identity_provider.session(timeout=1),
             )
         assert time.monotonic() - started < 2
 
@@ -398,7 +426,11 @@ def test_msal_own_session_trusts_the_ca_from_the_environment(identity_provider, 
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
 
     app = msal.ConfidentialClientApplication(
-        client_id, client_credential="s3cret", authority=idp.authority(tenant), instance_discovery=False, timeout=5,
+        client_id,
+        client_credential="s3cret",
+        authority=idp.authority(tenant),
+        instance_discovery=False,
+        timeout=5,
     )
 
     assert "access_token" in app.acquire_token_for_client([f"{idp.origin}/graph/.default"])

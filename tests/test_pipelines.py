@@ -209,7 +209,7 @@ def test_actionlint_clean():
 
 def test_shellcheck_reports_findings_on_a_broken_script():
     """Liveness: shellcheck runs and is not muted by the exclusions."""
-    codes = {f["code"] for f in _shellcheck_script('rm -rf $1/x\necho $(ls | grep y)')}
+    codes = {f["code"] for f in _shellcheck_script("rm -rf $1/x\necho $(ls | grep y)")}
     assert 2086 in codes
 
 
@@ -219,8 +219,8 @@ def test_shellcheck_reports_findings_on_a_broken_script():
 )
 def test_shell_blocks_are_shellcheck_clean(where, script):
     findings = _shellcheck_script(script)
-    assert not findings, where + ":\n" + "\n".join(
-        f"  line {f['line'] - 1}: SC{f['code']} {f['message']}" for f in findings
+    assert not findings, (
+        where + ":\n" + "\n".join(f"  line {f['line'] - 1}: SC{f['code']} {f['message']}" for f in findings)
     )
 
 

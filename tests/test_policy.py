@@ -54,8 +54,10 @@ def stacks(records):
 @pytest.fixture(scope="module")
 def app_only(pack):
     """Unscoped application access (graph and ews): the simulator's AppRoleAssignments."""
-    portals = [{"name": "mail", "baseUrl": "https://mail.contoso.example", "access": "application"},
-               {"name": "legacy", "baseUrl": "https://legacy.contoso.example", "access": "application", "api": "ews"}]
+    portals = [
+        {"name": "mail", "baseUrl": "https://mail.contoso.example", "access": "application"},
+        {"name": "legacy", "baseUrl": "https://legacy.contoso.example", "access": "application", "api": "ews"},
+    ]
     return harness.from_recorded(harness.recorded_resources("dev", TODAY, portals), "dev")
 
 
@@ -88,15 +90,21 @@ def everything(pack, resources):
 
 # The pack and the engine's calls ----------------------------------------------------------------------------------
 
+
 def test_pack_describes_every_policy(pack):
     info = pack.info()
     assert info.name == PACK_NAME and info.supportsConfig
     levels = {p.name: harness.ENGINE_LEVELS[p.enforcementLevel] for p in info.policies}
     assert levels == {
-        "application-password-lifetime": "mandatory", "web-redirect-uris-https": "mandatory",
-        "single-tenant-sign-in-audience": "mandatory", "public-client-without-app-roles": "mandatory",
-        "registration-names-its-owner": "advisory", "tenant-wide-mailbox-roles": "advisory",
-        "application-has-owner": "mandatory", "application-has-service-principal": "mandatory"}
+        "application-password-lifetime": "mandatory",
+        "web-redirect-uris-https": "mandatory",
+        "single-tenant-sign-in-audience": "mandatory",
+        "public-client-without-app-roles": "mandatory",
+        "registration-names-its-owner": "advisory",
+        "tenant-wide-mailbox-roles": "advisory",
+        "application-has-owner": "mandatory",
+        "application-has-service-principal": "mandatory",
+    }
     for policy in info.policies:
         assert policy.description and policy.remediation_steps, policy.name
     schema = {p.name: json_format.MessageToDict(p.configSchema.properties) for p in info.policies}
@@ -128,6 +136,7 @@ def test_shipped_stack_passes_in_preview(pack, stacks, records, stack):
 
 # Secret lifetime ----------------------------------------------------------------------------------------------------
 
+
 def password(resources):
     return next(r for r in resources if r.type == PASSWORD)
 
@@ -140,8 +149,11 @@ def test_secret_longer_than_180_days_is_mandatory_violation(pack, stacks):
     secret = password(stacks["prod"])
     resources = changed(stacks["prod"], secret.name, endDate=iso(NOW + timedelta(days=730)))
     [violation] = pack.analyze(named(resources, secret.name))
-    assert (violation.policy, violation.level, violation.urn) == ("application-password-lifetime", "mandatory",
-                                                                  secret.urn)
+    assert (violation.policy, violation.level, violation.urn) == (
+        "application-password-lifetime",
+        "mandatory",
+        secret.urn,
+    )
     assert "lies 730 days after today (2026-11-24): more than maxSecretLifetimeDays (180)" in violation.message
     assert f"Fix: set endDate to {iso(NOW + timedelta(days=180))} or earlier" in violation.message
 
@@ -158,8 +170,10 @@ def test_secret_without_end_date_is_a_violation(pack, stacks):
     assert violation.level == "mandatory" and "no endDate" in violation.message
 
 
-@pytest.mark.parametrize(("relative", "passes"), [("4320h", True), ("2400h30m", True), ("4321h", False),
-                                                  ("8760h", False), ("six months", False)])
+@pytest.mark.parametrize(
+    ("relative", "passes"),
+    [("4320h", True), ("2400h30m", True), ("4321h", False), ("8760h", False), ("six months", False)],
+)
 def test_end_date_relative_is_held_to_the_same_limit(pack, stacks, relative, passes):
     secret = password(stacks["dev"])
     resources = changed(stacks["dev"], secret.name, drop=("endDate",), endDateRelative=relative)
@@ -177,8 +191,9 @@ def test_end_date_wins_over_end_date_relative_like_the_provider(pack, stacks):
 
 def test_a_start_date_in_the_past_counts(pack, stacks):
     secret = password(stacks["dev"])
-    resources = changed(stacks["dev"], secret.name, startDate=iso(NOW - timedelta(days=100)),
-                        endDate=iso(NOW + timedelta(days=100)))
+    resources = changed(
+        stacks["dev"], secret.name, startDate=iso(NOW - timedelta(days=100)), endDate=iso(NOW + timedelta(days=100))
+    )
     [violation] = pack.analyze(named(resources, secret.name))
     assert "200 days after its startDate" in violation.message
 
@@ -187,13 +202,19 @@ def test_unknown_end_date_is_the_sdks_preview_advisory(pack, stacks):
     secret = password(stacks["dev"])
     resources = changed(stacks["dev"], secret.name, endDate=Unknown())
     [diagnostic] = pack.analyze(named(resources, secret.name))
-    assert diagnostic.level == "advisory" and "can't run policy 'application-password-lifetime'" in \
-        diagnostic.message and "during preview" in diagnostic.message
+    assert (
+        diagnostic.level == "advisory"
+        and "can't run policy 'application-password-lifetime'" in diagnostic.message
+        and "during preview" in diagnostic.message
+    )
 
 
 def newer_than(resources, days):
-    return {r.name for r in resources if r.type == PASSWORD
-            and datetime.fromisoformat(r.inputs["endDate"]) - NOW > timedelta(days=days)}
+    return {
+        r.name
+        for r in resources
+        if r.type == PASSWORD and datetime.fromisoformat(r.inputs["endDate"]) - NOW > timedelta(days=days)
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -201,8 +222,10 @@ def test_configured_30_days_fails_the_shipped_stacks_and_stays_mandatory(pack, s
     """The engine sends the config as a Struct (30 -> 30.0) and keeps the policy's own level when the config gives
     only properties (ReconcilePolicyPackConfig)."""
     sent = pack.configure({"application-password-lifetime": {"maxSecretLifetimeDays": 30}})
-    assert sent["application-password-lifetime"] == {"enforcementLevel": "mandatory",
-                                                     "properties": {"maxSecretLifetimeDays": 30}}
+    assert sent["application-password-lifetime"] == {
+        "enforcementLevel": "mandatory",
+        "properties": {"maxSecretLifetimeDays": 30},
+    }
     violations = pack.analyze_all(stacks[stack])
     expected = newer_than(stacks[stack], 30)
     assert expected and expected != {r.name for r in stacks[stack] if r.type == PASSWORD}  # the newer slots only
@@ -220,8 +243,14 @@ def test_config_without_a_level_sent_raw_turns_advisory(pack, stacks):
 
 def test_config_the_engine_would_refuse_fails_loudly(pack, stacks):
     """The engine validates the config against the schema first; sent anyway, the pack refuses it by name."""
-    pack.configure_raw({"application-password-lifetime": {"enforcementLevel": "mandatory",
-                                                          "properties": {"maxSecretLifetimeDays": "half a year"}}})
+    pack.configure_raw(
+        {
+            "application-password-lifetime": {
+                "enforcementLevel": "mandatory",
+                "properties": {"maxSecretLifetimeDays": "half a year"},
+            }
+        }
+    )
     with pytest.raises(harness.grpc.RpcError) as error:
         pack.analyze(password(stacks["dev"]))
     assert "maxSecretLifetimeDays must be a positive number of days" in error.value.details()
@@ -236,13 +265,20 @@ def test_enforcement_level_from_config(pack, stacks):
 
 # Applications -------------------------------------------------------------------------------------------------------
 
+
 def app(resources, portal="intranet"):
     return named(resources, f"{portal}-app")
 
 
-@pytest.mark.parametrize("uri", ["http://intrexx.contoso.example/service/oauth2/token/msexchange",
-                                 "https://*.contoso.example/service/oauth2/token/msexchange",
-                                 "https://intrexx.contoso.example/*", "intrexx.contoso.example/cb"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://intrexx.contoso.example/service/oauth2/token/msexchange",
+        "https://*.contoso.example/service/oauth2/token/msexchange",
+        "https://intrexx.contoso.example/*",
+        "intrexx.contoso.example/cb",
+    ],
+)
 def test_web_redirect_uri_must_be_https_without_wildcards(pack, stacks, uri):
     target = app(stacks["prod"])
     web = {**target.inputs["web"], "redirectUris": [*target.inputs["web"]["redirectUris"], uri]}
@@ -260,13 +296,19 @@ def test_http_redirect_uris_for_loopback_pass(pack, stacks):
 
 def test_application_redirect_uris_resource_of_type_web(pack, stacks):
     target = app(stacks["dev"])
-    resources = harness.add_resource(stacks["dev"], "azuread:index/applicationRedirectUris:ApplicationRedirectUris",
-                                     "extra-web", {"applicationId": target.id, "type": "Web",
-                                                   "redirectUris": ["http://portal.contoso.example/cb"]})
+    resources = harness.add_resource(
+        stacks["dev"],
+        "azuread:index/applicationRedirectUris:ApplicationRedirectUris",
+        "extra-web",
+        {"applicationId": target.id, "type": "Web", "redirectUris": ["http://portal.contoso.example/cb"]},
+    )
     assert [v.policy for v in pack.analyze(resources[-1])] == ["web-redirect-uris-https"]
-    resources = harness.add_resource(stacks["dev"], "azuread:index/applicationRedirectUris:ApplicationRedirectUris",
-                                     "extra-native", {"applicationId": target.id, "type": "PublicClient",
-                                                      "redirectUris": ["http://portal.contoso.example/cb"]})
+    resources = harness.add_resource(
+        stacks["dev"],
+        "azuread:index/applicationRedirectUris:ApplicationRedirectUris",
+        "extra-native",
+        {"applicationId": target.id, "type": "PublicClient", "redirectUris": ["http://portal.contoso.example/cb"]},
+    )
     assert pack.analyze(resources[-1]) == []
 
 
@@ -276,8 +318,9 @@ def test_multi_tenant_audience_is_refused_unless_allowed(pack, stacks):
     [violation] = pack.analyze(named(resources, target.name))
     assert (violation.policy, violation.level) == ("single-tenant-sign-in-audience", "mandatory")
     assert "signInAudience is AzureADMultipleOrgs" in violation.message
-    pack.configure({"single-tenant-sign-in-audience": {"allowedSignInAudiences": ["AzureADMyOrg",
-                                                                                   "AzureADMultipleOrgs"]}})
+    pack.configure(
+        {"single-tenant-sign-in-audience": {"allowedSignInAudiences": ["AzureADMyOrg", "AzureADMultipleOrgs"]}}
+    )
     assert pack.analyze(named(resources, target.name)) == []
 
 
@@ -291,8 +334,10 @@ def test_public_client_flows_only_without_application_roles(pack, app_only, stac
     assert target.inputs["fallbackPublicClientEnabled"] is False
     assert of(pack.analyze(target), "public-client-without-app-roles") == []
     assert app(stacks["dev"]).inputs["fallbackPublicClientEnabled"] is True  # delegated: passes (shipped stack)
-    [violation] = of(pack.analyze(named(changed(app_only, target.name, fallbackPublicClientEnabled=True),
-                                        target.name)), "public-client-without-app-roles")
+    [violation] = of(
+        pack.analyze(named(changed(app_only, target.name, fallbackPublicClientEnabled=True), target.name)),
+        "public-client-without-app-roles",
+    )
     assert violation.level == "mandatory"
     assert "(Mail.ReadWrite, Calendars.ReadWrite, Contacts.ReadWrite)" in violation.message
 
@@ -308,13 +353,18 @@ def test_notes_or_service_management_reference_is_advisory(pack, stacks):
 
 # Mailbox roles ------------------------------------------------------------------------------------------------------
 
+
 def test_simulated_unscoped_application_access_is_reported(pack, app_only):
     diagnostics = pack.analyze_all(app_only)
     assert {d.policy for d in diagnostics} == {"tenant-wide-mailbox-roles"}
     assert {d.level for d in diagnostics} == {"advisory"}
     messages = " ".join(d.message for d in diagnostics)
-    for role in ("Application Mail.ReadWrite", "Application Calendars.ReadWrite", "Application Contacts.ReadWrite",
-                 "Application EWS.AccessAsApp"):
+    for role in (
+        "Application Mail.ReadWrite",
+        "Application Calendars.ReadWrite",
+        "Application Contacts.ReadWrite",
+        "Application EWS.AccessAsApp",
+    ):
         assert f'-Role "{role}"' in messages
     assert len(diagnostics) == 4 and "names from the permission catalogue" in messages
     assert pack.analyze_stack(app_only) == []
@@ -329,31 +379,52 @@ def test_mailbox_roles_become_mandatory_by_config(pack, app_only):
 def test_tenant_wide_grant_beside_a_mailbox_scope_is_reported(pack, stacks):
     """prod's helpdesk portal is scoped with Exchange RBAC; a tenant-wide Mail.Send grant would undo the scope."""
     sp = named(stacks["prod"], "helpdesk-sp")
-    resources = harness.add_resource(stacks["prod"], APP_ROLE_ASSIGNMENT, "helpdesk-role-graph-Mail.Send",
-                                     {"appRoleId": GRAPH_MAIL_SEND, "principalObjectId": sp.outputs["objectId"],
-                                      "resourceObjectId": "c912db06-e63f-5d5c-9ee3-16140ee25775"},
-                                     parent="helpdesk")
+    resources = harness.add_resource(
+        stacks["prod"],
+        APP_ROLE_ASSIGNMENT,
+        "helpdesk-role-graph-Mail.Send",
+        {
+            "appRoleId": GRAPH_MAIL_SEND,
+            "principalObjectId": sp.outputs["objectId"],
+            "resourceObjectId": "c912db06-e63f-5d5c-9ee3-16140ee25775",
+        },
+        parent="helpdesk",
+    )
     [violation] = pack.analyze(resources[-1])
     assert violation.policy == "tenant-wide-mailbox-roles" and "Mail.Send" in violation.message
     assert resources[-1].property_dependencies == {"principalObjectId": [sp.urn]}
-    other = harness.add_resource(stacks["prod"], APP_ROLE_ASSIGNMENT, "helpdesk-users",
-                                 {"appRoleId": GRAPH_USER_READ_ALL, "principalObjectId": sp.outputs["objectId"],
-                                  "resourceObjectId": "c912db06-e63f-5d5c-9ee3-16140ee25775"})
+    other = harness.add_resource(
+        stacks["prod"],
+        APP_ROLE_ASSIGNMENT,
+        "helpdesk-users",
+        {
+            "appRoleId": GRAPH_USER_READ_ALL,
+            "principalObjectId": sp.outputs["objectId"],
+            "resourceObjectId": "c912db06-e63f-5d5c-9ee3-16140ee25775",
+        },
+    )
     assert pack.analyze(other[-1]) == []
 
 
 def catalogue_roles():
     document = yaml.safe_load((ROOT / "components" / "catalogue.yaml").read_text())
-    return [(name, entry["id"]) for resource in document["resources"].values()
-            for name, entry in resource["roles"].items()]
+    return [
+        (name, entry["id"]) for resource in document["resources"].values() for name, entry in resource["roles"].items()
+    ]
 
 
 def test_without_the_catalogue_the_built_in_list_names_the_same_roles(pack, stacks):
     roles = catalogue_roles()
     assert len(roles) == 10
-    assignments = [harness.add_resource(stacks["dev"], APP_ROLE_ASSIGNMENT, f"role-{i}",
-                                        {"appRoleId": role_id, "principalObjectId": "p", "resourceObjectId": "r"})[-1]
-                   for i, (_, role_id) in enumerate(roles)]
+    assignments = [
+        harness.add_resource(
+            stacks["dev"],
+            APP_ROLE_ASSIGNMENT,
+            f"role-{i}",
+            {"appRoleId": role_id, "principalObjectId": "p", "resourceObjectId": "r"},
+        )[-1]
+        for i, (_, role_id) in enumerate(roles)
+    ]
     from_catalogue = [pack.analyze(a) for a in assignments]
     pack.configure({"tenant-wide-mailbox-roles": {"cataloguePath": "no/such/catalogue.yaml"}})
     built_in = [pack.analyze(a) for a in assignments]
@@ -367,6 +438,7 @@ def test_without_the_catalogue_the_built_in_list_names_the_same_roles(pack, stac
 
 # Stack: owners and service principals -------------------------------------------------------------------------------
 
+
 def test_application_without_owners_is_reported(pack, stacks):
     target = app(stacks["prod"], "hr")
     resources = changed(stacks["prod"], target.name, owners=[])
@@ -377,9 +449,12 @@ def test_application_without_owners_is_reported(pack, stacks):
 @pytest.mark.parametrize("shape", ["update", "preview"])
 def test_an_application_owner_resource_counts(pack, stacks, records, shape):
     target = app(stacks["prod"], "hr")
-    resources = harness.add_resource(changed(stacks["prod"], target.name, drop=("owners",)),
-                                     "azuread:index/applicationOwner:ApplicationOwner", "hr-owner",
-                                     {"applicationId": target.id, "ownerObjectId": OWNER})
+    resources = harness.add_resource(
+        changed(stacks["prod"], target.name, drop=("owners",)),
+        "azuread:index/applicationOwner:ApplicationOwner",
+        "hr-owner",
+        {"applicationId": target.id, "ownerObjectId": OWNER},
+    )
     assert resources[-1].property_dependencies == {"applicationId": [target.urn]}
     if shape == "preview":
         resources = harness.as_preview(resources, harness.computed_keys(records["prod"], resources))
@@ -390,15 +465,17 @@ def test_application_without_service_principal_is_reported(pack, stacks):
     target = app(stacks["dev"], "sandbox")
     resources = [r for r in stacks["dev"] if r.name != "sandbox-sp"]
     [violation] = pack.analyze_stack(resources)
-    assert (violation.policy, violation.level, violation.urn) == ("application-has-service-principal",
-                                                                  "mandatory", target.urn)
+    assert (violation.policy, violation.level, violation.urn) == (
+        "application-has-service-principal",
+        "mandatory",
+        target.urn,
+    )
     assert target.outputs["clientId"] in violation.message
 
 
 def test_service_principal_of_another_application_does_not_count(pack, stacks):
     other = app(stacks["dev"], "intranet")
-    resources = harness.without_dependencies(changed(stacks["dev"], "sandbox-sp",
-                                                     clientId=other.outputs["clientId"]))
+    resources = harness.without_dependencies(changed(stacks["dev"], "sandbox-sp", clientId=other.outputs["clientId"]))
     [violation] = pack.analyze_stack(resources)
     assert violation.urn == app(stacks["dev"], "sandbox").urn
 
@@ -423,15 +500,26 @@ def test_new_application_in_preview_without_any_service_principal_is_reported(pa
 
 # The harness speaks the engine's protocol ---------------------------------------------------------------------------
 
+
 def test_marshalling_follows_the_engine():
     """pkg/resource/plugin/rpc.go MarshalProperties with KeepUnknowns, KeepSecrets, SkipInternalKeys."""
-    struct = harness.marshal_properties({"a": 1, "b": None, "c": Secret("s"), "d": Unknown(), "__defaults": [],
-                                         "e": {"__inner": True, "n": [Unknown("number")]}})
+    struct = harness.marshal_properties(
+        {
+            "a": 1,
+            "b": None,
+            "c": Secret("s"),
+            "d": Unknown(),
+            "__defaults": [],
+            "e": {"__inner": True, "n": [Unknown("number")]},
+        }
+    )
     assert json_format.MessageToDict(struct) == {
-        "a": 1.0, "b": None, "c": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-                                   "value": "s"},
+        "a": 1.0,
+        "b": None,
+        "c": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "s"},
         "d": "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-        "e": {"__inner": True, "n": ["3eeb2bf0-c639-47a8-9e75-3b44932eb421"]}}
+        "e": {"__inner": True, "n": ["3eeb2bf0-c639-47a8-9e75-3b44932eb421"]},
+    }
 
 
 def engine_request_for_dev_intranet_secret(app_object_id):
@@ -451,16 +539,25 @@ def engine_request_for_dev_intranet_secret(app_object_id):
     return {
         "type": "azuread:index/applicationPassword:ApplicationPassword",
         "urn": "urn:pulumi:dev::intrexx-exchange::intrexx-exchange:index:PortalRegistration"
-               "$azuread:index/applicationPassword:ApplicationPassword::intranet-secret-1",
+        "$azuread:index/applicationPassword:ApplicationPassword::intranet-secret-1",
         "name": "intranet-secret-1",
-        "properties": {"applicationId": f"/applications/{app_object_id}",
-                       "displayName": "intrexx-exchange slot 1 from 2026-11-16",
-                       "endDate": "2027-01-15T00:00:00Z", "rotateWhenChanged": {"period": "slot1-2026-11-16"}},
-        "options": {"additionalSecretOutputs": ["value"], "customTimeouts": {},
-                    "parent": "urn:pulumi:dev::intrexx-exchange::intrexx-exchange:index:PortalRegistration::intranet"},
-        "provider": {"type": "pulumi:providers:azuread", "name": provider,
-                     "urn": f"urn:pulumi:dev::intrexx-exchange::pulumi:providers:azuread::{provider}",
-                     "properties": {"version": azuread}},
+        "properties": {
+            "applicationId": f"/applications/{app_object_id}",
+            "displayName": "intrexx-exchange slot 1 from 2026-11-16",
+            "endDate": "2027-01-15T00:00:00Z",
+            "rotateWhenChanged": {"period": "slot1-2026-11-16"},
+        },
+        "options": {
+            "additionalSecretOutputs": ["value"],
+            "customTimeouts": {},
+            "parent": "urn:pulumi:dev::intrexx-exchange::intrexx-exchange:index:PortalRegistration::intranet",
+        },
+        "provider": {
+            "type": "pulumi:providers:azuread",
+            "name": provider,
+            "urn": f"urn:pulumi:dev::intrexx-exchange::pulumi:providers:azuread::{provider}",
+            "properties": {"version": azuread},
+        },
     }
 
 
@@ -476,17 +573,26 @@ def test_analyze_stack_entry_has_the_engines_shape(stacks):
     application = app(stacks["dev"])
     component = "urn:pulumi:dev::intrexx-exchange::intrexx-exchange:index:PortalRegistration::intranet"
     entry = json_format.MessageToDict(harness.analyzer_resource(named(stacks["dev"], "intranet-sp")))
-    assert entry["urn"] == ("urn:pulumi:dev::intrexx-exchange::intrexx-exchange:index:PortalRegistration"
-                            "$azuread:index/servicePrincipal:ServicePrincipal::intranet-sp")
+    assert entry["urn"] == (
+        "urn:pulumi:dev::intrexx-exchange::intrexx-exchange:index:PortalRegistration"
+        "$azuread:index/servicePrincipal:ServicePrincipal::intranet-sp"
+    )
     assert entry["parent"] == entry["options"]["parent"] == component
     assert entry["dependencies"] == [application.urn]
     assert entry["propertyDependencies"] == {"clientId": {"urns": [application.urn]}}
     assert entry["properties"]["clientId"] == application.outputs["clientId"]
-    assert set(entry["properties"]) == {"clientId", "owners", "appRoleAssignmentRequired", "objectId",
-                                        "applicationTenantId"}
+    assert set(entry["properties"]) == {
+        "clientId",
+        "owners",
+        "appRoleAssignmentRequired",
+        "objectId",
+        "applicationTenantId",
+    }
     secret = json_format.MessageToDict(harness.analyzer_resource(named(stacks["dev"], "intranet-secret-1")))
-    assert secret["properties"]["value"] == {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-                                             "value": harness.SECRET_PLACEHOLDER}
+    assert secret["properties"]["value"] == {
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+        "value": harness.SECRET_PLACEHOLDER,
+    }
     names = [r.name for r in stacks["dev"]]
     assert names[:2] == ["intrexx-exchange-dev", "default_" + version("pulumi_azuread").replace(".", "_")]
     assert named(stacks["dev"], "intranet").parent == stacks["dev"][0].urn

@@ -37,14 +37,19 @@ def only(evaluation, typ, name=None):
 
 
 def resource_accesses(application) -> dict:
-    return {(a["resourceAppId"], item["type"], item["id"])
-            for a in application.inputs["requiredResourceAccesses"] for item in a["resourceAccesses"]}
+    return {
+        (a["resourceAppId"], item["type"], item["id"])
+        for a in application.inputs["requiredResourceAccesses"]
+        for item in a["resourceAccesses"]
+    }
 
 
 def grants(evaluation) -> dict:
     sps = {sp["objectId"]: app_id for app_id, sp in evaluation.tenant.resource_service_principals.items()}
-    return {sps[g.inputs["resourceServicePrincipalObjectId"]]: g.inputs["claimValues"]
-            for g in evaluation.of_type(DELEGATED_GRANT)}
+    return {
+        sps[g.inputs["resourceServicePrincipalObjectId"]]: g.inputs["claimValues"]
+        for g in evaluation.of_type(DELEGATED_GRANT)
+    }
 
 
 def test_graph_delegated_registration():
@@ -68,16 +73,21 @@ def test_graph_delegated_registration():
     }
     sp = only(e, SERVICE_PRINCIPAL, "hr-sp")
     assert sp.inputs["clientId"] == app.state["clientId"] and sp.inputs["owners"] == app.inputs["owners"]
-    assert grants(e) == {GRAPH: ["Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite", "offline_access",
-                                 "User.Read"]}
+    assert grants(e) == {
+        GRAPH: ["Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite", "offline_access", "User.Read"]
+    }
     grant = only(e, DELEGATED_GRANT)
     assert grant.inputs["servicePrincipalObjectId"] == sp.state["objectId"]
     assert "userObjectId" not in grant.inputs, "admin consent is for all users"
     assert not e.of_type(APP_ROLE_ASSIGNMENT)
     portal = e.outputs[PORTALS]["hr"]
     assert portal["scopes"] == [
-        "https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Calendars.ReadWrite",
-        "https://graph.microsoft.com/Contacts.ReadWrite", "offline_access", "https://graph.microsoft.com/User.Read"]
+        "https://graph.microsoft.com/Mail.ReadWrite",
+        "https://graph.microsoft.com/Calendars.ReadWrite",
+        "https://graph.microsoft.com/Contacts.ReadWrite",
+        "offline_access",
+        "https://graph.microsoft.com/User.Read",
+    ]
     assert portal["resource"] == "https://graph.microsoft.com"
     assert "ewsUrl" not in portal and "signInRedirectUri" not in portal
     assert not e.warnings
@@ -87,8 +97,11 @@ def test_graph_application_registration_consents_each_role_and_warns():
     e = run_program([{**HR, "access": "application"}])
     app = only(e, APPLICATION)
     assert app.inputs["fallbackPublicClientEnabled"] is False
-    roles = {"e2a3a72e-5f79-4c64-b1b1-878b674786c9", "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
-             "6918b873-d17a-4dc1-b314-35f528134491"}
+    roles = {
+        "e2a3a72e-5f79-4c64-b1b1-878b674786c9",
+        "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
+        "6918b873-d17a-4dc1-b314-35f528134491",
+    }
     assert resource_accesses(app) == {(GRAPH, "Role", role) for role in roles}
     assignments = e.of_type(APP_ROLE_ASSIGNMENT)
     graph_sp = e.tenant.resource_service_principals[GRAPH]["objectId"]
@@ -138,7 +151,8 @@ def test_sign_in_portal():
     app = only(e, APPLICATION)
     assert app.inputs["web"]["redirectUris"] == [
         "https://intrexx.example.com/hr/service/oauth2/token/msexchange",
-        "https://intrexx.example.com/hr/login/oic/authenticate"]
+        "https://intrexx.example.com/hr/login/oic/authenticate",
+    ]
     assert app.inputs["web"]["implicitGrant"]["idTokenIssuanceEnabled"] is True
     assert set(grants(e)[GRAPH]) >= {"openid", "profile", "email"}
     portal = e.outputs[PORTALS]["hr"]
@@ -147,24 +161,39 @@ def test_sign_in_portal():
 
 
 def test_mailbox_scope_replaces_tenant_wide_consent_with_exchange_rbac():
-    e = run_program([{**HR, "access": "application", "permissions": ["Mail.ReadWrite", "Mail.Send"],
-                      "mailboxScope": {"groupId": GROUP}}])
+    e = run_program(
+        [
+            {
+                **HR,
+                "access": "application",
+                "permissions": ["Mail.ReadWrite", "Mail.Send"],
+                "mailboxScope": {"groupId": GROUP},
+            }
+        ]
+    )
     assert not e.of_type(APP_ROLE_ASSIGNMENT) and not e.of_type(DELEGATED_GRANT)
     assert only(e, APPLICATION).inputs["requiredResourceAccesses"] == []
     portal = e.outputs[PORTALS]["hr"]
     assert portal["mailboxScope"] == {"groupId": GROUP}
     assert [(p["name"], p["grantedBy"], p["exchangeRole"]) for p in portal["permissions"]] == [
         ("Mail.ReadWrite", "exchange-rbac", "Application Mail.ReadWrite"),
-        ("Mail.Send", "exchange-rbac", "Application Mail.Send")]
+        ("Mail.Send", "exchange-rbac", "Application Mail.Send"),
+    ]
     assert portal["servicePrincipalObjectId"] == only(e, SERVICE_PRINCIPAL).state["objectId"]
     assert not e.warnings
 
 
 def test_several_portals_have_their_own_children_and_owners():
     owner = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-    e = run_program([HR, {"name": "ops", "baseUrl": "https://ops.example.com", "owners": [owner.upper()]},
-                     {"name": "mail", "baseUrl": "https://mail.example.com", "access": "application"}],
-                    protect=True, environment="Production")
+    e = run_program(
+        [
+            HR,
+            {"name": "ops", "baseUrl": "https://ops.example.com", "owners": [owner.upper()]},
+            {"name": "mail", "baseUrl": "https://mail.example.com", "access": "application"},
+        ],
+        protect=True,
+        environment="Production",
+    )
     components = {r.name: r for r in e.of_type(PORTAL_COMPONENT)}
     assert set(components) == {"hr", "ops", "mail"}
     for resource in e.tenant.resources:
@@ -182,13 +211,25 @@ def test_several_portals_have_their_own_children_and_owners():
     assert sum(call["token"] == GET_SERVICE_PRINCIPAL for call in e.tenant.calls) == 1
 
 
-@pytest.mark.parametrize("cloud, login, graph, exchange", [
-    ("global", "https://login.microsoftonline.com", "https://graph.microsoft.com", "https://outlook.office365.com"),
-    ("usgovernment", "https://login.microsoftonline.us", "https://graph.microsoft.us", "https://outlook.office365.us"),
-    ("dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://webmail.apps.mil"),
-    ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn",
-     "https://partner.outlook.cn"),
-])
+@pytest.mark.parametrize(
+    "cloud, login, graph, exchange",
+    [
+        ("global", "https://login.microsoftonline.com", "https://graph.microsoft.com", "https://outlook.office365.com"),
+        (
+            "usgovernment",
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us",
+            "https://outlook.office365.us",
+        ),
+        ("dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://webmail.apps.mil"),
+        (
+            "china",
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://partner.outlook.cn",
+        ),
+    ],
+)
 def test_national_clouds(cloud, login, graph, exchange):
     e = run_program([HR, {"name": "old", "baseUrl": "https://old.example.com", "api": "ews"}], cloud=cloud)
     tenant = e.tenant.tenant_id
@@ -201,8 +242,11 @@ def test_national_clouds(cloud, login, graph, exchange):
     assert hr["resource"] == graph and hr["scopes"][0] == f"{graph}/Mail.ReadWrite"
     assert old["resource"] == exchange and old["ewsUrl"] == f"{exchange}/EWS/Exchange.asmx"
     every_url = json.dumps(e.outputs[PORTALS])
-    for other in {"login.microsoftonline.com", "graph.microsoft.com", "outlook.office365.com"} - \
-            {login.split("//")[1], graph.split("//")[1], exchange.split("//")[1]}:
+    for other in {"login.microsoftonline.com", "graph.microsoft.com", "outlook.office365.com"} - {
+        login.split("//")[1],
+        graph.split("//")[1],
+        exchange.split("//")[1],
+    }:
         assert other not in every_url
 
 
@@ -213,7 +257,8 @@ def test_cloud_must_match_the_azuread_provider():
     assert caught.value.problems == [
         "cloud: is 'china' but the azuread provider signs in to 'public' (azuread:environment or ARM_ENVIRONMENT); "
         "run `pulumi config set azuread:environment china` so that the registrations are made in the cloud the "
-        "outputs describe"]
+        "outputs describe"
+    ]
     for alias in ("usgovernmentl5", "dod", "DoD"):
         settings = parse_stack_config({**raw, "cloud": "dod"}, "dev", TODAY, provider_environment=alias)
         assert evaluate(settings).outputs[PORTALS]["hr"]["cloud"] == "dod"
@@ -239,8 +284,18 @@ def test_secret_slots_follow_the_schedule():
 
 
 def test_outputs_hold_every_field_and_the_secret_only_in_client_secrets():
-    e = run_program([HR, {"name": "ops", "baseUrl": "https://ops.example.com", "access": "application",
-                          "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"}, "signIn": True}])
+    e = run_program(
+        [
+            HR,
+            {
+                "name": "ops",
+                "baseUrl": "https://ops.example.com",
+                "access": "application",
+                "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"},
+                "signIn": True,
+            },
+        ]
+    )
     assert e.secret_outputs == {CLIENT_SECRETS}
     assert PORTALS not in e.secret_outputs
     for name, portal in e.outputs[PORTALS].items():
@@ -295,25 +350,42 @@ def test_config_error_lists_every_problem_before_anything_runs():
 # Hypothesis over whole programs: resources or that one config error, never another exception ---------------
 
 names = st.sampled_from(["hr", "ops", "a-1", "HR", "", "x" * 41, "dup"])
-urls = st.sampled_from(["https://intrexx.example.com/hr", "https://a.example.com/x/", "http://localhost:1337",
-                        "http://a.example.com", "https://a.example.com/?q", "ftp://a", "https://*.a.com"])
+urls = st.sampled_from(
+    [
+        "https://intrexx.example.com/hr",
+        "https://a.example.com/x/",
+        "http://localhost:1337",
+        "http://a.example.com",
+        "https://a.example.com/?q",
+        "ftp://a",
+        "https://*.a.com",
+    ]
+)
 entries = st.fixed_dictionaries(
     {"name": names, "baseUrl": urls},
-    optional={"api": st.sampled_from(["graph", "ews", "soap"]),
-              "access": st.sampled_from(["delegated", "application", "x"]),
-              "signIn": st.sampled_from([True, False, "yes"]),
-              "permissions": st.lists(st.sampled_from(["Mail.ReadWrite", "Mail.Send", "offline_access",
-                                                       "full_access_as_app", "EWS.AccessAsUser.All", "Nope"]),
-                                      max_size=3),
-              "redirectPaths": st.lists(st.sampled_from(["cb", "a/b", "../x", "/abs"]), min_size=1, max_size=2),
-              "owners": st.lists(st.sampled_from([GROUP, "nope"]), max_size=2),
-              "mailboxScope": st.sampled_from([{"groupId": GROUP}, {"recipientFilter": "City -eq 'Ulm'"},
-                                               {"groupId": "x"}])})
+    optional={
+        "api": st.sampled_from(["graph", "ews", "soap"]),
+        "access": st.sampled_from(["delegated", "application", "x"]),
+        "signIn": st.sampled_from([True, False, "yes"]),
+        "permissions": st.lists(
+            st.sampled_from(
+                ["Mail.ReadWrite", "Mail.Send", "offline_access", "full_access_as_app", "EWS.AccessAsUser.All", "Nope"]
+            ),
+            max_size=3,
+        ),
+        "redirectPaths": st.lists(st.sampled_from(["cb", "a/b", "../x", "/abs"]), min_size=1, max_size=2),
+        "owners": st.lists(st.sampled_from([GROUP, "nope"]), max_size=2),
+        "mailboxScope": st.sampled_from([{"groupId": GROUP}, {"recipientFilter": "City -eq 'Ulm'"}, {"groupId": "x"}]),
+    },
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(entries, min_size=0, max_size=3), st.sampled_from(["global", "china", "moon"]),
-       st.sampled_from(["7", "90", "365", "0", "x"]))
+@given(
+    st.lists(entries, min_size=0, max_size=3),
+    st.sampled_from(["global", "china", "moon"]),
+    st.sampled_from(["7", "90", "365", "0", "x"]),
+)
 def test_any_generated_program_yields_resources_or_one_config_error(portals, cloud, rotation):
     try:
         e = evaluate(settings_for(portals, cloud=cloud, secretRotationDays=rotation))

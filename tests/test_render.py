@@ -25,8 +25,12 @@ from intrexx_connector.render import (
 from intrexx_connector.stack_outputs import parse_outputs
 
 ALL_PORTALS = [*SAMPLE_PORTALS, TEAM, WIDE]
-EXCHANGE_ENVIRONMENT = {"global": "O365Default", "usgovernment": "O365USGovGCCHigh", "dod": "O365USGovDoD",
-                        "china": "O365China"}
+EXCHANGE_ENVIRONMENT = {
+    "global": "O365Default",
+    "usgovernment": "O365USGovGCCHigh",
+    "dod": "O365USGovDoD",
+    "china": "O365China",
+}
 DEVICE_LOGIN = {
     "global": "https://microsoft.com/devicelogin",
     "usgovernment": "https://microsoft.com/deviceloginus",
@@ -93,13 +97,31 @@ def test_exchange_connector_json_holds_everything_the_connector_needs(portals, r
     assert document[ConnectorKey.SCHEMA_VERSION] == 1
     assert document["portal"] == "hr"
     assert document[ConnectorKey.CLIENT_SECRET] == hr.client_secret
-    for key in ("environment", "cloud", "tenantId", "clientId", "authority",
-                "authorityHost", "tokenEndpoint", "authorizeEndpoint", "deviceCodeEndpoint",
-                "resource", "scopes", "api", "access", "redirectUris", "secretExpiresAt",
-                "secretRotatesAt", "permissions", "signInRedirectUri"):
+    for key in (
+        "environment",
+        "cloud",
+        "tenantId",
+        "clientId",
+        "authority",
+        "authorityHost",
+        "tokenEndpoint",
+        "authorizeEndpoint",
+        "deviceCodeEndpoint",
+        "resource",
+        "scopes",
+        "api",
+        "access",
+        "redirectUris",
+        "secretExpiresAt",
+        "secretRotatesAt",
+        "permissions",
+        "signInRedirectUri",
+    ):
         assert document[key] == hr.to_output()[key], key
     assert document[ConnectorKey.MEDIA_GATEWAY] == {
-        ConnectorKey.HOST: "localhost", ConnectorKey.PORT: 8087, ConnectorKey.SSL_PORT: 9087,
+        ConnectorKey.HOST: "localhost",
+        ConnectorKey.PORT: 8087,
+        ConnectorKey.SSL_PORT: 9087,
         ConnectorKey.PROTOCOL: "gRPC",
     }
     assert document[ConnectorKey.EXCHANGE_SERVER] == "Office365"
@@ -174,21 +196,39 @@ def test_sign_in_provider_block_follows_the_intrexx_login_module(portals, render
 
 
 def test_xml_special_characters_in_values_are_escaped(portals):
-    hr = dataclasses.replace(portals["hr"], client_secret='a"b<c>&d\'e\tf')
+    hr = dataclasses.replace(portals["hr"], client_secret="a\"b<c>&d'e\tf")
     root = ElementTree.fromstring(oauth2_element(hr))
-    assert root.find("provider").get("auth-client-secret") == 'a"b<c>&d\'e\tf'
+    assert root.find("provider").get("auth-client-secret") == "a\"b<c>&d'e\tf"
 
 
 def test_the_sheet_walks_the_dialogs_in_order(portals, rendered):
     sheet = (rendered["hr"] / SHEET_FILE).read_text()
     titles = re.findall(r"^## \d+\. (.+)$", sheet, flags=re.MULTILINE)
-    assert titles == ["MediaGateway connection", "Exchange account", "OAuth2", "Redirect URIs",
-                      "Request MS365 Refresh Token", "Client secret expiry and rotation",
-                      "Portal sign-in with Entra ID"]
+    assert titles == [
+        "MediaGateway connection",
+        "Exchange account",
+        "OAuth2",
+        "Redirect URIs",
+        "Request MS365 Refresh Token",
+        "Client secret expiry and rotation",
+        "Portal sign-in with Entra ID",
+    ]
     hr = portals["hr"]
-    for value in (hr.tenant_id, hr.client_id, *hr.redirect_uris, "8087", "9087", "gRPC",
-                  "CORBA", "MediaGateway password", "`Office365`", timestamp(hr.secret_expires_at),
-                  timestamp(hr.secret_rotates_at), "three months", "python -m intrexx_connector apply --portal hr"):
+    for value in (
+        hr.tenant_id,
+        hr.client_id,
+        *hr.redirect_uris,
+        "8087",
+        "9087",
+        "gRPC",
+        "CORBA",
+        "MediaGateway password",
+        "`Office365`",
+        timestamp(hr.secret_expires_at),
+        timestamp(hr.secret_rotates_at),
+        "three months",
+        "python -m intrexx_connector apply --portal hr",
+    ):
         assert value in sheet, value
     assert f"in `{rendered['hr'] / CONNECTOR_FILE}`, field `clientSecret`" in sheet
 
@@ -229,18 +269,21 @@ def test_rbac_script_assigns_one_role_per_exchange_rbac_permission(portals, rend
     ops = portals["ops"]
     script = (rendered["ops"] / RBAC_FILE).read_text()
     sp = ops.service_principal_object_id
-    assert (f"New-ServicePrincipal -AppId '{ops.client_id}' -ObjectId '{sp}' "
-            f"-DisplayName 'Intrexx ops (dev)'") in script
+    assert (
+        f"New-ServicePrincipal -AppId '{ops.client_id}' -ObjectId '{sp}' -DisplayName 'Intrexx ops (dev)'"
+    ) in script
     assert f"Get-ServicePrincipal -Identity '{sp}'" in script
     assert "New-ManagementScope -Name 'intrexx-ops-dev' -RecipientRestrictionFilter $filter" in script
     assert "$filter = 'Department -eq ''Ops'''" in script
     assert "Set-ManagementScope -Identity 'intrexx-ops-dev'" in script
     rbac = [p for p in ops.permissions if p.granted_by is GrantedBy.EXCHANGE_RBAC]
     assert len(rbac) == 3
-    assignments = re.findall(r"New-ManagementRoleAssignment -Name '([^']+)' -App '([^']+)' -Role '([^']+)' "
-                             r"-CustomResourceScope 'intrexx-ops-dev'", script)
-    assert sorted(assignments) == sorted(
-        (role_assignment_name(ops, p), sp, p.exchange_role) for p in rbac)
+    assignments = re.findall(
+        r"New-ManagementRoleAssignment -Name '([^']+)' -App '([^']+)' -Role '([^']+)' "
+        r"-CustomResourceScope 'intrexx-ops-dev'",
+        script,
+    )
+    assert sorted(assignments) == sorted((role_assignment_name(ops, p), sp, p.exchange_role) for p in rbac)
     for name, _, _ in assignments:
         assert f"Get-ManagementRoleAssignment -Identity '{name}'" in script
 
@@ -299,7 +342,8 @@ def test_rendering_prints_nothing_and_is_repeatable(portals, tmp_path, capsys):
         for path in (tmp_path / "a" / name).iterdir():
             other = tmp_path / "b" / name / path.name
             if path.name == SHEET_FILE:
-                assert path.read_text().replace(str(tmp_path / "a"), "") == \
-                    other.read_text().replace(str(tmp_path / "b"), "")
+                assert path.read_text().replace(str(tmp_path / "a"), "") == other.read_text().replace(
+                    str(tmp_path / "b"), ""
+                )
             else:
                 assert path.read_bytes() == other.read_bytes()

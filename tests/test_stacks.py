@@ -14,8 +14,15 @@ STACKS = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
 
 def plan(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}
-    return subprocess.run([sys.executable, "-m", "intrexx_connector", "plan", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "intrexx_connector", "plan", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_the_shipped_stacks_are_dev_and_prod():
@@ -41,8 +48,7 @@ def test_shipped_stack_plans_and_renders(stack, tmp_path):
     if stack == "prod":
         assert len(document["portals"]) >= 3
         for portal in document["portals"].values():
-            assert all(r["protect"] == (r["type"] in ("Application", "ServicePrincipal"))
-                       for r in portal["resources"])
+            assert all(r["protect"] == (r["type"] in ("Application", "ServicePrincipal")) for r in portal["resources"])
         scoped = [p for p in document["portals"].values() if p["access"] == "application"]
         assert scoped and all(perm["grantedBy"] == "exchange-rbac" for p in scoped for perm in p["permissions"])
         assert not any(r["type"] == "AppRoleAssignment" for p in scoped for r in p["resources"])
@@ -62,7 +68,8 @@ def test_bad_stack_file_gives_the_config_error_and_exit_2(tmp_path):
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "Pulumi.broken.yaml").write_text(
         "config:\n  intrexx-exchange:secretRotationDays: 1000\n  intrexx-exchange:portals:\n"
-        "    - name: Bad_Name\n      baseUrl: http://intrexx.example.com\n")
+        "    - name: Bad_Name\n      baseUrl: http://intrexx.example.com\n"
+    )
     result = plan(tmp_path, "--stack", "broken")
     assert result.returncode == 2
     assert result.stderr.startswith("ConfigError: invalid stack configuration (3 problems):")

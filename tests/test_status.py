@@ -35,8 +35,10 @@ def test_status_needs_no_secrets_and_reads_the_dates():
     assert status.messages == []
 
 
-@given(today=st.dates(min_value=date(2025, 1, 1), max_value=date(2029, 12, 31)),
-       warn_days=st.integers(min_value=-30, max_value=1000))
+@given(
+    today=st.dates(min_value=date(2025, 1, 1), max_value=date(2029, 12, 31)),
+    warn_days=st.integers(min_value=-30, max_value=1000),
+)
 def test_expiring_means_within_the_warning_window(today, warn_days):
     status = portal_status(HR, today, warn_days)
     assert status.days_left == (EXPIRES - today).days
