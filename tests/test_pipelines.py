@@ -82,34 +82,114 @@ ACTION_MAJORS = {
 # pulumi/actions v7.0.0, Azure/login v3.0.1).
 ACTION_INPUTS = {
     "actions/checkout": {
-        "allow-unsafe-pr-checkout", "clean", "fetch-depth", "fetch-tags", "filter", "github-server-url", "lfs",
-        "path", "persist-credentials", "ref", "repository", "set-safe-directory", "show-progress",
-        "sparse-checkout", "sparse-checkout-cone-mode", "ssh-key", "ssh-known-hosts", "ssh-strict", "ssh-user",
-        "submodules", "token",
+        "allow-unsafe-pr-checkout",
+        "clean",
+        "fetch-depth",
+        "fetch-tags",
+        "filter",
+        "github-server-url",
+        "lfs",
+        "path",
+        "persist-credentials",
+        "ref",
+        "repository",
+        "set-safe-directory",
+        "show-progress",
+        "sparse-checkout",
+        "sparse-checkout-cone-mode",
+        "ssh-key",
+        "ssh-known-hosts",
+        "ssh-strict",
+        "ssh-user",
+        "submodules",
+        "token",
     },
     "actions/setup-python": {
-        "allow-prereleases", "architecture", "cache", "cache-dependency-path", "check-latest", "freethreaded",
-        "pip-version", "python-version", "python-version-file", "token", "update-environment",
+        "allow-prereleases",
+        "architecture",
+        "cache",
+        "cache-dependency-path",
+        "check-latest",
+        "freethreaded",
+        "pip-version",
+        "python-version",
+        "python-version-file",
+        "token",
+        "update-environment",
     },
     "actions/setup-node": {
-        "architecture", "cache", "cache-dependency-path", "check-latest", "mirror", "mirror-token", "node-version",
-        "node-version-file", "package-manager-cache", "registry-url", "scope", "token",
+        "architecture",
+        "cache",
+        "cache-dependency-path",
+        "check-latest",
+        "mirror",
+        "mirror-token",
+        "node-version",
+        "node-version-file",
+        "package-manager-cache",
+        "registry-url",
+        "scope",
+        "token",
     },
     "actions/upload-artifact": {
-        "archive", "compression-level", "if-no-files-found", "include-hidden-files", "name", "overwrite", "path",
+        "archive",
+        "compression-level",
+        "if-no-files-found",
+        "include-hidden-files",
+        "name",
+        "overwrite",
+        "path",
         "retention-days",
     },
     "pulumi/actions": {
-        "always-include-summary", "cloud-url", "color", "command", "comment-on-pr", "comment-on-pr-number",
-        "comment-on-summary", "config-map", "continue-on-error", "debug", "diff", "edit-pr-comment", "exclude",
-        "exclude-dependents", "exclude-protected", "expect-no-changes", "github-token", "log-flow",
-        "log-verbosity", "message", "parallel", "plan", "policyPackConfigs", "policyPacks", "pulumi-version",
-        "pulumi-version-file", "refresh", "remove", "replace", "secrets-provider", "stack-name",
-        "suppress-outputs", "suppress-progress", "target", "target-dependents", "upsert", "work-dir",
+        "always-include-summary",
+        "cloud-url",
+        "color",
+        "command",
+        "comment-on-pr",
+        "comment-on-pr-number",
+        "comment-on-summary",
+        "config-map",
+        "continue-on-error",
+        "debug",
+        "diff",
+        "edit-pr-comment",
+        "exclude",
+        "exclude-dependents",
+        "exclude-protected",
+        "expect-no-changes",
+        "github-token",
+        "log-flow",
+        "log-verbosity",
+        "message",
+        "parallel",
+        "plan",
+        "policyPackConfigs",
+        "policyPacks",
+        "pulumi-version",
+        "pulumi-version-file",
+        "refresh",
+        "remove",
+        "replace",
+        "secrets-provider",
+        "stack-name",
+        "suppress-outputs",
+        "suppress-progress",
+        "target",
+        "target-dependents",
+        "upsert",
+        "work-dir",
     },
     "azure/login": {
-        "allow-no-subscriptions", "audience", "auth-type", "client-id", "creds", "enable-AzPSSession",
-        "environment", "subscription-id", "tenant-id",
+        "allow-no-subscriptions",
+        "audience",
+        "auth-type",
+        "client-id",
+        "creds",
+        "enable-AzPSSession",
+        "environment",
+        "subscription-id",
+        "tenant-id",
     },
 }
 
@@ -301,7 +381,11 @@ def _ado_steps(stages: list[dict]):
 
 
 def _ado_script(step: dict) -> str:
-    return str(step.get("bash", "")) + str(step.get("script", "")) + str((step.get("inputs") or {}).get("inlineScript", ""))
+    return (
+        str(step.get("bash", ""))
+        + str(step.get("script", ""))
+        + str((step.get("inputs") or {}).get("inlineScript", ""))
+    )
 
 
 def _ado_shell_blocks() -> list[tuple[str, str]]:
@@ -335,7 +419,7 @@ def _unknown_action_inputs(steps: list[dict]) -> list[str]:
     for step in steps:
         action = _action(step)
         if action in ACTION_INPUTS:
-            for key in (step.get("with") or {}):
+            for key in step.get("with") or {}:
                 if key not in ACTION_INPUTS[action]:
                     problems.append(f"{step['uses']}: unknown input {key!r}")
     return problems
@@ -350,9 +434,13 @@ def _reusable_call_problems(caller: dict, callee: dict) -> list[str]:
     granted = caller.get("permissions") or {}
     for job_id, job in callee["jobs"].items():
         for scope, level in (job.get("permissions") or {}).items():
-            if level == "write" and granted.get(scope) != "write" or level == "read" and granted.get(scope) not in (
-                "read",
-                "write",
+            if (level == "write" and granted.get(scope) != "write") or (
+                level == "read"
+                and granted.get(scope)
+                not in (
+                    "read",
+                    "write",
+                )
             ):
                 problems.append(f"callee job {job_id} needs {scope}: {level}, caller grants {granted.get(scope)}")
     return problems
@@ -395,7 +483,7 @@ def test_actionlint_clean():
 
 def test_shellcheck_reports_findings_on_a_broken_script():
     """Liveness: shellcheck runs and is not muted by the exclusions."""
-    codes = {f["code"] for f in _shellcheck_script('rm -rf $1/x\necho $(ls | grep y)')}
+    codes = {f["code"] for f in _shellcheck_script("rm -rf $1/x\necho $(ls | grep y)")}
     assert 2086 in codes
 
 
@@ -405,8 +493,8 @@ def test_shellcheck_reports_findings_on_a_broken_script():
 )
 def test_shell_blocks_are_shellcheck_clean(where, script):
     findings = _shellcheck_script(script)
-    assert not findings, where + ":\n" + "\n".join(
-        f"  line {f['line'] - 1}: SC{f['code']} {f['message']}" for f in findings
+    assert not findings, (
+        where + ":\n" + "\n".join(f"  line {f['line'] - 1}: SC{f['code']} {f['message']}" for f in findings)
     )
 
 
@@ -613,7 +701,7 @@ def test_deploy_stack_job_binds_stack_environment_and_lock():
     assert checkout["with"]["persist-credentials"] is False
     # a stack without Pulumi.<stack>.yaml is skipped with a notice, not failed
     stackfile = next(s for s in steps if s.get("id") == "stackfile")
-    assert 'Pulumi.${STACK}.yaml' in stackfile["run"] and "::warning::" in stackfile["run"]
+    assert "Pulumi.${STACK}.yaml" in stackfile["run"] and "::warning::" in stackfile["run"]
     assert "encryptionsalt" in stackfile["run"]
     assert "secrets.PULUMI_CONFIG_PASSPHRASE }}" not in json.dumps(stackfile), "presence only, never the value"
 
@@ -671,7 +759,7 @@ def test_notify_job_posts_only_the_notice():
     script = step["run"]
     # the body file holds the notice and nothing else
     assert re.findall(r'> "\$body"', script) == ['> "$body"']
-    assert "printf '%s\\n' \"$NOTICE\" > \"$body\"" in script
+    assert 'printf \'%s\\n\' "$NOTICE" > "$body"' in script
     # reuse an open issue with the same title, else open one
     assert "--state open" in script and "select(.title == $title)" in script
     assert 'gh issue comment "$number" --repo "$GITHUB_REPOSITORY" --body-file "$body"' in script
@@ -793,7 +881,7 @@ def test_ado_deploy_stages_come_from_one_template():
     entries = _ado_template_entries(_load(AZURE_PIPELINES))
     assert [e["template"] for e in entries] == [ADO_TEMPLATE_REF] * len(STACKS), "one template, no copies"
     previous: list[str] = []
-    for entry, stack in zip(entries, STACKS):
+    for entry, stack in zip(entries, STACKS, strict=True):
         assert entry["parameters"] == {
             "stack": stack,
             "environment": f"intrexx-exchange-{stack}",
@@ -828,13 +916,19 @@ def test_template_expander_catches_an_undeclared_parameter():
 
 
 def test_azure_pipelines_oidc_with_fresh_tokens():
-    azcli = [(stage, step) for stage, _job, step in _ado_steps(_ado_stages()) if str(step.get("task", "")).startswith("AzureCLI@2")]
+    azcli = [
+        (stage, step)
+        for stage, _job, step in _ado_steps(_ado_stages())
+        if str(step.get("task", "")).startswith("AzureCLI@2")
+    ]
     assert {stage["stage"] for stage, _ in azcli} == {"preview", "deploy_dev", "deploy_test", "deploy_prod"}
     for stage, step in azcli:
         inputs = step["inputs"]
         assert inputs["allowNoSubscriptions"] is True, "the identity has no Azure subscription role"
         assert not inputs.get("addSpnToEnvironment"), "no static $idToken in the environment"
-        expected = "intrexx-exchange-preview" if stage["stage"] == "preview" else f"intrexx-exchange-{stage['stage'][7:]}"
+        expected = (
+            "intrexx-exchange-preview" if stage["stage"] == "preview" else f"intrexx-exchange-{stage['stage'][7:]}"
+        )
         assert inputs["azureSubscription"] == expected
         script = inputs["inlineScript"]
         if "pulumi up" in script or "pulumi preview" in script:
@@ -851,7 +945,13 @@ def test_azure_pipelines_oidc_with_fresh_tokens():
     for path in (AZURE_PIPELINES, ADO_TEMPLATE):
         text = path.read_text(encoding="utf-8")
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-        for forbidden in ("ARM_OIDC_TOKEN", "idToken", "ARM_CLIENT_SECRET", "servicePrincipalKey", "AZURE_CLIENT_SECRET"):
+        for forbidden in (
+            "ARM_OIDC_TOKEN",
+            "idToken",
+            "ARM_CLIENT_SECRET",
+            "servicePrincipalKey",
+            "AZURE_CLIENT_SECRET",
+        ):
             assert forbidden not in code, f"{path.name}: {forbidden}"
 
 
@@ -860,15 +960,22 @@ def test_ado_deploy_steps_in_order():
         steps = _ado_deploy_steps(stack)
         texts = [_ado_script(s) for s in steps]
 
-        def index(needle: str) -> int:
+        def index(needle: str, texts: list[str] = texts) -> int:
             return next(i for i, t in enumerate(texts) if needle in t)
 
         i_doctor = index(DOCTOR)
         assert str(steps[i_doctor]["task"]).startswith("AzureCLI@2"), "doctor needs the az CLI session"
-        i_before = index("before.json\"; then")
+        i_before = index('before.json"; then')
         i_up = index("pulumi up")
         i_notice = index("rotation-notice")
-        assert i_doctor < i_before < i_up < i_notice < index("intrexx_connector render") < index("intrexx_connector verify")
+        assert (
+            i_doctor
+            < i_before
+            < i_up
+            < i_notice
+            < index("intrexx_connector render")
+            < index("intrexx_connector verify")
+        )
         assert "--warn-days 30" in texts[index("intrexx_connector status")]
         assert "succeeded()" in steps[i_up]["condition"], "no pulumi up after a failed doctor"
         assert "succeededOrFailed()" in steps[i_notice]["condition"], "the notice also after a failed up"
@@ -932,7 +1039,7 @@ def test_azure_pipelines_publish_only_non_secret_files():
         copied = re.findall(r'"build/\$\{STACK\}"/\*/([\w.-]+)', script)
         assert copied and set(copied) <= set(PUBLIC_FILES), copied
     assert published == len(STACKS)
-    for stage, _job, step in _ado_steps(stages):
+    for _stage, _job, step in _ado_steps(stages):
         if step.get("task", "").startswith(("Publish", "CopyFiles")) or "publish" in step:
             assert not any(s in json.dumps(step) for s in SECRET_FILES), step
 
