@@ -828,6 +828,8 @@ def test_pulumi_cli_pinned_once_per_ci_system():
     ado_version = str(variables[0]["value"])
     assert EXACT_VERSION.match(ado_version), ado_version
     assert ado_version == github_version, "both CI systems run the same CLI on the same stacks"
+    sdk = re.search(r"^pulumi>=(\d+\.\d+),", (ROOT / "requirements.txt").read_text(encoding="utf-8"), re.MULTILINE)
+    assert sdk and github_version.startswith(f"{sdk.group(1)}."), "the CLI of the SDK the tests ran against"
     assert "PULUMI_VERSION" not in json.dumps(_load(ADO_TEMPLATE).get("variables", {}))
     installers = [s for _st, _j, s in _ado_steps(_ado_stages()) if "get.pulumi.com" in _ado_script(s)]
     assert len(installers) == 1 + len(STACKS)
