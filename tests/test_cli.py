@@ -148,9 +148,17 @@ def test_stdin_outputs_through_a_real_process(outputs, tmp_path):
         assert secret not in result.stdout + result.stderr
 
 
-def test_no_secret_in_any_output_or_plain_file(capsys, outputs, tmp_path):
-    """Every command, every scenario: stdout, stderr and the files meant to be shared hold no secret."""
+def test_no_secret_in_any_output_or_plain_file(capsys, outputs, tmp_path, identity_provider, monkeypatch):
+    """Every command, every scenario: stdout, stderr and the files meant to be shared hold no secret. verify
+    runs against the loopback OpenID provider: real token requests, one portal with the right secret (a token),
+    the others registered with a wrong one (the provider answers AADSTS7000215, verify gives up at once)."""
     path, document = outputs
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", identity_provider.ca_file)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    for name, portal in document["portals"].items():
+        secret = document["clientSecrets"][name] if name == "team" else "not-the-secret"
+        identity_provider.add_client(portal["tenantId"], portal["clientId"], secret)
+    identity_provider.reset_requests()
     secrets = secrets_of(document)
     cfg = tmp_path / "portal" / "internal" / "cfg"
     cfg.mkdir(parents=True)
@@ -167,13 +175,17 @@ def test_no_secret_in_any_output_or_plain_file(capsys, outputs, tmp_path):
         ["apply", "--outputs", str(path), "--portal", "hr", "--portal-dir", str(tmp_path / "portal")],
         ["apply", "--outputs", str(path), "--portal", "hr", "--portal-dir", str(tmp_path / "portal"), "--json"],
         ["apply", "--outputs", str(path), "--portal", "hr", "--portal-dir", str(tmp_path / "none")],
-        ["verify", "--outputs", str(path), "--authority-host", "http://127.0.0.1:9"],
+        ["verify", "--outputs", str(path), "--authority-host", identity_provider.origin, "--timeout", "1"],
+        ["verify", "--outputs", str(path), "--authority-host", identity_provider.origin, "--timeout", "1", "--json"],
         ["render", "--outputs", str(path), "--portal", "nope"],
     ):
         _, out, err = run(capsys, *argv)
         printed.append(out + err)
     plain = [p.read_text() for p in (tmp_path / "b").rglob("*") if p.suffix in (".md", ".ps1")]
     assert plain
+    token_requests = identity_provider.requests()
+    assert all(token_requests.get(p["clientId"]) for p in document["portals"].values()), "verify asked for tokens"
+    assert any("team: ok" in text for text in printed) and any("AADSTS7000215" in text for text in printed)
     for text in printed + plain:
         for secret in secrets:
             assert secret not in text

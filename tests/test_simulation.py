@@ -1,0 +1,98 @@
+"""The harness itself: how the program reads its configuration under Pulumi, and the one place that goes below
+Pulumi's public testing API (the recording monitor), which must fail loudly if Pulumi changes underneath it."""
+
+import contextvars
+import json
+
+import pulumi
+import pytest
+from helpers import TODAY, run_program
+
+from components.config import ConfigError
+from components.portal import COMPONENT_TYPE
+from components.program import read_settings
+from intrexx_connector.simulation import APPLICATION, SERVICE_PRINCIPAL, SimulatedTenant
+
+HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
+
+
+def test_the_recording_monitor_still_sees_urn_parent_and_protect():
+    evaluation = run_program([HR, {**HR, "name": "ops"}], protect=True)
+    components = {r.name: r for r in evaluation.of_type(COMPONENT_TYPE)}
+    assert set(components) == {"hr", "ops"}, "Pulumi's MockMonitor no longer reports component registrations"
+    for resource in evaluation.tenant.resources:
+        assert resource.urn.startswith("urn:pulumi:dev::intrexx-exchange::"), (
+            f"Pulumi's MockMonitor.RegisterResource changed: no URN recorded for {resource.name}"
+        )
+        if resource.type == COMPONENT_TYPE:
+            continue
+        owner = components[resource.name.split("-")[0]]
+        assert resource.parent == owner.urn, f"RegisterResourceRequest.parent changed: {resource.urn}"
+        assert resource.protect is (resource.type in (APPLICATION, SERVICE_PRINCIPAL)), resource.urn
+    assert all(r.import_id == "" for r in evaluation.tenant.resources)
+
+
+def read_settings_under_pulumi(config: dict, stack: str = "dev"):
+    """read_settings as `pulumi up` runs it: the engine's config store, the stack file in the working directory."""
+
+    def run():
+        pulumi.runtime.set_mocks(SimulatedTenant(TODAY), project="intrexx-exchange", stack=stack, preview=False)
+        pulumi.runtime.set_all_config(config)
+        return read_settings()
+
+    return contextvars.Context().run(run)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INTREXX_EXCHANGE_TODAY", TODAY.isoformat())
+    monkeypatch.delenv("ARM_ENVIRONMENT", raising=False)
+    return tmp_path
+
+
+def test_read_settings_takes_the_known_keys_from_pulumi_config(project):
+    settings = read_settings_under_pulumi(
+        {"intrexx-exchange:portals": json.dumps([HR]), "intrexx-exchange:secretRotationDays": "30"}
+    )
+    assert [p.name for p in settings.portals] == ["hr"]
+    assert settings.secret_rotation_days == 30 and settings.stack == "dev" and settings.today == TODAY
+
+
+def test_read_settings_reports_what_only_the_stack_file_shows(project):
+    (project / "Pulumi.dev.yaml").write_text(
+        "config:\n"
+        "  intrexx-exchange:portals:\n"
+        "    - {name: hr, baseUrl: https://intrexx.example.com/hr}\n"
+        "  intrexx-exchange:secretRotationDay: 30\n"
+        "  environment: test\n"
+        "  intrexx-exchang:protect: true\n"
+        "  azuread:tenantId: 00000000-0000-0000-0000-000000000000\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_settings_under_pulumi({"intrexx-exchange:portals": json.dumps([HR])})
+    assert caught.value.problems == [
+        "environment: config keys need a namespace; write 'intrexx-exchange:environment'",
+        "intrexx-exchang:protect: unknown namespace 'intrexx-exchang'; did you mean 'intrexx-exchange:protect'?",
+        "secretRotationDay: unknown key (did you mean 'secretRotationDays'?); known keys: portals, environment, "
+        "cloud, secretRotationDays, protect, allowRetiredEws",
+    ]
+
+
+def test_read_settings_checks_the_azuread_providers_cloud(project):
+    with pytest.raises(ConfigError, match="cloud: is 'china' but the azuread provider signs in to 'public'"):
+        read_settings_under_pulumi({"intrexx-exchange:portals": json.dumps([HR]), "intrexx-exchange:cloud": "china"})
+    settings = read_settings_under_pulumi(
+        {
+            "intrexx-exchange:portals": json.dumps([HR]),
+            "intrexx-exchange:cloud": "china",
+            "azuread:environment": "china",
+        }
+    )
+    assert settings.cloud.name == "china"
+
+
+def test_a_bad_pinned_date_is_a_config_error(project, monkeypatch):
+    monkeypatch.setenv("INTREXX_EXCHANGE_TODAY", "2026-13-01")
+    with pytest.raises(ConfigError, match=r"INTREXX_EXCHANGE_TODAY: must be a date YYYY-MM-DD"):
+        read_settings_under_pulumi({"intrexx-exchange:portals": json.dumps([HR])})
