@@ -9,7 +9,7 @@ IDP := tests/idp/node_modules/.package-lock.json
 LINT := tests/lint/node_modules/.package-lock.json
 CONNECTOR := $(PY) -m intrexx_connector
 
-.PHONY: plan test up render verify status bench clean
+.PHONY: plan test up render verify status doctor bench clean
 
 plan: $(RUNTIME)
 	$(CONNECTOR) plan --stack $(STACK)
@@ -30,6 +30,9 @@ verify: $(RUNTIME)
 
 status: $(RUNTIME)
 	$(CONNECTOR) status --stack $(STACK)
+
+doctor: $(RUNTIME)
+	$(CONNECTOR) doctor --stack $(STACK)
 
 bench: $(DEV) $(IDP)
 	$(PY) bench/run.py
