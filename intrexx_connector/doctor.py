@@ -230,9 +230,9 @@ def _guarded(ctx: DoctorContext, check_id: str, title: str, check):
 
 def _remedy(error: GraphError, check_id: str, origin: str) -> str:
     if isinstance(error, GraphForbidden):
-        return (f"doctor needs {READS[check_id.split('/')[0]]} to read this: grant it to the identity doctor runs as (a signed-in "
-                "user also needs a directory role that may read it, e.g. Global Reader), or run doctor as one that "
-                "has it")
+        needed = READS[check_id.split("/")[0]]
+        return (f"doctor needs {needed} to read this: grant it to the identity doctor runs as (a signed-in user also "
+                "needs a directory role that may read it, e.g. Global Reader), or run doctor as one that has it")
     if isinstance(error, GraphAuthError):
         return (f"Graph refused the token: sign in again (az login) or renew {TOKEN_VARIABLE}; the token must be for "
                 f"{origin}")

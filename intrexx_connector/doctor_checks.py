@@ -196,7 +196,9 @@ def assess_ca_policy(policy: dict) -> _Finding | None:
                                                     (named_users, "user(s)")) if x]
         who = f"the {', '.join(scope)} it includes ({', '.join((include_groups + include_roles + named_users)[:5])})"
     excluded = [f"members of group(s) {', '.join(exclude_groups)}"] if exclude_groups else []
-    excluded += [f"{len(exclude_users)} user(s)"] if exclude_users else []
+    if exclude_users:
+        shown = ", ".join(exclude_users[:3]) + (", ..." if len(exclude_users) > 3 else "")
+        excluded.append(f"{len(exclude_users)} user(s) ({shown})")
     excluded += [f"{len(exclude_roles)} role(s)"] if exclude_roles else []
     who += f" except {' and '.join(excluded)}" if excluded else ""
     narrowed = _narrowing_conditions(policy, what)
@@ -245,12 +247,12 @@ def check_conditional_access(ctx: DoctorContext) -> Check:
     policies = _objects(ctx.graph.get_collection("/identity/conditionalAccess/policies"), "Conditional Access")
     findings = [f for f in (assess_ca_policy(p) for p in policies) if f is not None]
     status = worst(f.status for f in findings)
-    lines = [f.line for f in findings]
-    blocking = [f for f in findings if f.status != PASS]
-    if not blocking:
-        lines.insert(0, f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'} read; none blocks the "
-                        f"device code flow for the mailbox users of {', '.join(portals)}")
-        return Check("conditional-access", PASS, title, "\n".join(lines), sources=CA_SOURCES)
+    read = f"{len(policies)} Conditional Access polic{'y' if len(policies) == 1 else 'ies'} read"
+    if status == PASS:
+        lines = [f"{read}; none blocks the device code flow for the mailbox users of {', '.join(portals)}"]
+        return Check("conditional-access", PASS, title, "\n".join(lines + [f.line for f in findings]),
+                     sources=CA_SOURCES)
+    lines = [f.line for f in findings] + [read]
     remedy = ("Intrexx's \"Request MS365 Refresh Token\" signs each mailbox user in with the device code flow "
               f"(portals {', '.join(portals)}). In each policy named above, exclude the group of those mailbox users "
               "(Users > Exclude > Users and groups), or scope the policy to the users who must not use the flow")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from graph_standin import Fault, Scenario, graph_standin  # noqa: F401 - the module-scoped fixture
+from graph_standin import Fault, Scenario, graph_standin_server
 from idp_fixture import silent_server
 from intrexx_connector.cli import main
 from intrexx_connector.doctor import DoctorOptions, run_doctor
@@ -158,9 +158,8 @@ def user_token(upn="AdeleV@contoso.example") -> str:
     """A JWT-shaped delegated token (unsigned: doctor only takes hints from it)."""
     def part(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-    claims = {"aud": "https://graph.microsoft.com", "idtyp": "user", "scp": "Application.Read.All Policy.Read.All "
-              "User.Read", "upn": upn, "oid": USER_ID, "nonce": base64.urlsafe_b64encode(time.time_ns().to_bytes(8,
-                                                                                                           "big")).decode()}
+    claims = {"aud": "https://graph.microsoft.com", "idtyp": "user", "upn": upn, "oid": USER_ID,
+              "scp": "Application.Read.All Policy.Read.All User.Read", "uti": str(time.time_ns())}
     return f"{part({'typ': 'JWT', 'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
@@ -175,11 +174,18 @@ def stack_file(directory, portals, stack="test", **keys) -> str:
     return stack
 
 
+@pytest.fixture(scope="module")
+def standin():
+    """One stand-in per module; each test selects its own scenario with its own token."""
+    with graph_standin_server() as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
-def environment(monkeypatch, graph_standin):  # noqa: F811 - the fixture
+def environment(monkeypatch, standin):
     for name in ("ARM_CLIENT_ID", "AZURE_CLIENT_ID", "ARM_ENVIRONMENT", "CURL_CA_BUNDLE", "INTREXX_GRAPH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", graph_standin.ca_file)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", standin.ca_file)
     monkeypatch.setenv("INTREXX_EXCHANGE_TODAY", TODAY)
 
 
@@ -221,8 +227,8 @@ def both(capsys, monkeypatch, standin, scenario, tmp_path, portals, *extra, **ke
 
 # Conditional Access -------------------------------------------------------------------------------------------
 
-def test_a_healthy_tenant_passes_every_check(capsys, monkeypatch, graph_standin, tmp_path):  # noqa: F811
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(), tmp_path, [HR, WIDE],
+def test_a_healthy_tenant_passes_every_check(capsys, monkeypatch, standin, tmp_path):
+    text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [HR, WIDE],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 0, text.out
     assert "0 failed, 0 warning(s)" in text.out
@@ -235,11 +241,11 @@ def test_a_healthy_tenant_passes_every_check(capsys, monkeypatch, graph_standin,
                                     "displayName": "intrexx-exchange-pipeline"}
 
 
-def test_device_code_blocked_for_all_users_fails_naming_the_policy(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_device_code_blocked_for_all_users_fails_naming_the_policy(capsys, monkeypatch, standin,
                                                                    tmp_path):
     policy = ca_policy("Block device code flow", exclude_users=(BREAK_GLASS,),
                        transfer="deviceCodeFlow,authenticationTransfer")
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(policies=[policy]), tmp_path, [HR],
+    text, machine = both(capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 1
     assert "FAIL  conditional-access" in text.out
@@ -249,14 +255,14 @@ def test_device_code_blocked_for_all_users_fails_naming_the_policy(capsys, monke
     assert check["status"] == "fail" and "Block device code flow" in check["detail"]
     assert any("policy-block-authentication-flows" in s for s in check["sources"])
     # The policy sat on page 2 of the collection: doctor followed @odata.nextLink.
-    pages = [r for r in graph_standin.requests(text.token) if r.path.endswith("/conditionalAccess/policies")]
+    pages = [r for r in standin.requests(text.token) if r.path.endswith("/conditionalAccess/policies")]
     assert len(pages) >= 3 and all("$skiptoken" in r.query for r in pages[1:])
 
 
-def test_a_policy_excluding_a_group_warns_to_check_membership(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_a_policy_excluding_a_group_warns_to_check_membership(capsys, monkeypatch, standin,
                                                               tmp_path):
     policy = ca_policy("Block device code except Intrexx mailboxes", exclude_groups=(MAILBOX_GROUP,))
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(policies=[policy]), tmp_path, [HR],
+    text, machine = both(capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 0
     assert "WARN  conditional-access" in text.out
@@ -268,29 +274,29 @@ def test_a_policy_excluding_a_group_warns_to_check_membership(capsys, monkeypatc
     ("enabledForReportingButNotEnforced", "warn", "(report-only) would block"),
     ("disabled", "pass", "(disabled) would block the device code flow; it is switched off"),
 ])
-def test_report_only_warns_and_disabled_passes(capsys, monkeypatch, graph_standin, tmp_path,  # noqa: F811
+def test_report_only_warns_and_disabled_passes(capsys, monkeypatch, standin, tmp_path,
                                                state, status, words):
     policy = ca_policy("Device code: audit first", state=state)
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(policies=[policy]), tmp_path, [HR],
+    text, machine = both(capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 0
     check = machine.check("conditional-access")
     assert check["status"] == status and "'Device code: audit first'" in check["detail"] and words in check["detail"]
 
 
-def test_a_stack_without_delegated_portals_does_not_read_conditional_access(capsys, monkeypatch,  # noqa: F811
-                                                                            graph_standin, tmp_path):
-    run = doctor(capsys, monkeypatch, graph_standin, tenant(policies=[ca_policy("Block device code flow")]),
+def test_a_stack_without_delegated_portals_does_not_read_conditional_access(capsys, monkeypatch,
+                                                                            standin, tmp_path):
+    run = doctor(capsys, monkeypatch, standin, tenant(policies=[ca_policy("Block device code flow")]),
                  tmp_path, [WIDE], "--deployer-client-id", DEPLOYER_APP, json_output=True)
     assert run.code == 0 and run.check("conditional-access")["status"] == "pass"
-    assert not [r for r in graph_standin.requests(run.token) if "conditionalAccess" in r.path]
+    assert not [r for r in standin.requests(run.token) if "conditionalAccess" in r.path]
 
 
 def test_policies_that_do_not_stop_the_mailbox_users_are_ignored():
     assert assess_ca_policy(ca_policy("MFA for device code", controls=("mfa",))) is None
     assert assess_ca_policy(ca_policy("Block transfer only", transfer="authenticationTransfer")) is None
-    assert assess_ca_policy(ca_policy("Block device code for one app", apps=("0b0b0b0b-0000-4000-8000-0000000000bb",))) \
-        is None
+    one_app = ("0b0b0b0b-0000-4000-8000-0000000000bb",)
+    assert assess_ca_policy(ca_policy("Block device code for one app", apps=one_app)) is None
     assert assess_ca_policy(ca_policy("Guests only", include_users=("GuestsOrExternalUsers",))) is None
     scoped = assess_ca_policy(ca_policy("Block device code for sales", include_users=(),
                                         include_groups=("aaaaaaaa-0000-4000-8000-000000000001",)))
@@ -302,10 +308,10 @@ def test_policies_that_do_not_stop_the_mailbox_users_are_ignored():
 
 # App management policies ------------------------------------------------------------------------------------
 
-def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, monkeypatch, standin,
                                                                       tmp_path):
     policy = default_policy(password_restriction("passwordLifetime", "P180D", "2025-01-01T00:00:00Z"))
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(default=policy), tmp_path, [HR],
+    text, machine = both(capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR],
                          "--deployer-client-id", DEPLOYER_APP, secretRotationDays=120)
     assert text.code == 1
     assert "FAIL  app-management-policy" in text.out
@@ -315,30 +321,30 @@ def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, mo
     assert "CredentialInvalidLifetimeAsPerAppPolicy" in machine.check("app-management-policy")["remedy"]
 
 
-def test_the_same_lifetime_passes_a_shorter_rotation(capsys, monkeypatch, graph_standin, tmp_path):  # noqa: F811
+def test_the_same_lifetime_passes_a_shorter_rotation(capsys, monkeypatch, standin, tmp_path):
     policy = default_policy(password_restriction("passwordLifetime", "P180D"))
-    run = doctor(capsys, monkeypatch, graph_standin, tenant(default=policy), tmp_path, [HR],
+    run = doctor(capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR],
                  "--deployer-client-id", DEPLOYER_APP, json_output=True, secretRotationDays=90)
     assert run.code == 0
     check = run.check("app-management-policy")
     assert check["status"] == "pass" and "secrets may live 180 days for every application" in check["detail"]
 
 
-def test_blocked_client_secrets_fail(capsys, monkeypatch, graph_standin, tmp_path):  # noqa: F811
+def test_blocked_client_secrets_fail(capsys, monkeypatch, standin, tmp_path):
     policy = default_policy(password_restriction("passwordAddition", after="2019-10-19T10:37:00Z"))
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(default=policy), tmp_path, [HR],
+    text, machine = both(capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 1
     assert "tenant default policy: blocks new client secrets for applications created since 2019-10-19" in text.out
     assert "excludeActors" in machine.check("app-management-policy")["remedy"]
 
 
-def test_disabled_future_and_custom_restrictions_do_not_fail(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_disabled_future_and_custom_restrictions_do_not_fail(capsys, monkeypatch, standin,
                                                              tmp_path):
     default = default_policy(password_restriction("passwordAddition", state="disabled"),
                              password_restriction("passwordLifetime", "P30D", after="2027-06-01T00:00:00.0000000Z"))
     custom = custom_policy("Strict apps", password_restriction("passwordLifetime", "P4DT12H30M5S"))
-    run = doctor(capsys, monkeypatch, graph_standin, tenant(default=default, custom=[custom]), tmp_path, [HR],
+    run = doctor(capsys, monkeypatch, standin, tenant(default=default, custom=[custom]), tmp_path, [HR],
                  "--deployer-client-id", DEPLOYER_APP, json_output=True)
     assert run.code == 0
     detail = run.check("app-management-policy")["detail"]
@@ -360,12 +366,12 @@ def test_durations_and_the_rotation_that_fits():
 
 # The deploying identity -------------------------------------------------------------------------------------
 
-def test_a_pipeline_identity_missing_a_permission_fails_naming_it(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_a_pipeline_identity_missing_a_permission_fails_naming_it(capsys, monkeypatch, standin,
                                                                  tmp_path):
     monkeypatch.setenv("ARM_CLIENT_ID", DEPLOYER_APP)
     scenario = tenant(roles=("Application.ReadWrite.OwnedBy", "Application.Read.All",
                              "DelegatedPermissionGrant.ReadWrite.All"))
-    text, machine = both(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR, WIDE])
+    text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR, WIDE])
     assert text.code == 1
     assert "FAIL  deployer-permissions" in text.out
     assert "missing: AppRoleAssignment.ReadWrite.All (admin consent to application permissions: wide)" in text.out
@@ -374,56 +380,56 @@ def test_a_pipeline_identity_missing_a_permission_fails_naming_it(capsys, monkey
     assert "Application.ReadWrite.OwnedBy" in check["detail"] and "docs/pipeline-identity.md" in check["remedy"]
 
 
-def test_delegated_only_stacks_do_not_need_app_role_consent(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_delegated_only_stacks_do_not_need_app_role_consent(capsys, monkeypatch, standin,
                                                             tmp_path):
     scenario = tenant(roles=("Application.ReadWrite.OwnedBy", "Application.Read.All",
                              "DelegatedPermissionGrant.ReadWrite.All"))
-    run = doctor(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
+    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
                  json_output=True)
     assert run.code == 0 and run.check("deployer-permissions")["status"] == "pass"
 
 
-def test_extra_owners_need_application_readwrite_all(capsys, monkeypatch, graph_standin, tmp_path):  # noqa: F811
+def test_extra_owners_need_application_readwrite_all(capsys, monkeypatch, standin, tmp_path):
     owned = {**HR, "owners": ["3f2504e0-4f89-41d3-9a0c-0305e82c3301"]}
-    run = doctor(capsys, monkeypatch, graph_standin, tenant(), tmp_path, [owned], "--deployer-client-id",
+    run = doctor(capsys, monkeypatch, standin, tenant(), tmp_path, [owned], "--deployer-client-id",
                  DEPLOYER_APP, json_output=True)
     assert run.code == 1
     assert "missing: Application.ReadWrite.All (add the extra owners of hr)" in run.check("deployer-permissions")[
         "detail"]
 
 
-def test_a_person_without_privileged_role_administrator_fails_for_graph_app_roles(capsys, monkeypatch,  # noqa: F811
-                                                                                  graph_standin, tmp_path):
+def test_a_person_without_privileged_role_administrator_fails_for_graph_app_roles(capsys, monkeypatch,
+                                                                                  standin, tmp_path):
     scenario = tenant(directory_roles=[CLOUD_APP_ADMIN])
-    text = doctor(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR, WIDE], token=user_token())
+    text = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR, WIDE], token=user_token())
     assert text.code == 1
     assert ("missing: Privileged Role Administrator or Global Administrator (consent to Microsoft Graph application "
             "permissions: wide)") in text.out
     assert "user 'AdeleV@contoso.example' holds directory roles: Cloud Application Administrator" in text.out
-    machine = doctor(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR], token=user_token("b"),
+    machine = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], token=user_token("b"),
                      json_output=True)
     assert machine.code == 0 and machine.check("deployer-permissions")["status"] == "pass"
     assert machine.document["identity"]["kind"] == "user"
 
 
-def test_an_opaque_token_without_a_client_id_leaves_the_identity_undetermined(capsys, monkeypatch,  # noqa: F811
-                                                                              graph_standin, tmp_path):
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(), tmp_path, [HR])
+def test_an_opaque_token_without_a_client_id_leaves_the_identity_undetermined(capsys, monkeypatch,
+                                                                              standin, tmp_path):
+    text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [HR])
     assert text.code == 0
     assert "WARN  deployer-permissions" in text.out and "identity not determinable" in text.out
     assert "--deployer-client-id" in machine.check("deployer-permissions")["remedy"]
-    assert not [r for r in graph_standin.requests(text.token) if r.path.startswith("/v1.0/me")]
+    assert not [r for r in standin.requests(text.token) if r.path.startswith("/v1.0/me")]
 
 
 # Display names ------------------------------------------------------------------------------------------------
 
-def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatch, standin,
                                                               tmp_path):
     app_object, app_id, sp_object = ("6a1b2c3d-0000-4000-8000-0000000000a1", "6a1b2c3d-1111-4000-8000-0000000000a1",
                                      "6a1b2c3d-2222-4000-8000-0000000000a1")
     scenario = tenant(applications=[application(app_object, app_id, "Intrexx hr (O'Neil's lab)")])
     scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, "Intrexx hr (O'Neil's lab)"))
-    text, machine = both(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR, WIDE],
+    text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR, WIDE],
                          "--deployer-client-id", DEPLOYER_APP, environment="O'Neil's lab")
     assert text.code == 1
     assert "FAIL  display-name/hr" in text.out and "PASS  display-name/wide" in text.out
@@ -433,15 +439,15 @@ def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatc
     assert (f"portals[0].adopt: {{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}}}"
             in check["remedy"])
     # The quote in the display name was doubled in the OData literal, as Graph requires.
-    filters = [r.query["$filter"][0] for r in graph_standin.requests(text.token) if r.path.endswith("/applications")]
+    filters = [r.query["$filter"][0] for r in standin.requests(text.token) if r.path.endswith("/applications")]
     assert "displayName eq 'Intrexx hr (O''Neil''s lab)'" in filters
 
 
 # EWS -----------------------------------------------------------------------------------------------------------
 
-def test_ews_portals_get_the_powershell_line_that_shows_the_allow_list(capsys, monkeypatch,  # noqa: F811
-                                                                       graph_standin, tmp_path):
-    text, machine = both(capsys, monkeypatch, graph_standin, tenant(), tmp_path, [LEGACY],
+def test_ews_portals_get_the_powershell_line_that_shows_the_allow_list(capsys, monkeypatch,
+                                                                       standin, tmp_path):
+    text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [LEGACY],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 0
     assert "WARN  ews-allow-list/legacy" in text.out
@@ -451,11 +457,11 @@ def test_ews_portals_get_the_powershell_line_that_shows_the_allow_list(capsys, m
 
 # Graph errors ---------------------------------------------------------------------------------------------------
 
-def test_a_403_names_the_permission_doctor_needs(capsys, monkeypatch, graph_standin, tmp_path):  # noqa: F811
+def test_a_403_names_the_permission_doctor_needs(capsys, monkeypatch, standin, tmp_path):
     scenario = tenant(faults={"/identity/conditionalAccess/policies": Fault(403, {"error": {
         "code": "AccessDenied", "message": "You cannot perform the requested operation, required scopes are "
                                            "missing in the token."}})})
-    text, machine = both(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR],
+    text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR],
                          "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 1
     check = machine.check("conditional-access")
@@ -464,24 +470,24 @@ def test_a_403_names_the_permission_doctor_needs(capsys, monkeypatch, graph_stan
     assert machine.check("app-management-policy")["status"] == "pass"  # the other checks still ran
 
 
-def test_a_429_is_retried_after_retry_after(capsys, monkeypatch, graph_standin, tmp_path):  # noqa: F811
+def test_a_429_is_retried_after_retry_after(capsys, monkeypatch, standin, tmp_path):
     scenario = tenant(faults={"/policies/defaultAppManagementPolicy": Fault(429, headers={"Retry-After": "1"},
                                                                             times=1)})
     started = time.monotonic()
-    run = doctor(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
+    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
                  json_output=True)
     assert run.code == 0 and run.check("app-management-policy")["status"] == "pass"
-    hits = [r for r in graph_standin.requests(run.token) if r.path.endswith("/defaultAppManagementPolicy")]
+    hits = [r for r in standin.requests(run.token) if r.path.endswith("/defaultAppManagementPolicy")]
     assert len(hits) == 2 and hits[1].at - hits[0].at >= 0.95
     assert time.monotonic() - started < 10
 
 
-def test_endless_throttling_is_bounded(graph_standin, tmp_path):  # noqa: F811
+def test_endless_throttling_is_bounded(standin, tmp_path):
     scenario = tenant(faults={"/policies/defaultAppManagementPolicy": Fault(429, headers={"Retry-After": "3600"})})
-    token = graph_standin.add(scenario)
+    token = standin.add(scenario)
     stack = stack_file(tmp_path, [HR])
     started = time.monotonic()
-    report = run_doctor(DoctorOptions(stack, date_today(), tmp_path, graph_standin.origin, DEPLOYER_APP,
+    report = run_doctor(DoctorOptions(stack, date_today(), tmp_path, standin.origin, DEPLOYER_APP,
                                       limits=GraphLimits(request_timeout=2, deadline=10, max_retry_wait=0.2,
                                                          max_attempts=3)),
                         {"INTREXX_GRAPH_TOKEN": token})
@@ -489,14 +495,14 @@ def test_endless_throttling_is_bounded(graph_standin, tmp_path):  # noqa: F811
     check = next(c for c in report.checks if c.id == "app-management-policy")
     assert check.status == "fail" and "HTTP 429 3 time(s); Retry-After 3600" in check.detail
     assert "run doctor again in a few minutes" in check.remedy
-    assert len([r for r in graph_standin.requests(token) if r.path.endswith("/defaultAppManagementPolicy")]) == 3
+    assert len([r for r in standin.requests(token) if r.path.endswith("/defaultAppManagementPolicy")]) == 3
 
 
-def test_a_token_graph_refuses_fails_every_read_with_one_line(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_a_token_graph_refuses_fails_every_read_with_one_line(capsys, monkeypatch, standin,
                                                               tmp_path):
     stack = stack_file(tmp_path, [HR])
     monkeypatch.setenv("INTREXX_GRAPH_TOKEN", "not-a-token-the-stand-in-knows")
-    code = main(["doctor", "--stack", stack, "--project-dir", str(tmp_path), "--graph-endpoint", graph_standin.origin,
+    code = main(["doctor", "--stack", stack, "--project-dir", str(tmp_path), "--graph-endpoint", standin.origin,
                  "--deployer-client-id", DEPLOYER_APP, "--json"])
     document = json.loads(capsys.readouterr().out)
     assert code == 1
@@ -529,33 +535,33 @@ def hostile_run(standin, tmp_path, scenario, **limits):
 CA_PATH = "/identity/conditionalAccess/policies"
 
 
-def test_a_body_that_is_not_json_fails_the_check(graph_standin, tmp_path):  # noqa: F811
-    checks, _, _ = hostile_run(graph_standin, tmp_path, tenant(faults={
+def test_a_body_that_is_not_json_fails_the_check(standin, tmp_path):
+    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={
         CA_PATH: Fault(200, b"<html><body>Sign in to continue</body></html>")}))
     assert checks["conditional-access"].status == "fail"
     assert "the answer is not JSON (content type text/html; charset=utf-8)" in checks["conditional-access"].detail
 
 
-def test_value_that_is_not_a_list_fails_the_check(graph_standin, tmp_path):  # noqa: F811
-    checks, _, _ = hostile_run(graph_standin, tmp_path, tenant(faults={
+def test_value_that_is_not_a_list_fails_the_check(standin, tmp_path):
+    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={
         CA_PATH: Fault(200, {"value": {"id": "x"}})}))
     assert "the answer's 'value' is an object, not a list" in checks["conditional-access"].detail
 
 
-def test_fields_of_the_wrong_type_fail_the_check_with_one_line(graph_standin, tmp_path):  # noqa: F811
+def test_fields_of_the_wrong_type_fail_the_check_with_one_line(standin, tmp_path):
     broken = ca_policy("Broken policy")
     broken["conditions"]["users"]["includeUsers"] = "All"
     weird = copy.deepcopy(broken)
     weird["conditions"] = ["not", "an", "object"]
     for policy, words in ((broken, "conditions.users.includeUsers is a string"),
                           (weird, "is inside a list, not an object")):
-        checks, _, _ = hostile_run(graph_standin, tmp_path, tenant(policies=[policy]))
+        checks, _, _ = hostile_run(standin, tmp_path, tenant(policies=[policy]))
         assert checks["conditional-access"].status == "fail" and words in checks["conditional-access"].detail
 
 
-def test_a_next_link_to_another_host_is_not_followed(graph_standin, tmp_path):  # noqa: F811
+def test_a_next_link_to_another_host_is_not_followed(standin, tmp_path):
     with silent_server() as elsewhere:
-        checks, _, token = hostile_run(graph_standin, tmp_path, tenant(
+        checks, _, token = hostile_run(standin, tmp_path, tenant(
             next_links={CA_PATH: f"{elsewhere.origin}/v1.0{CA_PATH}?$skiptoken=1"}))
         time.sleep(0.2)
         assert not elsewhere._connections, "doctor followed a nextLink to another host"
@@ -563,48 +569,48 @@ def test_a_next_link_to_another_host_is_not_followed(graph_standin, tmp_path):  
     assert "not followed" in checks["conditional-access"].detail
 
 
-def test_endless_paging_stops_at_the_page_cap(graph_standin, tmp_path):  # noqa: F811
-    checks, elapsed, token = hostile_run(graph_standin, tmp_path, tenant(next_links={CA_PATH: "endless"}),
+def test_endless_paging_stops_at_the_page_cap(standin, tmp_path):
+    checks, elapsed, token = hostile_run(standin, tmp_path, tenant(next_links={CA_PATH: "endless"}),
                                          max_pages=5)
     assert "still more after 5 pages; stopped" in checks["conditional-access"].detail
-    assert len([r for r in graph_standin.requests(token) if r.path.endswith(CA_PATH)]) == 5
+    assert len([r for r in standin.requests(token) if r.path.endswith(CA_PATH)]) == 5
 
 
-def test_a_slow_server_meets_the_request_timeout(graph_standin, tmp_path):  # noqa: F811
-    checks, elapsed, _ = hostile_run(graph_standin, tmp_path, tenant(faults={CA_PATH: Fault(200, {"value": []},
+def test_a_slow_server_meets_the_request_timeout(standin, tmp_path):
+    checks, elapsed, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, {"value": []},
                                                                                             delay=2.5)}))
     assert "answer within 1 s" in checks["conditional-access"].detail
     assert "--request-timeout" in checks["conditional-access"].remedy
     assert elapsed < 2.4  # the other checks did not wait for the slow one
 
 
-def test_a_dripping_body_meets_the_request_timeout(graph_standin, tmp_path):  # noqa: F811
-    checks, elapsed, _ = hostile_run(graph_standin, tmp_path, tenant(faults={
+def test_a_dripping_body_meets_the_request_timeout(standin, tmp_path):
+    checks, elapsed, _ = hostile_run(standin, tmp_path, tenant(faults={
         CA_PATH: Fault(200, b'{"value": []}' + b" " * 20, drip=0.1)}))
     assert "no complete answer within 1 s" in checks["conditional-access"].detail
     assert elapsed < 2.4
 
 
-def test_a_huge_answer_is_not_read(graph_standin, tmp_path):  # noqa: F811
+def test_a_huge_answer_is_not_read(standin, tmp_path):
     huge = {"value": [ca_policy(f"Policy {n}") for n in range(300)]}
-    checks, _, _ = hostile_run(graph_standin, tmp_path, tenant(faults={CA_PATH: Fault(200, huge)}),
+    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, huge)}),
                                max_bytes=64 * 1024)
     assert "the answer is larger than 65536 bytes; not read" in checks["conditional-access"].detail
 
 
-def test_a_redirect_is_not_followed(graph_standin, tmp_path):  # noqa: F811
-    checks, _, _ = hostile_run(graph_standin, tmp_path, tenant(faults={
-        CA_PATH: Fault(307, b"", headers={"Location": "https://127.0.0.2:9/v1.0/identity/conditionalAccess/policies"})}))
+def test_a_redirect_is_not_followed(standin, tmp_path):
+    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={
+        CA_PATH: Fault(307, b"", headers={"Location": f"https://127.0.0.2:9/v1.0{CA_PATH}"})}))
     assert "HTTP 307 redirect to" in checks["conditional-access"].detail and "not followed" in \
         checks["conditional-access"].detail
 
 
-def test_an_error_that_echoes_the_token_does_not_print_it(capsys, monkeypatch, graph_standin,  # noqa: F811
+def test_an_error_that_echoes_the_token_does_not_print_it(capsys, monkeypatch, standin,
                                                           tmp_path):
     token = "echo-" + "x" * 40
     scenario = tenant(faults={CA_PATH: Fault(400, {"error": {"code": "BadRequest",
                                                             "message": f"bad token {token} in request"}})})
-    run = doctor(capsys, monkeypatch, graph_standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
+    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
                  token=token, json_output=True)
     assert run.code == 1 and "bad token [token] in request" in run.check("conditional-access")["detail"]
 
