@@ -111,7 +111,7 @@ class _Bearer(requests.auth.AuthBase):
 @dataclass
 class _Answer:
     status: int
-    headers: dict
+    headers: requests.structures.CaseInsensitiveDict
     body: bytes
 
 
@@ -269,7 +269,8 @@ class GraphClient:
                                                  f"{self.limits.max_bytes} bytes; not read")
             finally:
                 response.close()
-            return _Answer(response.status_code, dict(response.headers), bytes(body))
+            return _Answer(response.status_code, requests.structures.CaseInsensitiveDict(response.headers),
+                           bytes(body))
 
     def _transport_error(self, url: str, error: BaseException, timeout: float) -> GraphError:
         path = urlsplit(url).path

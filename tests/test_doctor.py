@@ -154,13 +154,17 @@ def tenant(policies=(), default=None, custom=(), roles=PIPELINE_ROLES, applicati
     return Scenario(documents=documents, **scenario)
 
 
-def user_token(upn="AdeleV@contoso.example") -> str:
-    """A JWT-shaped delegated token (unsigned: doctor only takes hints from it)."""
+def jwt_shaped(claims: dict) -> str:
+    """A JWT-shaped token (unsigned: doctor only takes hints from it)."""
     def part(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-    claims = {"aud": "https://graph.microsoft.com", "idtyp": "user", "upn": upn, "oid": USER_ID,
-              "scp": "Application.Read.All Policy.Read.All User.Read", "uti": str(time.time_ns())}
+    claims = {"aud": "https://graph.microsoft.com", "uti": str(time.time_ns()), **claims}
     return f"{part({'typ': 'JWT', 'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def user_token(upn="AdeleV@contoso.example") -> str:
+    return jwt_shaped({"idtyp": "user", "upn": upn, "oid": USER_ID,
+                       "scp": "Application.Read.All Policy.Read.All User.Read"})
 
 
 # Running doctor -----------------------------------------------------------------------------------------------
@@ -412,6 +416,14 @@ def test_a_person_without_privileged_role_administrator_fails_for_graph_app_role
     assert machine.document["identity"]["kind"] == "user"
 
 
+def test_an_app_only_token_names_its_service_principal(capsys, monkeypatch, standin, tmp_path):
+    token = jwt_shaped({"idtyp": "app", "appid": DEPLOYER_APP, "oid": DEPLOYER_SP, "roles": list(PIPELINE_ROLES)})
+    run = doctor(capsys, monkeypatch, standin, tenant(), tmp_path, [HR, WIDE], token=token, json_output=True)
+    assert run.code == 0
+    check = run.check("deployer-permissions")
+    assert check["status"] == "pass" and f"appId {DEPLOYER_APP} from the token's claims" in check["detail"]
+
+
 def test_an_opaque_token_without_a_client_id_leaves_the_identity_undetermined(capsys, monkeypatch,
                                                                               standin, tmp_path):
     text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [HR])
@@ -483,7 +495,8 @@ def test_a_429_is_retried_after_retry_after(capsys, monkeypatch, standin, tmp_pa
 
 
 def test_endless_throttling_is_bounded(standin, tmp_path):
-    scenario = tenant(faults={"/policies/defaultAppManagementPolicy": Fault(429, headers={"Retry-After": "3600"})})
+    # Header names are case-insensitive (HTTP/2 peers send them in lower case).
+    scenario = tenant(faults={"/policies/defaultAppManagementPolicy": Fault(429, headers={"retry-after": "3600"})})
     token = standin.add(scenario)
     stack = stack_file(tmp_path, [HR])
     started = time.monotonic()
