@@ -7,15 +7,26 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 IDP := tests/idp/node_modules/.package-lock.json
 LINT := tests/lint/node_modules/.package-lock.json
+# The policy pack runs from a venv of its own, as `pulumi preview --policy-pack policy` runs it (policy/README.md).
+POLICY_VENV := policy/venv
+POLICY := $(POLICY_VENV)/.installed
 CONNECTOR := $(PY) -m intrexx_connector
 
-.PHONY: plan test up render verify status doctor bench clean
+.PHONY: plan test lint format up render verify status doctor bench clean policy-venv
 
 plan: $(RUNTIME)
-	$(CONNECTOR) plan --stack $(STACK)
+	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
 
-test: $(DEV) $(IDP) $(LINT)
+test: lint $(IDP) $(LINT) $(POLICY)
 	$(PY) -m pytest
+
+lint: $(DEV)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+format: $(DEV)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 up: $(RUNTIME)
 	pulumi up --stack $(STACK) --yes
@@ -38,7 +49,7 @@ bench: $(DEV) $(IDP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf build .pytest_cache .hypothesis bench/results
+	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache bench/results
 	find . -name __pycache__ -not -path './venv/*' -prune -exec rm -rf {} +
 
 $(VENV)/bin/python:
@@ -57,3 +68,10 @@ $(IDP): tests/idp/package.json tests/idp/package-lock.json
 
 $(LINT): tests/lint/package.json tests/lint/package-lock.json
 	npm ci --prefix tests/lint --no-audit --no-fund --loglevel=error
+
+policy-venv: $(POLICY)
+
+$(POLICY): policy/requirements.txt
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
+	touch $@

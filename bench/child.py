@@ -56,11 +56,23 @@ def mixed_portals(count: int) -> list[dict]:
 
 
 def _evaluate(program: str, portals: list[dict]):
-    from components.simulation import evaluate
-    from floor_program import program_dir
+    """One evaluation with the product's harness. The product's time includes checking the configuration; the
+    floor's does not (it has no validation), so its settings are made before the clock starts."""
+    from floor_program import floor_build
 
-    config = {f"{NAMESPACE}:portals": json.dumps(portals)}
-    evaluation = evaluate(config, STACK, TODAY, project_dir=program_dir(program))
+    from components.config import parse_stack_config
+    from intrexx_connector.simulation import evaluate
+
+    def settings():
+        return parse_stack_config({"portals": portals}, STACK, TODAY, "global")
+
+    if program == "floor":
+        floor_settings = settings()
+        return _checked(program, evaluate(floor_settings, program=floor_build))
+    return _checked(program, evaluate(settings()))
+
+
+def _checked(program: str, evaluation):
     if (evaluation.unknown_outputs or set(evaluation.outputs) != {"portals", "clientSecrets"}
             or evaluation.secret_outputs != {"clientSecrets"}):
         raise SystemExit(f"{program}: outputs {set(evaluation.outputs)}, unknown {evaluation.unknown_outputs}, "
@@ -69,37 +81,37 @@ def _evaluate(program: str, portals: list[dict]):
 
 
 def clock_phases() -> dict:
-    """Marks the phase boundaries of the product's own harness, components.simulation._evaluate, without copying
-    it: it runs the program with runpy.run_path, drains the registrations with pulumi.runtime.stack.wait_for_rpcs
-    (imported at each call) and then resolves the exports with _resolve before it returns."""
-    import runpy
+    """Marks the phase boundaries of the product's own harness, intrexx_connector.simulation._evaluate, without
+    copying it: it calls the program function (registration), then resolves the exports, which waits for every
+    registration, inside pulumi.runtime.test, which drains the remaining RPCs before it returns."""
+    import pulumi.runtime
 
-    import pulumi.runtime.stack as pulumi_stack
-
-    import components.simulation as simulation
+    import intrexx_connector.simulation as simulation
 
     marks = {}
-    run_path, wait_for_rpcs, harness = runpy.run_path, pulumi_stack.wait_for_rpcs, simulation._evaluate
+    harness, run_test = simulation._evaluate, pulumi.runtime.test
 
-    def timed_run_path(*args, **kwargs):
-        marks["start"] = time.perf_counter()
-        try:
-            return run_path(*args, **kwargs)
-        finally:
-            marks["ran"] = time.perf_counter()
+    def timed_harness(evaluation, settings, program):
+        def timed_program(arguments):
+            marks["start"] = time.perf_counter()
+            try:
+                return program(arguments)
+            finally:
+                marks["ran"] = time.perf_counter()
 
-    async def timed_wait_for_rpcs(*args, **kwargs):
-        try:
-            return await wait_for_rpcs(*args, **kwargs)
-        finally:
-            marks["drained"] = time.perf_counter()  # the last one is the drain before the exports
+        harness(evaluation, settings, timed_program)
+        marks["drained"] = time.perf_counter()
 
-    def timed_harness(*args, **kwargs):
-        harness(*args, **kwargs)
-        marks["resolved"] = time.perf_counter()
+    def timed_test(function):
+        async def timed(*args, **kwargs):
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                marks["resolved"] = time.perf_counter()
 
-    runpy.run_path, pulumi_stack.wait_for_rpcs, simulation._evaluate = timed_run_path, timed_wait_for_rpcs, \
-        timed_harness
+        return run_test(timed)
+
+    simulation._evaluate, pulumi.runtime.test = timed_harness, timed_test
     return marks
 
 
@@ -113,7 +125,7 @@ def mode_eval(args) -> dict:
     done = time.perf_counter()
     return {"program": args.program, "portals": args.portals, "startup_s": imported - STARTED,
             "eval_s": done - imported, "program_s": marks["ran"] - marks["start"],
-            "drain_s": marks["drained"] - marks["ran"], "outputs_s": marks["resolved"] - marks["drained"],
+            "outputs_s": marks["resolved"] - marks["ran"], "drain_s": marks["drained"] - marks["resolved"],
             "resources": len(evaluation.tenant.resources), "calls": len(evaluation.tenant.calls)}
 
 
@@ -192,7 +204,7 @@ def mode_profile(args) -> dict:
     import pulumi  # noqa: F401
     import pulumi_azuread  # noqa: F401
 
-    import components.simulation  # noqa: F401
+    import intrexx_connector.simulation  # noqa: F401
 
     profilers, lock = [], threading.Lock()
 

@@ -1,15 +1,89 @@
-"""Where the benchmark's floor program lives, and how to evaluate it with the product's own harness.
+"""The benchmark's floor: the fewest pulumi_azuread calls that give each portal the product's resources.
 
-The floor is `bench/floor/__main__.py` (a Pulumi program needs a `__main__.py` in a directory); it is evaluated
-by `components.simulation.evaluate(..., project_dir=FLOOR_DIR)`, under the same SimulatedTenant mocks, the same
-recording monitor and the same output resolution as the product.
+One Application, one ServicePrincipal, one delegated grant to Microsoft Graph and two ApplicationPasswords per
+portal, with the same names and the same inputs as the product sends for a default portal (graph, delegated), so
+that the simulated tenant does the same work for both. No component resources, no catalogue, no output contract:
+what the product costs on top of this is the price of its structure. It is evaluated by the product's own harness,
+`intrexx_connector.simulation.evaluate(settings, program=floor_build)`.
+
+Only valid for portals with the default profile ({"name": ..., "baseUrl": ...}); bench/run.py checks that the
+floor's recorded inputs equal the product's before it trusts a timing.
 """
 
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-FLOOR_DIR = Path(__file__).resolve().parent / "floor"
-PRODUCT_DIR = Path(__file__).resolve().parent.parent
+import pulumi
+import pulumi_azuread as azuread
+
+from components.config import StackSettings
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+CLAIMS = ["Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite", "offline_access", "User.Read"]
+REDIRECT_PATH = "service/oauth2/token/msexchange"
 
 
-def program_dir(program: str) -> Path:
-    return {"product": PRODUCT_DIR, "floor": FLOOR_DIR}[program]
+@dataclass(frozen=True)
+class FloorExports:
+    portals: dict
+    client_secrets: pulumi.Output
+
+
+def floor_build(settings: StackSettings) -> FloorExports:
+    stack, today, rotation_days = settings.stack, settings.today, settings.secret_rotation_days
+    client = azuread.get_client_config()
+    graph = azuread.get_service_principal(client_id=GRAPH_APP_ID)
+
+    # Two staggered secret slots, as the product's rotation computes them (components/rotation.py).
+    epoch = date(2024, 1, 1)
+    period = (today - epoch).days // rotation_days
+    slots = []
+    for index in (0, 1):
+        created = epoch + timedelta(days=(period if (period - index) % 2 == 0 else period - 1) * rotation_days)
+        slots.append((index, created, created + timedelta(days=2 * rotation_days)))
+    newer = period % 2
+
+    required_access = [azuread.ApplicationRequiredResourceAccessArgs(
+        resource_app_id=GRAPH_APP_ID,
+        resource_accesses=[azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
+            id=graph.oauth2_permission_scope_ids[name], type="Scope") for name in CLAIMS],
+    )]
+    owners = [client.object_id]
+    exported, secrets = {}, {}
+    for portal in settings.portals:
+        name, base_url = portal.name, portal.base_url
+        app = azuread.Application(
+            f"{name}-app",
+            display_name=f"Intrexx {name} ({settings.environment})",
+            sign_in_audience="AzureADMyOrg",
+            owners=owners,
+            prevent_duplicate_names=True,
+            fallback_public_client_enabled=True,
+            notes=f"Managed by Pulumi (intrexx-exchange, stack {stack}, portal {name}): "
+                  "changes made by hand are overwritten by the next `pulumi up`.",
+            service_management_reference=f"intrexx-exchange/{stack}/{name}",
+            web=azuread.ApplicationWebArgs(
+                homepage_url=base_url,
+                redirect_uris=[f"{base_url}/{REDIRECT_PATH}"],
+                implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
+                    id_token_issuance_enabled=False, access_token_issuance_enabled=False),
+            ),
+            required_resource_accesses=required_access,
+        )
+        sp = azuread.ServicePrincipal(f"{name}-sp", client_id=app.client_id, owners=owners,
+                                      app_role_assignment_required=False)
+        azuread.ServicePrincipalDelegatedPermissionGrant(
+            f"{name}-grant-graph", service_principal_object_id=sp.object_id,
+            resource_service_principal_object_id=graph.object_id, claim_values=CLAIMS)
+        passwords = [
+            azuread.ApplicationPassword(
+                f"{name}-secret-{index}", application_id=app.id,
+                display_name=f"intrexx-exchange slot {index} from {created.isoformat()}",
+                end_date=f"{expires.isoformat()}T00:00:00Z",
+                rotate_when_changed={"period": f"slot{index}-{created.isoformat()}"})
+            for index, created, expires in slots
+        ]
+        exported[name] = {"clientId": app.client_id, "applicationObjectId": app.object_id,
+                          "servicePrincipalObjectId": sp.object_id, "secretKeyId": passwords[newer].key_id}
+        secrets[name] = passwords[newer].value
+    return FloorExports(exported, pulumi.Output.secret(secrets))

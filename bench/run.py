@@ -7,8 +7,8 @@ Nothing here asserts a time: targets are reported as met or not, and the exit co
 could not be taken at all.
 
 Measurements:
-  1. evaluation  the Pulumi program under the simulated tenant vs bench/floor/__main__.py, 1..400 portals, with
-                 the time of each phase of components.simulation._evaluate
+  1. evaluation  the program function under the simulated tenant vs bench/floor_program.py, 1..400 portals, with
+                 the time of each phase of intrexx_connector.simulation._evaluate
   2. resources   resources, Graph writes and dependency depth per api x access profile vs the job's minimum
   3. verify      `verify` on healthy portals vs bare MSAL against the loopback provider; notice latency after
                  replication ends; request rate per client
@@ -18,6 +18,7 @@ Measurements:
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -30,7 +31,7 @@ import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -42,8 +43,13 @@ for path in (ROOT, ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from components.simulation import (  # noqa: E402
-    APP_ROLE_ASSIGNMENT, APPLICATION, APPLICATION_PASSWORD, DELEGATED_GRANT, SERVICE_PRINCIPAL)
+from intrexx_connector.simulation import (  # noqa: E402
+    APP_ROLE_ASSIGNMENT,
+    APPLICATION,
+    APPLICATION_PASSWORD,
+    DELEGATED_GRANT,
+    SERVICE_PRINCIPAL,
+)
 
 FULL = {"sizes": (1, 10, 40, 100, 400), "reps": 5, "reps_large": 3, "large": 400,
         "verify_portals": 10, "verify_reps": 9, "latency_reps": 5, "replication_delay": 3.0,
@@ -112,7 +118,7 @@ def paired(rep_count: int, run_a, run_b) -> tuple[list, list]:
 
 
 def paired_ratio(samples_a: list, samples_b: list, key: str):
-    return median([a[key] / b[key] for a, b in zip(samples_a, samples_b)])
+    return median([a[key] / b[key] for a, b in zip(samples_a, samples_b, strict=True)])
 
 
 def medians(samples: list, keys) -> dict:
@@ -236,26 +242,21 @@ def measure_resources(p: dict) -> dict:
 # 3. verify ----------------------------------------------------------------------------------------------------
 
 def _register(idp, portals) -> None:
-    from components.names import ADMIN_CONSENT, ROLE, Field, PermissionField
-
     for portal in portals:
-        roles = [q[PermissionField.NAME] for q in portal[Field.PERMISSIONS]
-                 if q[PermissionField.TYPE] == ROLE and q[PermissionField.GRANTED_BY] == ADMIN_CONSENT]
-        idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], portal.client_secret, roles=roles)
+        roles = [q.name for q in portal.consented_roles]
+        idp.add_client(portal.tenant_id, portal.client_id, portal.client_secret, roles=roles)
 
 
 def _bare_msal(idp, portals, workers: int) -> None:
     """The floor: one ConfidentialClientApplication and acquire_token_for_client per client, same pool size."""
     import msal
 
-    from components.names import Field
-
     def token(portal):
         app = msal.ConfidentialClientApplication(
-            portal[Field.CLIENT_ID], client_credential=portal.client_secret,
-            authority=f"{idp.origin}/{portal[Field.TENANT_ID]}", instance_discovery=False, http_client=session,
+            portal.client_id, client_credential=portal.client_secret,
+            authority=f"{idp.origin}/{portal.tenant_id}", instance_discovery=False, http_client=session,
             timeout=10, token_cache=msal.TokenCache())
-        answer = app.acquire_token_for_client(scopes=[f"{portal[Field.RESOURCE]}/.default"])
+        answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
         if "access_token" not in answer:
             raise RuntimeError(f"bare MSAL failed for {portal.name}: {answer.get('error_description')}")
 
@@ -292,11 +293,12 @@ def _verify(idp, portals, session=None, **options) -> list:
 
 def min_gap(stamps) -> float | None:
     stamps = sorted(stamps)
-    return min((b - a for a, b in zip(stamps, stamps[1:])), default=None)
+    return min((b - a for a, b in itertools.pairwise(stamps)), default=None)
 
 
 def measure_verify(p: dict) -> dict:
     from idp_fixture import IdentityProvider
+
     from intrexx_connector.stack_outputs import parse_outputs
     from intrexx_connector.verify import VerifyOptions
 
@@ -327,18 +329,16 @@ def measure_verify(p: dict) -> dict:
 def _measure_replication(idp, portal, p: dict) -> dict:
     """Register the client anew with a replication delay, then verify: how long after the delay ends does
     verify notice, and how often did it ask meanwhile?"""
-    from components.names import Field
-
     delay, runs = p["replication_delay"], []
     for _ in range(p["latency_reps"]):
         idp.reset_requests()
         session = recording_session(idp)
         before = time.perf_counter()
-        idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], portal.client_secret,
+        idp.add_client(portal.tenant_id, portal.client_id, portal.client_secret,
                        replication_delay_seconds=delay)
         (result,) = _verify(idp, [portal], session=session, timeout=60)
         done = time.perf_counter()
-        provider = sorted(idp.requests().get(portal[Field.CLIENT_ID], {"timestamps": []})["timestamps"])
+        provider = sorted(idp.requests().get(portal.client_id, {"timestamps": []})["timestamps"])
         posts = [t for t, method, url in session.sent if method == "POST" and url.endswith("/token")]
         # Upper bound: the provider started the delay no earlier than `before`.
         runs.append({"latency_s": done - (before + delay), "attempts": result.attempts,
@@ -391,7 +391,7 @@ OUR_CODE = (str(ROOT / "components"), str(ROOT / "__main__.py"), str(ROOT / "int
 WAITS = ("poll' of 'select", "acquire' of '_thread", "'get' of '_queue", "'__enter__' of '_thread",
          "built-in method time.sleep")
 CATEGORIES = (  # (path fragment, category), first match wins
-    (str(ROOT / "components" / "simulation.py"), "our harness (components/simulation.py)"),
+    (str(ROOT / "intrexx_connector" / "simulation.py"), "our harness (intrexx_connector/simulation.py)"),
     *((code, "our program (components/, __main__.py)") for code in OUR_CODE),
     ("site-packages/pulumi_azuread/", "pulumi_azuread"),
     ("site-packages/pulumi/", "pulumi SDK runtime"),
@@ -485,10 +485,10 @@ def render_tables(results: dict) -> str:
         if growth:
             out += [f"Growth t400/t40: product {fmt(growth['product'])}, floor {fmt(growth['floor'])}, "
                     f"product/floor {fmt(growth['ratio'])}.", ""]
-        out += ["Phases of components.simulation._evaluate, seconds, product / floor (median):", "",
-                table(["portals", "run __main__.py", "drain registrations", "resolve exports (_resolve)"],
+        out += ["Phases of intrexx_connector.simulation._evaluate, seconds, product / floor (median):", "",
+                table(["portals", "program function", "resolve exports", "drain the rest"],
                       [[n, *(f"{fmt(s['product'][k], 3)} / {fmt(s['floor'][k], 3)}"
-                             for k in ("program_s", "drain_s", "outputs_s"))] for n, s in sizes])]
+                             for k in ("program_s", "outputs_s", "drain_s"))] for n, s in sizes])]
     resources = results.get("resources")
     if resources:
         out += ["## 2. Resources, Graph writes and dependency depth per portal (product / minimum)", "",
@@ -565,7 +565,7 @@ MEASUREMENTS = {"evaluation": measure_evaluation, "resources": measure_resources
 
 def run(params: dict, mode: str, only: tuple = (), progress=lambda line: None) -> dict:
     started = time.perf_counter()
-    results = {"meta": {"mode": mode, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results = {"meta": {"mode": mode, "started": datetime.now(UTC).isoformat(timespec="seconds"),
                         "python": platform.python_version(), "machine": platform.machine(),
                         "cpus": os.cpu_count(), "large": params["large"], "params": params},
                "errors": {}}

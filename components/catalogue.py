@@ -1,32 +1,22 @@
-"""The permission catalogue (catalogue.yaml) and the Exchange Online facts that go with it."""
+"""The permission catalogue (catalogue.yaml): resource APIs, their permission ids and the default profiles."""
 
 import difflib
 import functools
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import yaml
 
-from .names import ROLE, SCOPE
+from .contract import Access, Api, PermissionType
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
-
-# EWS in Exchange Online: blocked by default from this date unless the tenant's EWS allow list names the app,
-# switched off for good on the second (Microsoft 365 message center MC1176266 / MC1227454).
-EWS_BLOCKED_FROM = date(2026, 10, 1)
-EWS_SHUTDOWN = date(2027, 4, 1)
-
-APIS = ("graph", "ews")
-ACCESS_MODES = ("delegated", "application")
-KIND_OF_ACCESS = {"delegated": SCOPE, "application": ROLE}
 
 
 @dataclass(frozen=True)
 class Permission:
     resource: str  # key of the resource API in the catalogue: "graph" or "exchange"
     name: str
-    kind: str  # SCOPE (delegated) or ROLE (application)
+    kind: PermissionType
     id: str
     exchange_role: str | None = None
 
@@ -37,18 +27,21 @@ class ResourceApp:
     display_name: str
     app_id: str
     endpoint: str  # attribute of components.clouds.Cloud serving this API
-    permissions: dict  # (kind, name) -> Permission
+    permissions: dict[tuple[PermissionType, str], "Permission"]
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    resources: dict  # key -> ResourceApp
-    apis: dict  # api -> resource key
-    openid_scopes: frozenset
-    profiles: dict  # (api, access) -> tuple of names
-    sign_in: tuple
+    resources: dict[str, ResourceApp]  # by key
+    apis: dict[Api, str]  # api -> resource key
+    openid_scopes: frozenset[str]
+    profiles: dict[tuple[Api, Access], tuple[str, ...]]
+    sign_in: tuple[str, ...]
 
-    def lookup(self, api: str, name: str, kind: str) -> Permission | None:
+    def resource_of(self, api: Api) -> ResourceApp:
+        return self.resources[self.apis[api]]
+
+    def lookup(self, api: Api, name: str, kind: PermissionType) -> Permission | None:
         """The permission `name` of `kind`, from the api's own resource first, then from Microsoft Graph."""
         for key in dict.fromkeys((self.apis[api], "graph")):
             permission = self.resources[key].permissions.get((kind, name))
@@ -56,10 +49,10 @@ class Catalogue:
                 return permission
         return None
 
-    def kinds_of(self, api: str, name: str) -> list[str]:
-        return [kind for kind in (SCOPE, ROLE) if self.lookup(api, name, kind)]
+    def kinds_of(self, api: Api, name: str) -> list[PermissionType]:
+        return [kind for kind in PermissionType if self.lookup(api, name, kind)]
 
-    def close_matches(self, api: str, name: str, kind: str) -> list[str]:
+    def close_matches(self, api: Api, name: str, kind: PermissionType) -> list[str]:
         candidates = sorted(
             {p.name for key in dict.fromkeys((self.apis[api], "graph"))
              for p in self.resources[key].permissions.values() if p.kind == kind}
@@ -76,13 +69,15 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
     for key, entry in raw["resources"].items():
         permissions = {}
         for name, scope_id in entry.get("scopes", {}).items():
-            permissions[(SCOPE, name)] = Permission(key, name, SCOPE, scope_id)
+            permissions[(PermissionType.SCOPE, name)] = Permission(key, name, PermissionType.SCOPE, scope_id)
         for name, role in entry.get("roles", {}).items():
-            permissions[(ROLE, name)] = Permission(key, name, ROLE, role["id"], role.get("exchangeRole"))
+            permissions[(PermissionType.ROLE, name)] = Permission(key, name, PermissionType.ROLE, role["id"],
+                                                                  role.get("exchangeRole"))
         resources[key] = ResourceApp(key, entry["displayName"], entry["appId"], entry["endpoint"], permissions)
     profiles = {
-        (api, access): tuple(names)
+        (Api(api), Access(access)): tuple(names)
         for api, by_access in raw["profiles"].items()
         for access, names in by_access.items()
     }
-    return Catalogue(resources, dict(raw["apis"]), frozenset(raw["openIdScopes"]), profiles, tuple(raw["signIn"]))
+    apis = {Api(api): key for api, key in raw["apis"].items()}
+    return Catalogue(resources, apis, frozenset(raw["openIdScopes"]), profiles, tuple(raw["signIn"]))

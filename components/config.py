@@ -7,37 +7,31 @@ its key path and what is expected.
 
 import difflib
 import json
+import os
 import re
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .catalogue import (
-    ACCESS_MODES,
-    APIS,
-    EWS_BLOCKED_FROM,
-    EWS_SHUTDOWN,
-    KIND_OF_ACCESS,
-    Permission,
-    load_catalogue,
-)
-from .clouds import CLOUDS, Cloud
-from .names import ROLE, SCOPE, MailboxScopeField
+from .catalogue import Permission, load_catalogue
+from .clouds import CLOUDS, Cloud, CloudName, cloud_of_provider
+from .contract import KIND_OF_ACCESS, PORTAL_NAME_PATTERN, Access, Api, MailboxScope, PermissionType
+from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 
+Choice = TypeVar("Choice", bound=StrEnum)
+
 NAMESPACE = "intrexx-exchange"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 DEFAULT_REDIRECT_PATHS = ("service/oauth2/token/msexchange",)
 SIGN_IN_PATH = "login/oic/authenticate"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # Entra: a redirect URI is at most 256 characters (learn.microsoft.com/entra/identity-platform/reply-url).
 MAX_REDIRECT_URI_LENGTH = 256
 MAX_ENVIRONMENT_LENGTH = 64
-
-# The azuread provider's names for its clouds (pulumi_azuread.config.environment), aliases included.
-PROVIDER_ENVIRONMENTS = {"global": "global", "public": "global", "usgovernment": "usgovernment",
-                         "usgovernmentl4": "usgovernment", "dod": "dod", "usgovernmentl5": "dod", "china": "china"}
 
 STACK_KEYS = ("portals", "environment", "cloud", "secretRotationDays", "protect", "allowRetiredEws")
 PORTAL_KEYS = ("name", "baseUrl", "api", "access", "permissions", "redirectPaths", "signIn", "owners",
@@ -55,32 +49,21 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class MailboxScope:
-    group_id: str | None = None
-    recipient_filter: str | None = None
-
-    def as_output(self) -> dict:
-        if self.group_id:
-            return {MailboxScopeField.GROUP_ID: self.group_id}
-        return {MailboxScopeField.RECIPIENT_FILTER: self.recipient_filter}
-
-
-@dataclass(frozen=True)
 class PortalSettings:
     name: str
     base_url: str  # without trailing slash
-    api: str
-    access: str
-    permissions: tuple  # of catalogue.Permission: the profile or `permissions`, plus sign-in scopes
-    redirect_uris: tuple
+    api: Api
+    access: Access
+    permissions: tuple[Permission, ...]  # the profile or `permissions`, plus sign-in scopes
+    redirect_uris: tuple[str, ...]
     sign_in: bool
-    owners: tuple
+    owners: tuple[str, ...]
     mailbox_scope: MailboxScope | None
-    warnings: tuple = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def delegated(self) -> bool:
-        return self.access == "delegated"
+        return self.access is Access.DELEGATED
 
     @property
     def sign_in_redirect_uri(self) -> str | None:
@@ -88,18 +71,28 @@ class PortalSettings:
 
     def exchange_rbac(self, permission: Permission) -> bool:
         """Whether Exchange RBAC for Applications, not tenant-wide consent, grants this permission."""
-        return bool(self.mailbox_scope and permission.kind == ROLE and permission.exchange_role)
+        return bool(self.mailbox_scope and permission.kind is PermissionType.ROLE and permission.exchange_role)
 
 
 @dataclass(frozen=True)
 class StackSettings:
-    portals: tuple
+    stack: str
+    portals: tuple[PortalSettings, ...]
     environment: str
     cloud: Cloud
     secret_rotation_days: int
     protect: bool
     allow_retired_ews: bool
     today: date
+
+
+def provider_environment(environment: str | None, metadata_host: str | None,
+                         environ: Mapping[str, str] = os.environ) -> str | None:
+    """The azuread provider's cloud as the provider reads its settings (pulumi_azuread.config: `environment`, else
+    ARM_ENVIRONMENT, else "public"); None for a custom cloud given by `metadataHost`, which cannot be checked."""
+    if metadata_host:
+        return None
+    return environment or environ.get("ARM_ENVIRONMENT") or "public"
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -124,26 +117,30 @@ class _Problems:
         self.lines.append(f"{path}: {message}")
 
 
-def parse_stack_config(raw: dict, stack: str, today: date, provider_environment: str | None = None) -> StackSettings:
+def parse_stack_config(raw: Mapping[str, object], stack: str, today: date, provider_environment: str | None = None,
+                       key_problems: Iterable[str] = ()) -> StackSettings:
     """Check every key of the namespace at once; raise ConfigError listing all problems.
 
-    `provider_environment` is the azuread provider's cloud (azuread:environment or ARM_ENVIRONMENT), when known:
-    the registrations must be created in the cloud whose endpoints the outputs describe.
+    `raw` holds the namespace's keys without their prefix: strings as Pulumi hands them over (structured values
+    as JSON), or the values parsed from the stack file. `provider_environment` is the azuread provider's cloud
+    (azuread:environment or ARM_ENVIRONMENT), when known: the registrations must be created in the cloud whose
+    endpoints the outputs describe. `key_problems` are problems found in the stack file's keys themselves
+    (components/stack_file.py), reported first.
     """
-    problems = _Problems()
+    problems = _Problems(list(key_problems))
     for key in sorted(set(raw) - set(STACK_KEYS)):
         problems.add(key, f"unknown key{_did_you_mean(key, STACK_KEYS)}; known keys: {', '.join(STACK_KEYS)}")
 
     environment = _string(raw.get("environment"), "environment", problems, default=stack)
     if environment is not None and len(environment) > MAX_ENVIRONMENT_LENGTH:
         problems.add("environment", f"must be at most {MAX_ENVIRONMENT_LENGTH} characters")
-    cloud_name = _choice(raw.get("cloud"), "cloud", tuple(CLOUDS), problems, default="global")
-    if cloud_name and provider_environment is not None:
-        provider_cloud = PROVIDER_ENVIRONMENTS.get(provider_environment.lower())
-        if provider_cloud != cloud_name:
-            problems.add("cloud", f"is '{cloud_name}' but the azuread provider signs in to '{provider_environment}' "
+    cloud = _choice(raw.get("cloud"), "cloud", CloudName, problems, default=CloudName.GLOBAL)
+    if cloud and provider_environment is not None:
+        provider_cloud = cloud_of_provider(provider_environment)
+        if provider_cloud is None or provider_cloud.name is not cloud:
+            problems.add("cloud", f"is '{cloud}' but the azuread provider signs in to '{provider_environment}' "
                                   f"(azuread:environment or ARM_ENVIRONMENT); run `pulumi config set "
-                                  f"azuread:environment {CLOUDS[cloud_name].azuread_environment}` so that the "
+                                  f"azuread:environment {CLOUDS[cloud].azuread_environment}` so that the "
                                   "registrations are made in the cloud the outputs describe")
     rotation_days = _integer(raw.get("secretRotationDays"), "secretRotationDays", problems, default=90,
                              low=MIN_ROTATION_DAYS, high=MAX_ROTATION_DAYS)
@@ -153,8 +150,9 @@ def parse_stack_config(raw: dict, stack: str, today: date, provider_environment:
     portals = _portals(raw.get("portals"), problems, today, bool(allow_retired_ews))
     if problems.lines:
         raise ConfigError(problems.lines)
-    return StackSettings(tuple(portals), environment, CLOUDS[cloud_name], rotation_days, protect,
-                         allow_retired_ews, today)
+    assert environment is not None and cloud is not None and rotation_days is not None
+    return StackSettings(stack, tuple(portals), environment, CLOUDS[cloud], rotation_days, bool(protect),
+                         bool(allow_retired_ews), today)
 
 
 def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -> list[PortalSettings]:
@@ -168,7 +166,8 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
     if not isinstance(entries, list) or not entries:
         problems.add("portals", f"must be a non-empty list of portal objects, got {_describe(entries)}")
         return []
-    portals, seen = [], {}
+    portals: list[PortalSettings] = []
+    seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         path = f"portals[{index}]"
         if not isinstance(entry, dict):
@@ -195,34 +194,37 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date,
     name = entry.get("name")
     if name is None:
         problems.add(f"{path}.name", "required: a short id matching ^[a-z][a-z0-9-]{0,39}$")
-    elif not isinstance(name, str) or not NAME_PATTERN.match(name):
-        problems.add(f"{path}.name", f"must match ^[a-z][a-z0-9-]{{0,39}}$ (lower-case letter first, then "
+    elif not isinstance(name, str) or not PORTAL_NAME_PATTERN.match(name):
+        problems.add(f"{path}.name", f"must match {PORTAL_NAME_PATTERN.pattern} (lower-case letter first, then "
                                      f"letters, digits or '-', at most 40), got {_describe(name)}")
     base_url = _base_url(entry.get("baseUrl"), f"{path}.baseUrl", problems)
-    api = _choice(entry.get("api"), f"{path}.api", APIS, problems, default="graph")
-    access = _choice(entry.get("access"), f"{path}.access", ACCESS_MODES, problems, default="delegated")
+    api = _choice(entry.get("api"), f"{path}.api", Api, problems, default=Api.GRAPH)
+    access = _choice(entry.get("access"), f"{path}.access", Access, problems, default=Access.DELEGATED)
     sign_in = _boolean(entry.get("signIn"), f"{path}.signIn", problems, default=False)
     owners = _owners(entry.get("owners"), f"{path}.owners", problems)
     mailbox_scope = _mailbox_scope(entry.get("mailboxScope"), f"{path}.mailboxScope", problems, access)
     redirect_paths = _redirect_paths(entry.get("redirectPaths"), f"{path}.redirectPaths", problems)
 
     warnings = []
-    if api == "ews":
-        if today >= EWS_SHUTDOWN and not allow_retired_ews:
+    if api is Api.EWS:
+        if ews_phase(today) is EwsPhase.RETIRED and not allow_retired_ews:
             problems.add(f"{path}.api", f"'ews' is switched off in Exchange Online since {EWS_SHUTDOWN}; "
                                         "use 'graph' (or set allowRetiredEws: true to keep a retired registration)")
-        warnings.append(_ews_warning(name, today))
-    permissions = ()
-    if api in APIS and access in ACCESS_MODES:
+        warnings.append(f"portal '{name}' uses api 'ews': {ews_state(today)}; Microsoft Graph replaces it "
+                        "(api: graph)")
+    permissions: tuple[Permission, ...] = ()
+    if api is not None and access is not None:
         permissions = _permissions(entry.get("permissions"), f"{path}.permissions", problems, api, access,
                                    bool(sign_in))
-        if access == "application" and not mailbox_scope:
+        if access is Access.APPLICATION and not mailbox_scope:
             warnings.append(f"portal '{name}': application access without mailboxScope can read and write every "
                             "mailbox in the tenant; set mailboxScope to limit it with Exchange RBAC for "
                             "Applications")
 
     if len(problems.lines) > before:
         return None
+    # Every check above passed, so none of these is missing.
+    assert name is not None and base_url is not None and api is not None and access is not None
     redirect_uris = tuple(join_url(base_url, p) for p in redirect_paths)
     if sign_in:
         redirect_uris += (join_url(base_url, SIGN_IN_PATH),)
@@ -232,20 +234,7 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date,
                                                   f"{MAX_REDIRECT_URI_LENGTH} characters")
             return None
     return PortalSettings(name, base_url, api, access, permissions, tuple(dict.fromkeys(redirect_uris)),
-                          sign_in, owners, mailbox_scope, tuple(warnings))
-
-
-def _ews_warning(name: str, today: date) -> str:
-    if today >= EWS_SHUTDOWN:
-        state = f"EWS in Exchange Online was switched off on {EWS_SHUTDOWN}"
-    elif today >= EWS_BLOCKED_FROM:
-        state = (f"EWS in Exchange Online is blocked since {EWS_BLOCKED_FROM} unless the tenant enables it and lists "
-                 "this app in its EWS allow list (Set-OrganizationConfig -EwsAllowedAppIDs), and is switched off "
-                 f"for good on {EWS_SHUTDOWN}")
-    else:
-        state = (f"EWS in Exchange Online is blocked from {EWS_BLOCKED_FROM} unless the tenant's EWS allow list "
-                 f"names this app, and is switched off for good on {EWS_SHUTDOWN}")
-    return f"portal '{name}' uses api 'ews': {state}; Microsoft Graph replaces it (api: graph)"
+                          bool(sign_in), owners, mailbox_scope, tuple(warnings))
 
 
 def _base_url(value, path: str, problems: _Problems) -> str | None:
@@ -321,7 +310,8 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
     return tuple(result)
 
 
-def _permissions(value, path: str, problems: _Problems, api: str, access: str, sign_in: bool) -> tuple:
+def _permissions(value: object, path: str, problems: _Problems, api: Api, access: Access,
+                 sign_in: bool) -> tuple[Permission, ...]:
     catalogue = load_catalogue()
     kind = KIND_OF_ACCESS[access]
     if value is None:
@@ -342,8 +332,9 @@ def _permissions(value, path: str, problems: _Problems, api: str, access: str, s
         if permission is None:
             other_kinds = catalogue.kinds_of(api, name)
             if other_kinds:
-                wanted = "delegated" if kind == SCOPE else "application"
-                problems.add(item_path, f"'{name}' is not {'a' if kind == SCOPE else 'an'} {wanted} permission "
+                wanted = "delegated" if kind is PermissionType.SCOPE else "application"
+                article = "a" if kind is PermissionType.SCOPE else "an"
+                problems.add(item_path, f"'{name}' is not {article} {wanted} permission "
                                         f"of api '{api}', and access '{access}' needs {wanted} permissions")
             else:
                 matches = catalogue.close_matches(api, name, kind)
@@ -356,8 +347,8 @@ def _permissions(value, path: str, problems: _Problems, api: str, access: str, s
         permissions.append(permission)
     if sign_in:
         for name in catalogue.sign_in:
-            scope = catalogue.lookup(api, name, SCOPE)
-            if scope not in permissions:
+            scope = catalogue.lookup(api, name, PermissionType.SCOPE)
+            if scope is not None and scope not in permissions:
                 permissions.append(scope)
     return tuple(permissions)
 
@@ -385,7 +376,7 @@ def _mailbox_scope(value, path: str, problems: _Problems, access) -> MailboxScop
     if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"groupId", "recipientFilter"}:
         problems.add(path, f"must be {expected}, got {_describe(value)}")
         return None
-    if access != "application":
+    if access is not Access.APPLICATION:
         problems.add(path, "applies to application access only (delegated access already acts for one signed-in "
                            "user); remove it or set access: application")
     if "groupId" in value:
@@ -428,13 +419,14 @@ def _string(value, path: str, problems: _Problems, default: str) -> str | None:
     return value
 
 
-def _choice(value, path: str, choices: tuple, problems: _Problems, default: str) -> str | None:
+def _choice(value: object, path: str, choices: type[Choice], problems: _Problems, default: Choice) -> Choice | None:
     if value is None:
         return default
-    if value not in choices:
-        problems.add(path, f"must be one of {' | '.join(choices)}, got {_describe(value)}")
+    words = [member.value for member in choices]
+    if not isinstance(value, str) or value not in words:
+        problems.add(path, f"must be one of {' | '.join(words)}, got {_describe(value)}")
         return None
-    return value
+    return choices(value)
 
 
 def _boolean(value, path: str, problems: _Problems, default: bool) -> bool | None:

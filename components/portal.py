@@ -1,19 +1,20 @@
 """One Intrexx portal's Entra ID registration: application, service principal, consent and two secret slots."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 import pulumi
 import pulumi_azuread as azuread
 
-from .catalogue import load_catalogue
+from .catalogue import Permission, load_catalogue
 from .clouds import Cloud, TenantEndpoints
 from .config import PortalSettings
-from .names import ADMIN_CONSENT, EXCHANGE_RBAC, ROLE, SCOPE, Field, PermissionField
+from .contract import OUTPUT_SCHEMA_VERSION, Api, GrantedBy, GrantedPermission, PermissionType, PortalOutput
 from .rotation import SecretSchedule
 from .tenant import Tenant
 
 PROJECT = "intrexx-exchange"
+COMPONENT_TYPE = f"{PROJECT}:index:PortalRegistration"
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,18 @@ class PortalRegistrationArgs:
 
 
 class PortalRegistration(pulumi.ComponentResource):
-    """Outputs: `summary` (the non-secret `portals` entry) and `client_secret` (the newer slot, a secret)."""
+    """The registration of one portal. `summary` is its entry of the `portals` output (`PortalOutput.to_output()`),
+    `client_secret` the newer secret slot's value (a Pulumi secret)."""
 
-    summary: dict  # plain values and Outputs: the `portals` entry
-    client_secret: pulumi.Output
+    application: azuread.Application
+    service_principal: azuread.ServicePrincipal
+    passwords: list[azuread.ApplicationPassword]
+    client_id: pulumi.Output[str]
+    summary: pulumi.Output[dict]
+    client_secret: pulumi.Output[str]
 
     def __init__(self, name: str, args: PortalRegistrationArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(f"{PROJECT}:index:PortalRegistration", name, None, opts)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
         portal = args.portal
         for warning in portal.warnings:
             pulumi.log.warn(warning, resource=self)
@@ -85,13 +91,15 @@ class PortalRegistration(pulumi.ComponentResource):
         newer = self.passwords[args.secrets.newer.index]
         # Under Pulumi's engine `value` is secret already; marking it here keeps that true everywhere.
         self.client_secret = pulumi.Output.secret(newer.value)
-        static = static_summary(args)
-        self.summary = {**static, Field.CLIENT_ID: self.application.client_id,
-                        Field.APPLICATION_OBJECT_ID: self.application.object_id,
-                        Field.SERVICE_PRINCIPAL_OBJECT_ID: self.service_principal.object_id,
-                        Field.SECRET_KEY_ID: newer.key_id}
-        # The summary is a stack export already; registering it again would only cost time (bench/run.py).
-        self.register_outputs({"clientId": self.application.client_id,
+        self.client_id = self.application.client_id
+        known_before = static_output(args)
+        self.summary = pulumi.Output.all(
+            client_id=self.application.client_id,
+            application_object_id=self.application.object_id,
+            service_principal_object_id=self.service_principal.object_id,
+            secret_key_id=newer.key_id,
+        ).apply(lambda ids: replace(known_before, **ids).to_output())
+        self.register_outputs({"clientId": self.client_id,
                                "servicePrincipalObjectId": self.service_principal.object_id})
 
     @staticmethod
@@ -105,7 +113,7 @@ class PortalRegistration(pulumi.ComponentResource):
                 resource_app_id=catalogue.resources[key].app_id,
                 resource_accesses=[
                     azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
-                        id=resource_api.permission_id(p), type=p.kind)
+                        id=resource_api.permission_id(p), type=p.kind.value)
                     for p in permissions
                 ],
             ))
@@ -115,7 +123,7 @@ class PortalRegistration(pulumi.ComponentResource):
         """Admin consent: one delegated grant per resource API for all users, one assignment per app role."""
         portal = args.portal
         opts = pulumi.ResourceOptions(parent=self)
-        scopes = sorted((p for p in portal.permissions if p.kind == SCOPE), key=lambda p: p.resource)
+        scopes = sorted((p for p in portal.permissions if p.kind is PermissionType.SCOPE), key=lambda p: p.resource)
         for key, permissions in groupby(scopes, key=lambda p: p.resource):
             azuread.ServicePrincipalDelegatedPermissionGrant(
                 f"{name}-grant-{key}",
@@ -125,7 +133,7 @@ class PortalRegistration(pulumi.ComponentResource):
                 opts=opts,
             )
         for permission in portal.permissions:
-            if permission.kind != ROLE or portal.exchange_rbac(permission):
+            if permission.kind is not PermissionType.ROLE or portal.exchange_rbac(permission):
                 continue
             resource_api = args.tenant.resource_apis[permission.resource]
             azuread.AppRoleAssignment(
@@ -141,64 +149,63 @@ def display_name(portal: str, environment: str) -> str:
     return f"Intrexx {portal} ({environment})"
 
 
-def static_summary(args: PortalRegistrationArgs) -> dict:
-    """The part of the `portals` output known before any resource exists."""
+def static_output(args: PortalRegistrationArgs) -> PortalOutput:
+    """The portal's output entry as far as it is known before any resource exists; the ids Entra assigns are
+    left empty and filled in once the resources are created."""
     portal, cloud, tenant = args.portal, args.cloud, args.tenant
     catalogue = load_catalogue()
     endpoints = TenantEndpoints(cloud.login, tenant.tenant_id)
-    api_resource = catalogue.resources[catalogue.apis[portal.api]]
+    api_resource = catalogue.resource_of(portal.api)
     resource_url = getattr(cloud, api_resource.endpoint)
     if portal.delegated:
-        scopes = [p.name if p.name in catalogue.openid_scopes else f"{resource_url}/{p.name}"
-                  for p in portal.permissions
-                  if p.kind == SCOPE and (p.resource == api_resource.key or p.name in catalogue.openid_scopes)]
+        scopes = tuple(p.name if p.name in catalogue.openid_scopes else f"{resource_url}/{p.name}"
+                       for p in portal.permissions
+                       if p.kind is PermissionType.SCOPE
+                       and (p.resource == api_resource.key or p.name in catalogue.openid_scopes))
     else:
-        scopes = [f"{resource_url}/.default"]
-    permissions = []
-    for p in portal.permissions:
-        entry = {
-            PermissionField.RESOURCE: p.resource,
-            PermissionField.RESOURCE_APP_ID: catalogue.resources[p.resource].app_id,
-            PermissionField.NAME: p.name,
-            PermissionField.TYPE: p.kind,
-            PermissionField.ID: tenant.resource_apis[p.resource].permission_id(p),
-            PermissionField.GRANTED_BY: EXCHANGE_RBAC if portal.exchange_rbac(p) else ADMIN_CONSENT,
-        }
-        if portal.exchange_rbac(p):
-            entry[PermissionField.EXCHANGE_ROLE] = p.exchange_role
-        permissions.append(entry)
-    summary = {
-        Field.PORTAL: portal.name,
-        Field.TENANT_ID: tenant.tenant_id,
-        Field.DISPLAY_NAME: display_name(portal.name, args.environment),
-        Field.ENVIRONMENT: args.environment,
-        Field.CLOUD: cloud.name,
-        Field.API: portal.api,
-        Field.ACCESS: portal.access,
-        Field.BASE_URL: portal.base_url,
-        Field.SIGN_IN: portal.sign_in,
-        Field.PUBLIC_CLIENT: portal.delegated,
-        Field.AUTHORITY_HOST: cloud.login,
-        Field.AUTHORITY: endpoints.authority,
-        Field.TOKEN_ENDPOINT: endpoints.token,
-        Field.AUTHORIZE_ENDPOINT: endpoints.authorize,
-        Field.DEVICE_CODE_ENDPOINT: endpoints.device_code,
-        Field.JWKS_URI: endpoints.jwks,
-        Field.ISSUER: endpoints.issuer,
-        Field.USER_INFO_ENDPOINT: f"{cloud.graph}/oidc/userinfo",
-        Field.RESOURCE: resource_url,
-        Field.GRAPH_ENDPOINT: cloud.graph,
-        Field.SCOPES: scopes,
-        Field.PERMISSIONS: permissions,
-        Field.REDIRECT_URIS: list(portal.redirect_uris),
-        Field.SECRET_EXPIRES_AT: args.secrets.newer.end_date,
-        Field.SECRET_ROTATES_AT: f"{args.secrets.rotates_at.isoformat()}T00:00:00Z",
-        Field.SECRET_ROTATION_DAYS: args.secrets.rotation_days,
-    }
-    if portal.sign_in:
-        summary[Field.SIGN_IN_REDIRECT_URI] = portal.sign_in_redirect_uri
-    if portal.api == "ews":
-        summary[Field.EWS_URL] = cloud.ews_url
-    if portal.mailbox_scope:
-        summary[Field.MAILBOX_SCOPE] = portal.mailbox_scope.as_output()
-    return summary
+        scopes = (f"{resource_url}/.default",)
+
+    def granted(p: Permission) -> GrantedPermission:
+        rbac = portal.exchange_rbac(p)
+        return GrantedPermission(
+            resource=p.resource, resource_app_id=catalogue.resources[p.resource].app_id, name=p.name, type=p.kind,
+            id=tenant.resource_apis[p.resource].permission_id(p),
+            granted_by=GrantedBy.EXCHANGE_RBAC if rbac else GrantedBy.ADMIN_CONSENT,
+            exchange_role=p.exchange_role if rbac else None)
+
+    return PortalOutput(
+        portal=portal.name,
+        schema_version=OUTPUT_SCHEMA_VERSION,
+        tenant_id=tenant.tenant_id,
+        client_id="",
+        application_object_id="",
+        service_principal_object_id="",
+        display_name=display_name(portal.name, args.environment),
+        environment=args.environment,
+        cloud=cloud.name,
+        api=portal.api,
+        access=portal.access,
+        base_url=portal.base_url,
+        sign_in=portal.sign_in,
+        public_client=portal.delegated,
+        authority_host=cloud.login,
+        authority=endpoints.authority,
+        token_endpoint=endpoints.token,
+        authorize_endpoint=endpoints.authorize,
+        device_code_endpoint=endpoints.device_code,
+        jwks_uri=endpoints.jwks,
+        issuer=endpoints.issuer,
+        user_info_endpoint=cloud.user_info_endpoint,
+        resource=resource_url,
+        graph_endpoint=cloud.graph,
+        scopes=scopes,
+        permissions=tuple(granted(p) for p in portal.permissions),
+        redirect_uris=portal.redirect_uris,
+        secret_key_id="",
+        secret_expires_at=args.secrets.newer.expires,
+        secret_rotates_at=args.secrets.rotates_at,
+        secret_rotation_days=args.secrets.rotation_days,
+        sign_in_redirect_uri=portal.sign_in_redirect_uri,
+        ews_url=cloud.ews_url if portal.api is Api.EWS else None,
+        mailbox_scope=portal.mailbox_scope,
+    )

@@ -1,11 +1,12 @@
 """What the program reads from the tenant: once per stack, not once per portal."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pulumi_azuread as azuread
 
 from .catalogue import Permission, load_catalogue
-from .names import SCOPE
+from .contract import PermissionType
 
 
 class TenantError(RuntimeError):
@@ -19,13 +20,14 @@ class ResourceApi:
     key: str
     display_name: str
     object_id: str
-    scope_ids: dict
-    role_ids: dict
+    scope_ids: dict[str, str]  # delegated permission name -> id, as the tenant publishes them
+    role_ids: dict[str, str]  # application permission name -> id
 
     def permission_id(self, permission: Permission) -> str:
-        ids = self.scope_ids if permission.kind == SCOPE else self.role_ids
+        delegated = permission.kind is PermissionType.SCOPE
+        ids = self.scope_ids if delegated else self.role_ids
         if permission.name not in ids:
-            kind = "delegated permission" if permission.kind == SCOPE else "application permission"
+            kind = "delegated permission" if delegated else "application permission"
             raise TenantError(f"the tenant's {self.display_name} service principal publishes no {kind} "
                               f"'{permission.name}'")
         return ids[permission.name]
@@ -35,10 +37,10 @@ class ResourceApi:
 class Tenant:
     tenant_id: str
     deployer_object_id: str
-    resource_apis: dict  # catalogue resource key -> ResourceApi
+    resource_apis: dict[str, ResourceApi]  # by catalogue resource key
 
 
-def read_tenant(resource_keys) -> Tenant:
+def read_tenant(resource_keys: Iterable[str]) -> Tenant:
     """Invokes `getClientConfig` once and `getServicePrincipal` once per resource API the stack uses.
 
     Permission ids come from the resource's service principal, as Microsoft recommends, not from our catalogue.

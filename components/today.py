@@ -1,16 +1,26 @@
 """The date the program plans for: today in UTC, or INTREXX_EXCHANGE_TODAY (YYYY-MM-DD) to pin it."""
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+
+from .config import ConfigError
 
 TODAY_VARIABLE = "INTREXX_EXCHANGE_TODAY"
+# The rotation schedule counts periods from 2024-01-01 (components/rotation.py); a pinned date outside this
+# range is a typo, and at the calendar's ends the schedule's dates would not exist.
+EARLIEST = date(2024, 1, 1)
+LATEST = date(2999, 12, 31)
 
 
 def today() -> date:
     pinned = os.environ.get(TODAY_VARIABLE)
-    if pinned:
-        try:
-            return date.fromisoformat(pinned)
-        except ValueError:
-            raise ValueError(f"{TODAY_VARIABLE} must be a date YYYY-MM-DD, got {pinned!r}") from None
-    return datetime.now(timezone.utc).date()
+    if not pinned:
+        return datetime.now(UTC).date()
+    try:
+        day = date.fromisoformat(pinned)
+    except ValueError:
+        day = None
+    if day is None or len(pinned) != 10 or not EARLIEST <= day <= LATEST:
+        raise ConfigError([f"{TODAY_VARIABLE}: must be a date YYYY-MM-DD from {EARLIEST} to {LATEST}, "
+                           f"got {pinned[:40]!r}"])
+    return day

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 from components.config import ConfigError
-from components.names import Field
+from components.contract import Access, GrantedBy, PermissionType
+from components.stack_file import StackFileError
 from components.today import today
 
+from . import __version__
 from .errors import ConnectorError
 
 DEFAULT_STACK = "dev"
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (ConnectorError, ConfigError) as error:
+    except (ConnectorError, ConfigError, StackFileError) as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return getattr(error, "exit_code", 2)
     except KeyboardInterrupt:
@@ -30,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m intrexx_connector",
+    parser = argparse.ArgumentParser(prog="intrexx-connector",
                                      description="Turn intrexx-exchange stack outputs into Intrexx connector "
-                                                 "configuration and check it against Entra ID.")
+                                                 "configuration and check it against Entra ID. Also runs as "
+                                                 "`python -m intrexx_connector`.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="command")
 
     def command(name, handler, help_text, outputs=True):
@@ -47,8 +51,11 @@ def _parser() -> argparse.ArgumentParser:
                                   "without it the tool runs that command")
         return sub
 
-    command("plan", _plan, "offline: evaluate the program for Pulumi.<stack>.yaml against the simulated tenant, "
-                           "show what `pulumi up` would create and render build/<stack>/", outputs=False)
+    plan = command("plan", _plan, "offline: evaluate the program for Pulumi.<stack>.yaml against the simulated "
+                                  "tenant and show what `pulumi up` would create; writes nothing unless --out is "
+                                  "given", outputs=False)
+    plan.add_argument("--out", type=Path, metavar="DIR",
+                      help="also render the files, with placeholder secrets, under DIR/<portal>/")
     render = command("render", _render, "write the connector configuration per portal")
     render.add_argument("--out", type=Path, default=Path("build"), metavar="DIR", help="default: build/")
     verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
@@ -96,9 +103,9 @@ def _non_negative_int(text: str) -> int:
 
 
 def _portals(args, need_secrets: bool = True):
-    from .stack_outputs import parse_outputs, read_outputs_text
+    from .stack_outputs import read_portals
 
-    return parse_outputs(read_outputs_text(args.outputs, args.stack), args.portal, need_secrets=need_secrets)
+    return read_portals(args.outputs, args.stack, args.portal, need_secrets=need_secrets)
 
 
 def _render_files(portals, out: Path) -> dict:
@@ -118,13 +125,12 @@ def _plan(args) -> int:
 
     stack = args.stack or DEFAULT_STACK
     plan = plan_stack(stack, today())
-    out = Path("build") / stack
     portals = [p for p in plan.portal_outputs() if args.portal in (None, p.name)]
     if args.portal and not portals:
         from .errors import UsageError
 
         raise UsageError(f"--portal {args.portal}: no such portal in Pulumi.{stack}.yaml")
-    rendered = _render_files(portals, out)
+    rendered = _render_files(portals, args.out) if args.out else {}
     document = plan.as_dict()
     if args.json:
         document["rendered"] = rendered
@@ -144,18 +150,19 @@ def _plan(args) -> int:
             print(f"    {uri}")
         print("  permissions:")
         for permission in portal["permissions"]:
-            kind = "delegated" if permission["type"] == "Scope" else "application"
+            kind = Access.DELEGATED if permission["type"] == PermissionType.SCOPE else Access.APPLICATION
             print(f"    {permission['resource']:<9} {kind:<12} {permission['name']:<26} via {permission['grantedBy']}")
         for consent in portal["consent"]:
             print(f"  consent: {consent['kind']}: {' '.join(consent['claims'])}")
-        if any(p["grantedBy"] == "exchange-rbac" for p in portal["permissions"]):
+        if any(p["grantedBy"] == GrantedBy.EXCHANGE_RBAC for p in portal["permissions"]):
             print("  consent: none tenant-wide; Exchange RBAC for Applications scopes the mailboxes "
                   "(exchange-rbac.ps1)")
         for secret in portal["secrets"]:
             print(f"  secret slot {secret['slot']}: expires {secret['expires'][:10]} ({secret['rotationKey']})")
         print(f"  published secret expires {portal['secretExpiresAt'][:10]}, next rotation "
               f"{portal['secretRotatesAt'][:10]}")
-        print(f"  rendered into {out / name}/ with a placeholder secret")
+        if args.out:
+            print(f"  rendered into {args.out / name}/ with a placeholder secret")
     for warning in document["warnings"]:
         print(f"\nwarning: {warning}")
     return 0
@@ -206,7 +213,7 @@ def _apply(args) -> int:
     if not args.portal:
         raise UsageError("apply needs --portal NAME")
     (portal,) = _portals(args)
-    if not portal.get(Field.SIGN_IN):
+    if not portal.sign_in:
         raise UsageError(f"--portal {portal.name}: signIn is not enabled for this portal; set signIn: true and "
                          "run pulumi up first")
     result = apply_sign_in(portal, args.portal_dir)
@@ -272,5 +279,10 @@ def _status(args) -> int:
     return 1 if any(r.expiring for r in reports) else 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `intrexx-connector` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,5 +1,6 @@
 """Writing files so that a reader sees the old content or the new one, never half of either."""
 
+import contextlib
 import os
 import secrets
 from datetime import datetime
@@ -33,10 +34,8 @@ def write_atomic(path: Path, data: bytes | str, mode: int) -> None:
         os.replace(temporary, path)
         _fsync_directory(path.parent)
     except BaseException as error:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         if isinstance(error, OSError):
             raise FileError(f"cannot write {path}: {error.strerror or error}") from None
         raise

@@ -10,15 +10,14 @@ import stat
 import xml.etree.ElementTree as ElementTree
 import xml.parsers.expat
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from components.names import Field
+from components.contract import PortalOutput
 
 from .errors import FileError, UsageError
 from .files import backup_path, write_atomic
 from .render import SECRET_MODE, oauth2_element, sign_in_provider_name
-from .stack_outputs import PortalOutputs
 
 OM_CFG = Path("internal") / "cfg" / "om.cfg"
 LUCY_AUTH_CFG = Path("internal") / "cfg" / "LucyAuth.cfg"
@@ -51,9 +50,9 @@ class _Layout:
     first_child: int | None = None
 
 
-def apply_sign_in(portal: PortalOutputs, portal_dir: Path, now: datetime | None = None) -> ApplyResult:
+def apply_sign_in(portal: PortalOutput, portal_dir: Path, now: datetime | None = None) -> ApplyResult:
     """Put the portal's sign-in provider into `portal_dir/internal/cfg/om.cfg`: backup, atomic, idempotent."""
-    if not portal.get(Field.SIGN_IN):
+    if not portal.sign_in:
         raise UsageError(f"portal {portal.name} does not use Entra sign-in: set signIn: true for it in the stack "
                          "configuration and run `pulumi up` first")
     path = Path(portal_dir) / OM_CFG
@@ -71,13 +70,13 @@ def apply_sign_in(portal: PortalOutputs, portal_dir: Path, now: datetime | None 
         return ApplyResult(False, path, None, steps)
     # The file now holds a client secret: never more open than owner read and write.
     mode = (original_mode & SECRET_MODE) | stat.S_IRUSR
-    backup = backup_path(path, now or datetime.now(timezone.utc))
+    backup = backup_path(path, now or datetime.now(UTC))
     write_atomic(backup, original, mode)
     write_atomic(path, updated, mode)
     return ApplyResult(True, path, backup, steps)
 
 
-def merged(original: bytes, portal: PortalOutputs, path: Path) -> bytes:
+def merged(original: bytes, portal: PortalOutput, path: Path) -> bytes:
     """om.cfg's bytes with our `<oauth2>` element replaced or added; everything else unchanged."""
     name = sign_in_provider_name(portal)
     layout = _scan(original, path, name)
@@ -96,6 +95,7 @@ def merged(original: bytes, portal: PortalOutputs, path: Path) -> bytes:
     else:
         indent = DEFAULT_INDENT if layout.first_child is None else _indent_before(original, layout.first_child)
         element = oauth2_element(portal, indent=indent, newline=newline)
+        assert layout.root_start is not None and layout.root_end is not None, "_scan found the root element"
         position = layout.root_end
         line_start = original.rfind(b"\n", 0, position) + 1
         if line_start > layout.root_start and not original[line_start:position].strip():
@@ -108,7 +108,7 @@ def merged(original: bytes, portal: PortalOutputs, path: Path) -> bytes:
     return result
 
 
-def manual_steps(portal: PortalOutputs, portal_dir: Path, om_cfg: bytes) -> list[str]:
+def manual_steps(portal: PortalOutput, portal_dir: Path, om_cfg: bytes) -> list[str]:
     """What the administrator does by hand; this command never switches the login binding itself."""
     provider = sign_in_provider_name(portal)
     steps = []
@@ -127,7 +127,7 @@ def manual_steps(portal: PortalOutputs, portal_dir: Path, om_cfg: bytes) -> list
     steps.append("Restart the portal server after om.cfg or LucyAuth.cfg changed: it reads them at start.")
     steps.append("Give users a login button that opens "
                  f"?urn:schemas-unitedplanet-de:ixservlet:name=oAuth2LoginIxServlet&oauthProvider={provider}.")
-    steps.append(f"Entra ID: the redirect URI {portal[Field.SIGN_IN_REDIRECT_URI]} is registered already; nothing "
+    steps.append(f"Entra ID: the redirect URI {portal.sign_in_redirect_uri} is registered already; nothing "
                  "to do there.")
     return steps
 
@@ -219,7 +219,7 @@ def _encode(text: str, encoding: str) -> bytes:
     return text.encode(encoding, errors="xmlcharrefreplace")
 
 
-def _check(result: bytes, path: Path, portal: PortalOutputs) -> None:
+def _check(result: bytes, path: Path, portal: PortalOutput) -> None:
     """The merged file parses, and holds exactly one provider of ours with the expected client id."""
     try:
         root = ElementTree.fromstring(result)
@@ -227,7 +227,7 @@ def _check(result: bytes, path: Path, portal: PortalOutputs) -> None:
         raise FileError(f"merging into {path} would not give well-formed XML; nothing was changed") from None
     ours = [e for e in root.findall(OAUTH2_ELEMENT) if e.get("name") == sign_in_provider_name(portal)]
     provider = ours[0].find("provider") if len(ours) == 1 else None
-    if provider is None or provider.get("auth-client-id") != portal[Field.CLIENT_ID]:
+    if provider is None or provider.get("auth-client-id") != portal.client_id:
         raise FileError(f"merging into {path} did not give one complete provider {sign_in_provider_name(portal)}; "
                         "nothing was changed")
 

@@ -1,25 +1,25 @@
-"""Offline plan: the real program, evaluated for Pulumi.<stack>.yaml against the simulated tenant."""
+"""Offline plan: the program function for Pulumi.<stack>.yaml, evaluated against the simulated tenant."""
 
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from components.names import CLIENT_SECRETS, PORTALS, Field, PermissionField
-from components.simulation import (
+from components.contract import PORTALS, PortalOutput
+from components.portal import COMPONENT_TYPE
+from components.stack_file import load_stack_settings, stack_file_path
+
+from .errors import UsageError
+from .simulation import (
     APP_ROLE_ASSIGNMENT,
     APPLICATION,
     APPLICATION_PASSWORD,
     DELEGATED_GRANT,
-    PORTAL_COMPONENT,
-    PROJECT_DIR,
     SERVICE_PRINCIPAL,
     Evaluation,
+    Recorded,
     evaluate,
-    stack_file_config,
 )
-
-from .errors import UsageError
-from .stack_outputs import PortalOutputs
 
 PLACEHOLDER_SECRET = "PLACEHOLDER-run-make-up-for-the-real-secret"
 _CREATION_ORDER = (APPLICATION, SERVICE_PRINCIPAL, DELEGATED_GRANT, APP_ROLE_ASSIGNMENT, APPLICATION_PASSWORD)
@@ -31,64 +31,71 @@ class Plan:
     today: date
     evaluation: Evaluation
 
-    def portal_outputs(self) -> list[PortalOutputs]:
+    def portal_outputs(self) -> list[PortalOutput]:
         """What `render` would get after `pulumi up`, with a placeholder instead of each secret."""
         portals = self.evaluation.outputs[PORTALS]
-        return [PortalOutputs(name, portals[name], PLACEHOLDER_SECRET) for name in sorted(portals)]
+        return [PortalOutput.from_output(portals[name], f"{PORTALS}.{name}").with_secret(PLACEHOLDER_SECRET)
+                for name in sorted(portals)]
 
-    def as_dict(self) -> dict:
-        portals = self.evaluation.outputs[PORTALS]
-        by_portal = {}
+    def as_dict(self) -> dict[str, Any]:
+        outputs = {portal.name: portal for portal in self.portal_outputs()}
+        components = {r.urn: r.name for r in self.evaluation.of_type(COMPONENT_TYPE)}
+        by_portal: dict[str, list[Recorded]] = {}
         for resource in self.evaluation.tenant.resources:
-            if resource.type != PORTAL_COMPONENT:
-                by_portal.setdefault(resource.parent.rsplit("::", 1)[-1], []).append(resource)
+            if resource.parent in components:
+                by_portal.setdefault(components[resource.parent], []).append(resource)
         return {
             "stack": self.stack,
             "date": self.today.isoformat(),
             "resources": sum(len(own) for own in by_portal.values()),
             "warnings": list(self.evaluation.warnings),
-            PORTALS: {name: self._portal(portals[name], by_portal.get(name, [])) for name in sorted(portals)},
-        }
-
-    @staticmethod
-    def _portal(fields: dict, own: list) -> dict:
-        own = sorted(own, key=lambda r: (_CREATION_ORDER.index(r.type), r.name))
-        consent = []
-        for r in own:
-            if r.type == DELEGATED_GRANT:
-                consent.append({"kind": "delegated grant for all users", "claims": r.inputs["claimValues"]})
-            elif r.type == APP_ROLE_ASSIGNMENT:
-                role = next(p[PermissionField.NAME] for p in fields[Field.PERMISSIONS]
-                            if p[PermissionField.ID] == r.inputs["appRoleId"])
-                consent.append({"kind": "app role assignment", "claims": [role]})
-        secrets = [{"slot": r.name.rsplit("-", 1)[1], "expires": r.inputs["endDate"],
-                    "rotationKey": r.inputs["rotateWhenChanged"]["period"]}
-                   for r in own if r.type == APPLICATION_PASSWORD]
-        return {
-            "displayName": fields[Field.DISPLAY_NAME],
-            "api": fields[Field.API],
-            "access": fields[Field.ACCESS],
-            "publicClient": fields[Field.PUBLIC_CLIENT],
-            "redirectUris": fields[Field.REDIRECT_URIS],
-            "permissions": [{k: p[k] for k in (PermissionField.RESOURCE, PermissionField.NAME, PermissionField.TYPE,
-                                               PermissionField.GRANTED_BY)} for p in fields[Field.PERMISSIONS]],
-            "consent": consent,
-            "secrets": sorted(secrets, key=lambda s: s["slot"]),
-            "secretExpiresAt": fields[Field.SECRET_EXPIRES_AT],
-            "secretRotatesAt": fields[Field.SECRET_ROTATES_AT],
-            "resources": [{"type": r.type.split(":")[-1], "name": r.name, "protect": r.protect} for r in own],
+            PORTALS: {name: _portal(outputs[name], by_portal.get(name, [])) for name in sorted(outputs)},
         }
 
 
-def plan_stack(stack: str, today: date, stack_dir: Path | None = None) -> Plan:
-    """Plan Pulumi.<stack>.yaml from `stack_dir` (default: the current directory when it holds a Pulumi.yaml,
-    as for `pulumi`, else this project). Raises UsageError for a missing stack file, ConfigError for bad config."""
-    if stack_dir is None:
-        stack_dir = Path.cwd() if (Path.cwd() / "Pulumi.yaml").is_file() else PROJECT_DIR
+def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
+    own = sorted(own, key=lambda r: (_CREATION_ORDER.index(r.type), r.name))
+    roles = {p.id: p.name for p in portal.permissions}
+    consent = []
+    for r in own:
+        if r.type == DELEGATED_GRANT:
+            consent.append({"kind": "delegated grant for all users", "claims": r.inputs["claimValues"]})
+        elif r.type == APP_ROLE_ASSIGNMENT:
+            consent.append({"kind": "app role assignment", "claims": [roles[r.inputs["appRoleId"]]]})
+    secrets = [{"slot": r.name.rsplit("-", 1)[1], "expires": r.inputs["endDate"],
+                "rotationKey": r.inputs["rotateWhenChanged"]["period"]}
+               for r in own if r.type == APPLICATION_PASSWORD]
+    output = portal.to_output()
+    return {
+        "displayName": portal.display_name,
+        "api": output["api"],
+        "access": output["access"],
+        "publicClient": portal.public_client,
+        "redirectUris": output["redirectUris"],
+        "permissions": [{key: p[key] for key in ("resource", "name", "type", "grantedBy")}
+                        for p in output["permissions"]],
+        "consent": consent,
+        "secrets": sorted(secrets, key=lambda s: s["slot"]),
+        "secretExpiresAt": output["secretExpiresAt"],
+        "secretRotatesAt": output["secretRotatesAt"],
+        "resources": [{"type": r.type.split(":")[-1], "name": r.name, "protect": r.protect} for r in own],
+    }
+
+
+def project_dir_for(stack: str) -> Path:
+    """Where Pulumi.<stack>.yaml is looked for: the current directory when it holds a Pulumi.yaml (as for
+    `pulumi`), else this project."""
+    here = Path.cwd()
+    return here if (here / "Pulumi.yaml").is_file() else Path(__file__).resolve().parent.parent
+
+
+def plan_stack(stack: str, today: date, project_dir: Path | None = None) -> Plan:
+    """Plan Pulumi.<stack>.yaml. Raises UsageError for a missing stack file, StackFileError for an unreadable
+    one, ConfigError for bad configuration."""
+    project_dir = project_dir or project_dir_for(stack)
     try:
-        config = stack_file_config(stack, stack_dir)
-    except FileNotFoundError as error:
-        raise UsageError(f"--stack {stack}: {error}") from None
-    evaluation = evaluate(config, stack, today)
-    assert CLIENT_SECRETS in evaluation.outputs and not evaluation.unknown_outputs
-    return Plan(stack, today, evaluation)
+        settings = load_stack_settings(stack, project_dir, today)
+    except FileNotFoundError:
+        path = stack_file_path(stack, project_dir)
+        raise UsageError(f"--stack {stack}: no stack file {path.name} in {project_dir}") from None
+    return Plan(stack, today, evaluate(settings))

@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from components.catalogue import EWS_BLOCKED_FROM, EWS_SHUTDOWN
-from components.names import EXCHANGE_RBAC, ROLE, Field, MailboxScopeField, PermissionField
+from components.contract import GrantedPermission, PortalOutput, timestamp
+from components.ews import EWS_BLOCKED_FROM, EWS_SHUTDOWN
 
 from .errors import FileError, OutputsError
 from .files import write_atomic
-from .stack_outputs import PortalOutputs
 
 CONNECTOR_FILE = "exchange-connector.json"
 SHEET_FILE = "portal-manager.md"
@@ -34,14 +33,6 @@ MEDIA_GATEWAY_PROTOCOL = "gRPC"
 # Exchange limits the names of management scopes and role assignments to 64 characters.
 MAX_EXCHANGE_NAME = 64
 
-# Where Entra's device code flow sends the user, per authority host (the verification_uri Entra returns).
-DEVICE_LOGIN_PAGES = {
-    "https://login.microsoftonline.com": "https://microsoft.com/devicelogin",
-    "https://login.microsoftonline.us": "https://microsoft.com/deviceloginus",
-    "https://login.chinacloudapi.cn": "https://microsoft.com/deviceloginchina",
-}
-# Connect-ExchangeOnline -ExchangeEnvironmentName for the national clouds.
-EXCHANGE_ENVIRONMENTS = {"usgovernment": "O365USGovGCCHigh", "dod": "O365USGovDoD", "china": "O365China"}
 
 
 class ConnectorKey:
@@ -57,20 +48,20 @@ class ConnectorKey:
     PROTOCOL = "protocol"
 
 
-def render_all(portals: list[PortalOutputs], out_dir: Path) -> dict[str, list[Path]]:
+def render_all(portals: list[PortalOutput], out_dir: Path) -> dict[str, list[Path]]:
     return {portal.name: render_portal(portal, out_dir) for portal in portals}
 
 
-def render_portal(portal: PortalOutputs, out_dir: Path) -> list[Path]:
+def render_portal(portal: PortalOutput, out_dir: Path) -> list[Path]:
     """Write the portal's files under `out_dir/<portal>/`; files of ours that no longer apply are removed."""
     directory = Path(out_dir) / portal.name
     files = {
         CONNECTOR_FILE: (connector_json(portal), SECRET_MODE),
         SHEET_FILE: (portal_manager_sheet(portal, directory / CONNECTOR_FILE), PUBLIC_MODE),
     }
-    if portal.get(Field.SIGN_IN):
+    if portal.sign_in:
         files[SIGN_IN_FILE] = (oauth2_element(portal) + "\n", SECRET_MODE)
-    if is_scoped(portal):
+    if portal.scoped:
         files[RBAC_FILE] = (exchange_rbac_script(portal), PUBLIC_MODE)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -89,88 +80,67 @@ def render_portal(portal: PortalOutputs, out_dir: Path) -> list[Path]:
     return written
 
 
-def is_scoped(portal: PortalOutputs) -> bool:
-    return portal[Field.ACCESS] == "application" and bool(portal.get(Field.MAILBOX_SCOPE))
-
-
-def exchange_server(portal: PortalOutputs) -> str:
+def exchange_server(portal: PortalOutput) -> str:
     """What goes into the data source's server URL: `Office365`, or the cloud's EWS endpoint for ews portals."""
-    return portal[Field.EWS_URL] if portal[Field.API] == "ews" else OFFICE365_SERVER
+    return portal.ews_url if portal.uses_ews and portal.ews_url else OFFICE365_SERVER
 
 
-def sign_in_provider_name(portal: PortalOutputs) -> str:
+def sign_in_provider_name(portal: PortalOutput) -> str:
     return f"entra-{portal.name}"
 
 
 # exchange-connector.json --------------------------------------------------------------------------------------
 
-def connector_json(portal: PortalOutputs) -> str:
-    document = {
-        ConnectorKey.SCHEMA_VERSION: SCHEMA_VERSION,
-        Field.PORTAL: portal.name,
-        Field.ENVIRONMENT: portal[Field.ENVIRONMENT],
-        Field.CLOUD: portal[Field.CLOUD],
-        Field.TENANT_ID: portal[Field.TENANT_ID],
-        Field.CLIENT_ID: portal[Field.CLIENT_ID],
-        ConnectorKey.CLIENT_SECRET: _secret(portal),
-        Field.AUTHORITY: portal[Field.AUTHORITY],
-        Field.AUTHORITY_HOST: portal[Field.AUTHORITY_HOST],
-        Field.TOKEN_ENDPOINT: portal[Field.TOKEN_ENDPOINT],
-        Field.AUTHORIZE_ENDPOINT: portal[Field.AUTHORIZE_ENDPOINT],
-        Field.DEVICE_CODE_ENDPOINT: portal[Field.DEVICE_CODE_ENDPOINT],
-        Field.RESOURCE: portal[Field.RESOURCE],
-        Field.SCOPES: portal[Field.SCOPES],
-        Field.API: portal[Field.API],
-        Field.ACCESS: portal[Field.ACCESS],
-        Field.REDIRECT_URIS: portal[Field.REDIRECT_URIS],
-        ConnectorKey.EXCHANGE_SERVER: exchange_server(portal),
-    }
-    for optional in (Field.EWS_URL, Field.SIGN_IN_REDIRECT_URI, Field.MAILBOX_SCOPE):
-        if portal.get(optional):
-            document[optional] = portal[optional]
+# Fields of the stack output copied into exchange-connector.json, in this order around the file's own keys.
+CONNECTOR_IDENTITY = ("portal", "environment", "cloud", "tenantId", "clientId")
+CONNECTOR_ENDPOINTS = ("authority", "authorityHost", "tokenEndpoint", "authorizeEndpoint", "deviceCodeEndpoint",
+                       "resource", "scopes", "api", "access", "redirectUris")
+CONNECTOR_OPTIONAL = ("ewsUrl", "signInRedirectUri", "mailboxScope")
+CONNECTOR_LIFETIME = ("secretExpiresAt", "secretRotatesAt", "permissions")
+
+
+def connector_json(portal: PortalOutput) -> str:
+    output = portal.to_output()
+    document: dict[str, object] = {ConnectorKey.SCHEMA_VERSION: SCHEMA_VERSION}
+    document.update({key: output[key] for key in CONNECTOR_IDENTITY})
+    document[ConnectorKey.CLIENT_SECRET] = _secret(portal)
+    document.update({key: output[key] for key in CONNECTOR_ENDPOINTS})
+    document[ConnectorKey.EXCHANGE_SERVER] = exchange_server(portal)
+    document.update({key: output[key] for key in CONNECTOR_OPTIONAL if key in output})
     document[ConnectorKey.MEDIA_GATEWAY] = {
         ConnectorKey.HOST: MEDIA_GATEWAY_HOST,
         ConnectorKey.PORT: MEDIA_GATEWAY_PORT,
         ConnectorKey.SSL_PORT: MEDIA_GATEWAY_SSL_PORT,
         ConnectorKey.PROTOCOL: MEDIA_GATEWAY_PROTOCOL,
     }
-    document[Field.SECRET_EXPIRES_AT] = portal[Field.SECRET_EXPIRES_AT]
-    document[Field.SECRET_ROTATES_AT] = portal[Field.SECRET_ROTATES_AT]
-    document[Field.PERMISSIONS] = portal[Field.PERMISSIONS]
+    document.update({key: output[key] for key in CONNECTOR_LIFETIME})
     return json.dumps(document, indent=2) + "\n"
 
 
-def _secret(portal: PortalOutputs) -> str:
+def _secret(portal: PortalOutput) -> str:
     if not portal.client_secret:
         raise OutputsError(f"{portal.name}: rendering needs the client secret; read the outputs with "
                            "`pulumi stack output --json --show-secrets`")
     return portal.client_secret
 
 
-def _required(portal: PortalOutputs, key: str) -> str:
-    value = portal.get(key)
-    if not value:
-        raise OutputsError(f"portals.{portal.name} lacks {key}; redeploy with this version of the program")
-    return value
-
-
 # om.cfg.xml ---------------------------------------------------------------------------------------------------
 
-def oauth2_element(portal: PortalOutputs, indent: str = "", step: str = "   ", newline: str = "\n") -> str:
+def oauth2_element(portal: PortalOutput, indent: str = "", step: str = "   ", newline: str = "\n") -> str:
     """The `<oauth2 name="entra-<portal>">` element for om.cfg; lines after the first start with `indent`."""
     provider = {
         "auth-grant-type": "authorization_code",
         "auth-scheme": "header",
         "auth-protocol": "id_token",
         "auth-requires-nonce": "true",
-        "auth-access-token-url": portal[Field.TOKEN_ENDPOINT],
-        "auth-user-auth-url": portal[Field.AUTHORIZE_ENDPOINT],
-        "auth-pub-keys-src": _required(portal, Field.JWKS_URI),
-        "auth-user-info-url": _required(portal, Field.USER_INFO_ENDPOINT),
+        "auth-access-token-url": portal.token_endpoint,
+        "auth-user-auth-url": portal.authorize_endpoint,
+        "auth-pub-keys-src": portal.jwks_uri,
+        "auth-user-info-url": portal.user_info_endpoint,
         "auth-scope": "openid email",
-        "auth-client-id": portal[Field.CLIENT_ID],
+        "auth-client-id": portal.client_id,
         "auth-client-secret": _secret(portal),
-        "auth-redirect-url": _required(portal, Field.SIGN_IN_REDIRECT_URI),
+        "auth-redirect-url": portal.sign_in_redirect_uri or "",
         "auth-provider-prompt": "select_account",
         "auth-provider-login-hint": "",
     }
@@ -203,16 +173,12 @@ def exchange_name(*parts: str) -> str:
     return f"{name[:MAX_EXCHANGE_NAME - len(digest) - 1]}-{digest}"
 
 
-def scope_name(portal: PortalOutputs) -> str:
-    return exchange_name("intrexx", portal.name, portal[Field.ENVIRONMENT])
+def scope_name(portal: PortalOutput) -> str:
+    return exchange_name("intrexx", portal.name, portal.environment)
 
 
-def rbac_permissions(portal: PortalOutputs) -> list[dict]:
-    return [p for p in portal[Field.PERMISSIONS] if p.get(PermissionField.GRANTED_BY) == EXCHANGE_RBAC]
-
-
-def role_assignment_name(portal: PortalOutputs, permission: dict) -> str:
-    return exchange_name("intrexx", portal.name, portal[Field.ENVIRONMENT], permission[PermissionField.NAME])
+def role_assignment_name(portal: PortalOutput, permission: GrantedPermission) -> str:
+    return exchange_name("intrexx", portal.name, portal.environment, permission.name)
 
 
 def ps_quote(value: str) -> str:
@@ -220,17 +186,16 @@ def ps_quote(value: str) -> str:
     return "'" + re.sub("(['\u2018\u2019\u201a\u201b])", r"\1\1", str(value)) + "'"
 
 
-def exchange_rbac_script(portal: PortalOutputs) -> str:
-    app_id = ps_quote(portal[Field.CLIENT_ID])
-    object_id = ps_quote(portal[Field.SERVICE_PRINCIPAL_OBJECT_ID])
+def exchange_rbac_script(portal: PortalOutput) -> str:
+    app_id = ps_quote(portal.client_id)
+    object_id = ps_quote(portal.service_principal_object_id)
     scope = ps_quote(scope_name(portal))
-    mailbox_scope = portal[Field.MAILBOX_SCOPE]
-    environment = EXCHANGE_ENVIRONMENTS.get(portal[Field.CLOUD])
-    connect = "Connect-ExchangeOnline -UserPrincipalName <admin UPN>"
-    if environment:
-        connect += f" -ExchangeEnvironmentName {environment}"
+    mailbox_scope = portal.mailbox_scope
+    assert mailbox_scope is not None, "only scoped portals get an RBAC script"
+    connect = ("Connect-ExchangeOnline -UserPrincipalName <admin UPN> -ExchangeEnvironmentName "
+               f"{portal.cloud_record.exchange_powershell_environment}")
     lines = [
-        f"# Exchange Online RBAC for Applications: {portal[Field.DISPLAY_NAME]}, portal {portal.name}.",
+        f"# Exchange Online RBAC for Applications: {portal.display_name}, portal {portal.name}.",
         "# Written by `python -m intrexx_connector render`. Lets the app reach only the mailboxes of its",
         "# management scope. Run it after `pulumi up` in Exchange Online PowerShell as Exchange Administrator",
         "# or Organization Management; running it again changes nothing:",
@@ -244,17 +209,17 @@ def exchange_rbac_script(portal: PortalOutputs) -> str:
         "",
         f"if (-not (Get-ServicePrincipal -Identity {object_id} -ErrorAction SilentlyContinue)) {{",
         f"    New-ServicePrincipal -AppId {app_id} -ObjectId {object_id} "
-        f"-DisplayName {ps_quote(portal[Field.DISPLAY_NAME])} | Out-Null",
+        f"-DisplayName {ps_quote(portal.display_name)} | Out-Null",
         "}",
         "",
     ]
-    if mailbox_scope.get(MailboxScopeField.GROUP_ID):
+    if mailbox_scope.group_id:
         lines += [
-            f"$group = Get-Group -Identity {ps_quote(mailbox_scope[MailboxScopeField.GROUP_ID])}",
+            f"$group = Get-Group -Identity {ps_quote(mailbox_scope.group_id)}",
             "$filter = \"MemberOfGroup -eq '{0}'\" -f ($group.DistinguishedName -replace \"'\", \"''\")",
         ]
     else:
-        lines.append(f"$filter = {ps_quote(mailbox_scope[MailboxScopeField.RECIPIENT_FILTER])}")
+        lines.append(f"$filter = {ps_quote(mailbox_scope.recipient_filter or '')}")
     lines += [
         f"$scope = Get-ManagementScope -Identity {scope} -ErrorAction SilentlyContinue",
         "if (-not $scope) {",
@@ -264,12 +229,12 @@ def exchange_rbac_script(portal: PortalOutputs) -> str:
         "}",
         "",
     ]
-    for permission in rbac_permissions(portal):
+    for permission in portal.rbac_permissions:
         name = ps_quote(role_assignment_name(portal, permission))
         lines += [
             f"if (-not (Get-ManagementRoleAssignment -Identity {name} -ErrorAction SilentlyContinue)) {{",
             f"    New-ManagementRoleAssignment -Name {name} -App {object_id} "
-            f"-Role {ps_quote(permission[PermissionField.EXCHANGE_ROLE])} -CustomResourceScope {scope} | Out-Null",
+            f"-Role {ps_quote(permission.exchange_role or '')} -CustomResourceScope {scope} | Out-Null",
             "}",
         ]
     lines += [
@@ -285,10 +250,6 @@ def exchange_rbac_script(portal: PortalOutputs) -> str:
 
 # portal-manager.md --------------------------------------------------------------------------------------------
 
-def device_login_page(portal: PortalOutputs) -> str | None:
-    return DEVICE_LOGIN_PAGES.get(str(portal[Field.AUTHORITY_HOST]).rstrip("/"))
-
-
 def _cell(value) -> str:
     return str(value).replace("|", "\\|")
 
@@ -297,10 +258,10 @@ def _table(rows: list[tuple[str, str]]) -> list[str]:
     return ["| field | value |", "| --- | --- |"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
 
 
-def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
+def portal_manager_sheet(portal: PortalOutput, connector_file: Path) -> str:
     """The fill-in sheet in the order of the Portal Manager's dialogs; it names the secret's file, not the secret."""
-    delegated = portal[Field.ACCESS] == "delegated"
-    ews = portal[Field.API] == "ews"
+    delegated = portal.delegated
+    ews = portal.uses_ews
     sections: list[tuple[str, list[str]]] = []
 
     sections.append(("MediaGateway connection", [
@@ -316,7 +277,7 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
 
     server_note = f"`{exchange_server(portal)}`"
     if ews:
-        server_note += f" (the EWS endpoint of Exchange Online in the {portal[Field.CLOUD]} cloud)"
+        server_note += f" (the EWS endpoint of Exchange Online in the {portal.cloud} cloud)"
     else:
         server_note += " (Intrexx's name for Microsoft 365)"
     user = ("the mailbox user whose mailbox this data source reads (user principal name)" if delegated else
@@ -329,20 +290,20 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
 
     sections.append(("OAuth2", [
         *_table([
-            ("Tenant (directory) ID", f"`{portal[Field.TENANT_ID]}`"),
-            ("Client ID", f"`{portal[Field.CLIENT_ID]}`"),
+            ("Tenant (directory) ID", f"`{portal.tenant_id}`"),
+            ("Client ID", f"`{portal.client_id}`"),
             ("Client secret",
              f"in `{connector_file}`, field `{ConnectorKey.CLIENT_SECRET}` (readable by its owner only)"),
-            ("Authority", f"`{portal[Field.AUTHORITY]}`"),
-            ("Token endpoint", f"`{portal[Field.TOKEN_ENDPOINT]}`"),
-            ("Scopes", " ".join(f"`{scope}`" for scope in portal[Field.SCOPES])),
+            ("Authority", f"`{portal.authority}`"),
+            ("Token endpoint", f"`{portal.token_endpoint}`"),
+            ("Scopes", " ".join(f"`{scope}`" for scope in portal.scopes)),
         ]),
         "",
-        f"Access: {portal[Field.ACCESS]} "
+        f"Access: {portal.access} "
         f"({'each mailbox user signs in once' if delegated else 'app-only, no user sign-in, no refresh token'}).",
     ]))
 
-    uris = [f"- `{uri}`" for uri in portal[Field.REDIRECT_URIS]]
+    uris = [f"- `{uri}`" for uri in portal.redirect_uris]
     sections.append(("Redirect URIs", [
         "Entra ID accepts these redirect URIs for this app:",
         "",
@@ -353,9 +314,8 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
     ]))
 
     if delegated:
-        page = device_login_page(portal)
-        where = (f"Open {page} (or the verification page Intrexx shows, if it names another)" if page else
-                 "Open the verification page Intrexx shows")
+        page = portal.cloud_record.device_login_page
+        where = f"Open {page} (or the verification page Intrexx shows, if it names another)"
         sections.append(("Request MS365 Refresh Token", [
             "For each mailbox user, in the data source:",
             "",
@@ -372,8 +332,8 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
         ]))
 
     sections.append(("Client secret expiry and rotation", [
-        f"- The client secret expires at `{portal[Field.SECRET_EXPIRES_AT]}`.",
-        f"- Next rotation: `{portal[Field.SECRET_ROTATES_AT]}`. The first `pulumi up` on or after that date adds a "
+        f"- The client secret expires at `{timestamp(portal.secret_expires_at)}`.",
+        f"- Next rotation: `{timestamp(portal.secret_rotates_at)}`. The first `pulumi up` on or after that date adds a "
         "new secret; then run `python -m intrexx_connector render` and enter the new secret in the OAuth2 "
         "dialog. The previous secret keeps working until it expires.",
     ]))
@@ -385,7 +345,7 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
             "",
             "  ```powershell",
             "  Set-OrganizationConfig -EWSEnabled $true",
-            f"  Set-OrganizationConfig -EwsAllowedAppIDs @{{Add=\"{portal[Field.CLIENT_ID]}\"}}",
+            f"  Set-OrganizationConfig -EwsAllowedAppIDs @{{Add=\"{portal.client_id}\"}}",
             "  ```",
             "",
             f"- On {EWS_SHUTDOWN.isoformat()} EWS is switched off for good.",
@@ -393,13 +353,12 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
         ]))
 
     if not delegated:
-        roles = [p for p in portal[Field.PERMISSIONS] if p.get(PermissionField.TYPE) == ROLE]
-        names = ", ".join(f"`{p[PermissionField.NAME]}`" for p in roles) or "none"
-        if is_scoped(portal):
-            scope = portal[Field.MAILBOX_SCOPE]
-            group = scope.get(MailboxScopeField.GROUP_ID)
-            target = (f"members of the group `{group}`" if group else
-                      f"mailboxes matching `{scope[MailboxScopeField.RECIPIENT_FILTER]}`")
+        roles = [p for p in portal.permissions if not p.delegated]
+        names = ", ".join(f"`{p.name}`" for p in roles) or "none"
+        if portal.mailbox_scope is not None:
+            scope = portal.mailbox_scope
+            target = (f"members of the group `{scope.group_id}`" if scope.group_id else
+                      f"mailboxes matching `{scope.recipient_filter}`")
             reach = [
                 f"Only the {target}, through Exchange RBAC for Applications (management scope "
                 f"`{scope_name(portal)}`), with {names}.",
@@ -411,7 +370,7 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
             reach = [f"Every mailbox of the tenant: admin consent for {names}."]
         sections.append(("What the app can reach", reach))
 
-    if portal.get(Field.SIGN_IN):
+    if portal.sign_in:
         provider = sign_in_provider_name(portal)
         sections.append(("Portal sign-in with Entra ID", [
             f"`{SIGN_IN_FILE}` beside this sheet holds the `<oauth2 name=\"{provider}\">` provider for "
@@ -426,11 +385,11 @@ def portal_manager_sheet(portal: PortalOutputs, connector_file: Path) -> str:
         ]))
 
     lines = [
-        f"# {portal[Field.DISPLAY_NAME]}: Connector for Microsoft Exchange",
+        f"# {portal.display_name}: Connector for Microsoft Exchange",
         "",
         "Fill-in sheet for the Intrexx Portal Manager: Integration → consume data → Connector for Microsoft "
-        f"Exchange → data source. Cloud `{portal[Field.CLOUD]}`, api `{portal[Field.API]}`, access "
-        f"`{portal[Field.ACCESS]}`. The client secret is not in this sheet.",
+        f"Exchange → data source. Cloud `{portal.cloud}`, api `{portal.api}`, access "
+        f"`{portal.access}`. The client secret is not in this sheet.",
     ]
     for number, (title, body) in enumerate(sections, start=1):
         lines += ["", f"## {number}. {title}", "", *body]

@@ -1,43 +1,31 @@
-"""Reading the stack outputs (`pulumi stack output --json --show-secrets`) into checked per-portal records."""
+"""Reading the stack outputs (`pulumi stack output --json --show-secrets`) into checked `PortalOutput` records.
 
+An outputs file is untrusted input: it is read with a size limit, in UTF-8 (with or without a byte order mark) or
+UTF-16 with a byte order mark (what Windows PowerShell 5.1's `>` writes), and every field is checked against the
+output contract (components/contract.py) before anything uses it.
+"""
+
+import codecs
 import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
-from components.names import CLIENT_SECRETS, PORTALS, REQUIRED_FIELDS, Field
+from components.contract import ContractError, PortalOutput, StackOutputs
 
 from .errors import OutputsError, UsageError
 
-# What `pulumi stack output --json` prints for a secret when --show-secrets is missing.
-HIDDEN_SECRET = "[secret]"
-
-
-@dataclass(frozen=True)
-class PortalOutputs:
-    name: str
-    fields: dict  # the `portals` entry: see components.names.Field
-    client_secret: str | None  # None when the caller did not need secrets (plan placeholders use a string)
-
-    def __getitem__(self, key: str):
-        return self.fields[key]
-
-    def get(self, key: str, default=None):
-        return self.fields.get(key, default)
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"PortalOutputs(name={self.name!r}, client_secret=<hidden>)"
+MAX_OUTPUTS_BYTES = 16_000_000
 
 
 def read_outputs_text(outputs: str | None, stack: str | None) -> str:
     """The JSON text from a file, from stdin (`-`), or from `pulumi stack output` when no file is named."""
     if outputs == "-":
-        return sys.stdin.read()
+        return decode_outputs(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), "stdin")
     if outputs:
         try:
-            return Path(outputs).read_text(encoding="utf-8")
+            with open(outputs, "rb") as stream:
+                return decode_outputs(stream.read(MAX_OUTPUTS_BYTES + 1), outputs)
         except OSError as error:
             raise OutputsError(f"cannot read --outputs {outputs}: {error.strerror}") from None
     pulumi = shutil.which("pulumi")
@@ -45,52 +33,53 @@ def read_outputs_text(outputs: str | None, stack: str | None) -> str:
         raise OutputsError("no --outputs file given and the pulumi CLI is not on PATH; run "
                            "`pulumi stack output --json --show-secrets > outputs.json` and pass --outputs outputs.json")
     command = [pulumi, "stack", "output", "--json", "--show-secrets"] + (["--stack", stack] if stack else [])
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, capture_output=True, check=False, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         # pulumi's stderr never holds output values; keep its last line as the reason.
-        reason = (result.stderr.strip().splitlines() or ["no error output"])[-1]
-        raise OutputsError(f"`pulumi stack output` failed (exit {result.returncode}): {reason}")
-    return result.stdout
+        reason = (result.stderr.decode("utf-8", "replace").strip().splitlines() or ["no error output"])[-1]
+        raise OutputsError(f"`pulumi stack output` failed (exit {result.returncode}): {reason[:300]}")
+    return decode_outputs(result.stdout, "`pulumi stack output`")
 
 
-def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = True) -> list[PortalOutputs]:
-    """Check the outputs JSON and return the selected portals (all when `portal` is None)."""
+def decode_outputs(data: bytes, source: str) -> str:
+    if len(data) > MAX_OUTPUTS_BYTES:
+        raise OutputsError(f"the stack outputs from {source} are larger than {MAX_OUTPUTS_BYTES} bytes")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        raise OutputsError(f"the stack outputs from {source} are not UTF-8 or UTF-16 text") from None
+
+
+def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = True) -> list[PortalOutput]:
+    """Check the outputs JSON and return the selected portals (all when `portal` is None), sorted by name."""
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise OutputsError("the stack outputs are nested too deeply to be intrexx-exchange outputs") from None
     except ValueError:
         raise OutputsError("the stack outputs are not JSON; expected what `pulumi stack output --json "
                            "--show-secrets` prints") from None
-    if not isinstance(document, dict) or not isinstance(document.get(PORTALS), dict):
-        raise OutputsError(f"the stack outputs have no '{PORTALS}' object; is this the intrexx-exchange stack?")
-    portals = document[PORTALS]
-    secrets = document.get(CLIENT_SECRETS)
-    if need_secrets:
-        if secrets == HIDDEN_SECRET or (isinstance(secrets, dict) and HIDDEN_SECRET in secrets.values()):
-            raise OutputsError(f"'{CLIENT_SECRETS}' reads {HIDDEN_SECRET}: run `pulumi stack output --json "
-                               "--show-secrets`")
-        if not isinstance(secrets, dict):
-            raise OutputsError(f"the stack outputs have no '{CLIENT_SECRETS}' object")
-    if portal is not None and portal not in portals:
-        known = ", ".join(sorted(portals)) or "none"
+    try:
+        outputs = StackOutputs.from_output(document, need_secrets=need_secrets)
+    except ContractError as error:
+        raise OutputsError(str(error)) from None
+    except RecursionError:
+        raise OutputsError("the stack outputs are nested too deeply to be intrexx-exchange outputs") from None
+    if portal is not None and portal not in outputs.portals:
+        known = ", ".join(sorted(outputs.portals)) or "none"
         raise UsageError(f"--portal {portal}: no such portal in the stack outputs (portals: {known})")
-    selected = []
-    for name in sorted(portals) if portal is None else [portal]:
-        fields = portals[name]
-        if not isinstance(fields, dict):
-            raise OutputsError(f"{PORTALS}.{name} is not an object")
-        missing = [key for key in REQUIRED_FIELDS if key not in fields]
-        if missing:
-            raise OutputsError(f"{PORTALS}.{name} lacks {', '.join(missing)}; redeploy with this version of "
-                               "the program")
-        secret = None
-        if need_secrets:
-            secret = secrets.get(name)
-            if not isinstance(secret, str) or not secret:
-                raise OutputsError(f"{CLIENT_SECRETS}.{name} is missing")
-        selected.append(PortalOutputs(name, fields, secret))
-    return selected
+    return [outputs.portals[name] for name in sorted(outputs.portals) if portal in (None, name)]
 
 
-def authority_for(portal: PortalOutputs, authority_host: str | None = None) -> str:
-    host = (authority_host or portal[Field.AUTHORITY_HOST]).rstrip("/")
-    return f"{host}/{portal[Field.TENANT_ID]}"
+def read_portals(outputs: str | None, stack: str | None, portal: str | None,
+                 need_secrets: bool = True) -> list[PortalOutput]:
+    return parse_outputs(read_outputs_text(outputs, stack), portal, need_secrets=need_secrets)
+
+
+def authority_for(portal: PortalOutput, authority_host: str | None = None) -> str:
+    host = (authority_host or portal.authority_host).rstrip("/")
+    return f"{host}/{portal.tenant_id}"

@@ -1,13 +1,10 @@
 """Per-portal status by date: secret expiry and rotation, EWS retirement, the Intrexx refresh-token reminder."""
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
-from components.catalogue import EWS_BLOCKED_FROM, EWS_SHUTDOWN
-from components.names import Field
-
-from .errors import OutputsError
-from .stack_outputs import PortalOutputs
+from components.contract import PortalOutput
+from components.ews import ews_state
 
 REFRESH_TOKEN_REMINDER = (
     "Intrexx keeps each mailbox user's refresh token for about three months: request it again with "
@@ -52,9 +49,8 @@ class PortalStatus:
         }
 
 
-def portal_status(portal: PortalOutputs, today: date, warn_days: int) -> PortalStatus:
-    expires_at = _date(portal, Field.SECRET_EXPIRES_AT)
-    rotates_at = _date(portal, Field.SECRET_ROTATES_AT)
+def portal_status(portal: PortalOutput, today: date, warn_days: int) -> PortalStatus:
+    expires_at, rotates_at = portal.secret_expires_at, portal.secret_rotates_at
     days_left = (expires_at - today).days
     expiring = days_left <= warn_days
     renew = "run `pulumi up`, then `python -m intrexx_connector render` and enter the new secret in the data source"
@@ -67,32 +63,13 @@ def portal_status(portal: PortalOutputs, today: date, warn_days: int) -> PortalS
                         f"within {warn_days} days): {renew}")
     if today >= rotates_at and days_left > 0:
         messages.append(f"secret rotation due since {rotates_at.isoformat()}: {renew}")
-    ews = ews_status(today, portal[Field.CLIENT_ID]) if portal[Field.API] == "ews" else None
+    ews = ews_status(today, portal.client_id) if portal.uses_ews else None
     if ews:
         messages.append(ews)
-    reminder = REFRESH_TOKEN_REMINDER if portal[Field.ACCESS] == "delegated" else None
+    reminder = REFRESH_TOKEN_REMINDER if portal.delegated else None
     return PortalStatus(portal.name, expires_at, days_left, rotates_at, expiring, ews, reminder, messages)
 
 
 def ews_status(today: date, client_id: str) -> str:
-    """One line on EWS in Exchange Online as of `today`."""
-    if today < EWS_BLOCKED_FROM:
-        last_day = EWS_BLOCKED_FROM - timedelta(days=1)
-        return (f"EWS works until {last_day.isoformat()}; from {EWS_BLOCKED_FROM.isoformat()} Exchange Online "
-                f"blocks it unless the tenant allow-lists this app ({client_id}) with Set-OrganizationConfig "
-                f"-EwsAllowedAppIDs, and on {EWS_SHUTDOWN.isoformat()} switches it off for good: move to api: graph")
-    if today < EWS_SHUTDOWN:
-        days = (EWS_SHUTDOWN - today).days
-        return (f"EWS blocked since {EWS_BLOCKED_FROM.isoformat()} unless the tenant sets EWSEnabled and "
-                f"allow-lists this app ({client_id}) with Set-OrganizationConfig -EwsAllowedAppIDs; switched off "
-                f"for good on {EWS_SHUTDOWN.isoformat()}, in {days} days: move to api: graph")
-    return (f"EWS switched off since {EWS_SHUTDOWN.isoformat()}: this portal cannot reach Exchange Online; "
-            "move to api: graph")
-
-
-def _date(portal: PortalOutputs, key: str) -> date:
-    value = portal[key]
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise OutputsError(f"portals.{portal.name}.{key} is not an ISO 8601 date: {value!r}") from None
+    """One line on EWS in Exchange Online as of `today`, for the app `client_id`."""
+    return f"{ews_state(today)} (this app: {client_id}): move to api: graph"

@@ -12,9 +12,9 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import urlsplit
 
 import msal
@@ -22,10 +22,10 @@ import requests
 from msal.exceptions import MsalServiceError
 
 from components.catalogue import load_catalogue
-from components.names import ADMIN_CONSENT, ROLE, Field, PermissionField
+from components.contract import PortalOutput
 
 from .errors import TokenError, UsageError
-from .stack_outputs import PortalOutputs, authority_for
+from .stack_outputs import authority_for
 
 # Authority hosts that serve Entra's instance discovery; any other host (a private endpoint, a test provider)
 # is used as given, without a call to the public discovery endpoint.
@@ -67,7 +67,7 @@ class VerifyOptions:
     max_interval: float = 1.8
     max_workers: int = 8
     http_client: requests.Session | None = None
-    on_device_flow: Callable[[PortalOutputs, dict], None] | None = None
+    on_device_flow: Callable[[PortalOutput, dict], None] | None = None
 
 
 @dataclass
@@ -123,7 +123,7 @@ class _Retry(Exception):
         self.codes = codes
 
 
-def verify_portals(portals: list[PortalOutputs], options: VerifyOptions,
+def verify_portals(portals: list[PortalOutput], options: VerifyOptions,
                    progress: Callable[[str], None] = lambda line: None) -> list[PortalResult]:
     for portal in portals:
         _check_authority(authority_for(portal, options.authority_host))
@@ -151,7 +151,7 @@ def _check_authority(authority: str) -> None:
                          "check --authority-host")
 
 
-def _verify_portal(portal: PortalOutputs, options: VerifyOptions, session, report) -> PortalResult:
+def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report) -> PortalResult:
     started = time.monotonic()
     deadline = started + options.timeout
     result = PortalResult(portal.name, ok=False, reason="")
@@ -193,19 +193,19 @@ def _verify_portal(portal: PortalOutputs, options: VerifyOptions, session, repor
 def _backoff(attempt: int, options: VerifyOptions) -> float:
     """Capped exponential growth with jitter, never below min_interval: at most one request per interval."""
     ceiling = min(options.max_interval, options.min_interval * 2 ** (attempt - 1))
-    return options.min_interval + random.random() * (ceiling - options.min_interval)
+    return options.min_interval + random.random() * (ceiling - options.min_interval)  # noqa: S311 - jitter
 
 
-def _client_token(portal: PortalOutputs, options: VerifyOptions, http: _TimedHttp, deadline: float) -> str:
+def _client_token(portal: PortalOutput, options: VerifyOptions, http: _TimedHttp, deadline: float) -> str:
     authority = authority_for(portal, options.authority_host)
     http.timeout = max(0.1, min(options.request_timeout, deadline - time.monotonic()))
     try:
         # A new application each attempt: MSAL replays a cached error answer (400 for 60 s, 5xx for 5 s).
         app = msal.ConfidentialClientApplication(
-            portal[Field.CLIENT_ID], client_credential=portal.client_secret, authority=authority,
+            portal.client_id, client_credential=portal.client_secret, authority=authority,
             http_client=http, token_cache=msal.TokenCache(),
             instance_discovery=_instance_discovery(authority))
-        answer = app.acquire_token_for_client(scopes=[f"{portal[Field.RESOURCE]}/.default"])
+        answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
     except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:
         raise _transport_error(error) from None
     if "access_token" in answer:
@@ -216,10 +216,11 @@ def _client_token(portal: PortalOutputs, options: VerifyOptions, http: _TimedHtt
 def _transport_error(error: Exception) -> Exception:
     """MSAL raises, instead of answering a dict, for timeouts, TLS and connection errors, 5xx, bodies that are not
     JSON, and a failed discovery (whose cause may be an Entra error such as AADSTS90002)."""
-    chain = []
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
+    chain: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
     text = " ".join(str(e) for e in chain)
     for code in (90002, 700016):
         if f"AADSTS{code}" in text:
@@ -240,7 +241,8 @@ def _token_error(answer: dict, elapsed: float) -> Exception:
     error = answer.get("error", "error")
     first = (answer.get("error_description") or "").splitlines()[0][:300]
     code = codes[0] if codes else None
-    sentence = GUIDANCE.get(code, f"{error}: {first}" if first else error)
+    fallback = f"{error}: {first}" if first else str(error)
+    sentence = GUIDANCE.get(code, fallback) if code is not None else fallback
     label = f"AADSTS{code}: " if code else ""
     if code in RETRYABLE_CODES or (code == 7000215 and elapsed < INVALID_SECRET_GRACE):
         return _Retry(f"{label}{sentence}", codes)
@@ -259,38 +261,37 @@ def _claims(token: str) -> dict | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _required_roles(portal: PortalOutputs) -> list[str]:
-    if portal[Field.ACCESS] != "application" or portal.get(Field.MAILBOX_SCOPE):
+def _required_roles(portal: PortalOutput) -> list[str]:
+    """The roles the token for `<resource>/.default` must carry: those consented tenant-wide on that resource."""
+    if portal.delegated or portal.scoped:
         return []
-    resource_key = load_catalogue().apis[portal[Field.API]]
-    return sorted(p[PermissionField.NAME] for p in portal[Field.PERMISSIONS]
-                  if p[PermissionField.TYPE] == ROLE and p[PermissionField.GRANTED_BY] == ADMIN_CONSENT
-                  and p[PermissionField.RESOURCE] == resource_key)
+    resource_key = load_catalogue().apis[portal.api]
+    return sorted(p.name for p in portal.consented_roles if p.resource == resource_key)
 
 
-def _check_roles(portal: PortalOutputs, roles: list[str]) -> None:
+def _check_roles(portal: PortalOutput, roles: list[str]) -> None:
     missing = [role for role in _required_roles(portal) if role not in roles]
     if missing:
         raise _Retry(f"role missing from the token: {', '.join(missing)} (admin consent not replicated yet)")
 
 
-def _success_reason(portal: PortalOutputs, roles: list[str]) -> str:
-    if portal[Field.ACCESS] == "application" and portal.get(Field.MAILBOX_SCOPE):
+def _success_reason(portal: PortalOutput, roles: list[str]) -> str:
+    if portal.scoped:
         return "token issued; mailbox access is scoped by Exchange RBAC (check with exchange-rbac.ps1)"
     if roles:
         return f"token issued with roles {', '.join(roles)}"
     return "token issued (client credentials)"
 
 
-def _verify_mailbox(portal: PortalOutputs, options: VerifyOptions, session, result: PortalResult,
+def _verify_mailbox(portal: PortalOutput, options: VerifyOptions, session, result: PortalResult,
                     deadline: float) -> None:
-    if portal[Field.ACCESS] != "delegated":
+    if not portal.delegated:
         result.reason += "; device code flow skipped (application access)"
         return
     authority = authority_for(portal, options.authority_host)
-    scopes = [s for s in portal[Field.SCOPES] if s not in MSAL_RESERVED_SCOPES]
+    scopes = [s for s in portal.scopes if s not in MSAL_RESERVED_SCOPES]
     app = msal.PublicClientApplication(
-        portal[Field.CLIENT_ID], authority=authority, http_client=_TimedHttp(session, options.request_timeout),
+        portal.client_id, authority=authority, http_client=_TimedHttp(session, options.request_timeout),
         token_cache=msal.TokenCache(), instance_discovery=_instance_discovery(authority))
     try:
         flow = app.initiate_device_flow(scopes=scopes)
@@ -322,11 +323,11 @@ EWS_GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>
 </soap:Envelope>"""
 
 
-def _read_inbox(portal: PortalOutputs, access_token: str, session, timeout: float) -> dict:
+def _read_inbox(portal: PortalOutput, access_token: str, session, timeout: float) -> dict:
     """The call Intrexx makes: Graph `me/mailFolders/inbox`, or EWS GetFolder for the inbox."""
     headers = {"Authorization": f"Bearer {access_token}"}
-    if portal[Field.API] == "ews":
-        response = session.post(portal[Field.EWS_URL], data=EWS_GET_INBOX.encode(), timeout=timeout,
+    if portal.uses_ews and portal.ews_url:
+        response = session.post(portal.ews_url, data=EWS_GET_INBOX.encode(), timeout=timeout,
                                 headers={**headers, "Content-Type": "text/xml; charset=utf-8"})
         response.raise_for_status()
         import xml.etree.ElementTree as ET
@@ -339,7 +340,7 @@ def _read_inbox(portal: PortalOutputs, access_token: str, session, timeout: floa
             raise ValueError("EWS GetFolder did not succeed")
         return {"displayName": root.findtext(".//t:DisplayName", default="", namespaces=ns),
                 "totalItemCount": int(root.findtext(".//t:TotalCount", default="0", namespaces=ns))}
-    response = session.get(f"{portal[Field.RESOURCE]}/v1.0/me/mailFolders/inbox", headers=headers, timeout=timeout)
+    response = session.get(f"{portal.resource}/v1.0/me/mailFolders/inbox", headers=headers, timeout=timeout)
     response.raise_for_status()
     body = response.json()
     return {"displayName": body.get("displayName"), "totalItemCount": body.get("totalItemCount")}

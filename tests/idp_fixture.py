@@ -62,8 +62,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pytest
 import requests
@@ -86,7 +86,7 @@ def make_ca_and_server_cert(directory: str | os.PathLike) -> tuple[str, str, str
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before, not_after = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=2)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -184,7 +184,7 @@ class IdentityProvider:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def __enter__(self) -> "IdentityProvider":
+    def __enter__(self) -> IdentityProvider:
         self.start()
         return self
 

@@ -5,10 +5,9 @@ import functools
 import json
 from datetime import date
 
-from components.simulation import evaluate
-from conftest import stack_config
+from helpers import TODAY, settings_for
 
-TODAY = date(2026, 11, 24)
+from intrexx_connector.simulation import evaluate
 
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr", "signIn": True}
 OPS = {"name": "ops", "baseUrl": "https://ops.example.com", "access": "application",
@@ -31,5 +30,5 @@ def stack_outputs_json(portals: list[dict], today: date = TODAY, cloud: str | No
 
 @functools.lru_cache(maxsize=64)
 def _evaluate(portals_json: str, today: date, cloud: str | None, stack: str) -> dict:
-    config = stack_config(json.loads(portals_json), **({"cloud": cloud} if cloud is not None else {}))
-    return evaluate(config, stack, today).outputs
+    keys = {"cloud": cloud} if cloud is not None else {}
+    return evaluate(settings_for(json.loads(portals_json), stack, today, **keys)).outputs

@@ -2,19 +2,18 @@ import dataclasses
 import json
 import os
 import xml.etree.ElementTree as ElementTree
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from outputs_fixtures import HR, OPS, stack_outputs
 
-from components.names import Field
 from intrexx_connector.errors import FileError, UsageError
 from intrexx_connector.omcfg import LOGIN_MODULE, OM_CFG, apply_sign_in
 from intrexx_connector.render import oauth2_element
 from intrexx_connector.stack_outputs import parse_outputs
 
-NOW = datetime(2026, 11, 24, 21, 53, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 21, 53, 0, tzinfo=UTC)
 
 # The shape of om.cfg in the Intrexx OAuth2/OpenID Connect login module README, with a second provider,
 # comments and odd formatting that must survive byte for byte.
@@ -131,7 +130,7 @@ def test_a_second_apply_changes_nothing(hr, tmp_path):
     apply_sign_in(hr, tmp_path, now=NOW)
     first = path.read_bytes()
     first_backups = backups(path)
-    again = apply_sign_in(hr, tmp_path, now=datetime(2026, 11, 25, tzinfo=timezone.utc))
+    again = apply_sign_in(hr, tmp_path, now=datetime(2026, 11, 25, tzinfo=UTC))
     assert again.changed is False and again.backup is None
     assert path.read_bytes() == first
     assert backups(path) == first_backups
@@ -150,7 +149,7 @@ def test_an_older_version_of_our_block_is_replaced_in_place(hr, tmp_path):
     assert updated[start:len(updated) - len(original) + end].decode() == oauth2_element(hr, indent="   ")
     assert b"OLD_SECRET" not in updated and b"OTHER_SECRET" in updated
     assert b"OLD_SECRET" in result.backup.read_bytes()
-    assert our_provider(updated).get("auth-client-id") == hr[Field.CLIENT_ID]
+    assert our_provider(updated).get("auth-client-id") == hr.client_id
 
 
 def test_a_self_closing_old_block_is_replaced(hr, tmp_path):
@@ -259,7 +258,7 @@ def test_manual_steps_name_what_the_command_leaves_to_the_administrator(hr, tmp_
     assert "LucyAuth.cfg" in text
     assert '<binding scope="web" auth-type="IntrexxOAuth2"/>' in text
     assert "Restart the portal server" in text
-    assert hr[Field.SIGN_IN_REDIRECT_URI] in text and "registered already" in text
+    assert hr.sign_in_redirect_uri in text and "registered already" in text
     assert hr.client_secret not in text
     root = ElementTree.fromstring((tmp_path / OM_CFG).read_bytes())
     web = [b for b in root.iterfind("authentication/binding") if b.get("scope") == "web"]

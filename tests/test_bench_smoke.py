@@ -2,7 +2,7 @@
 
 import importlib.util
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path):

@@ -4,7 +4,8 @@ import json
 from datetime import date
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from components.config import ConfigError, parse_stack_config
 
@@ -166,7 +167,8 @@ def test_unscoped_application_access_warns():
 
 @pytest.mark.parametrize("value", ["6", "366", "ninety", "30.5", "", "true", "1e2"])
 def test_rotation_days_range_and_type(value):
-    assert problems([HR], secretRotationDays=value)[0].startswith("secretRotationDays: must be an integer from 7 to 365")
+    expected = "secretRotationDays: must be an integer from 7 to 365"
+    assert problems([HR], secretRotationDays=value)[0].startswith(expected)
 
 
 def test_ews_warns_before_and_fails_after_the_shutdown():

@@ -1,12 +1,12 @@
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from intrexx_connector.errors import FileError
 from intrexx_connector.files import backup_path, write_atomic
 
-NOW = datetime(2026, 11, 24, 21, 53, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 21, 53, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_write_atomic_replaces_bytes_and_text(tmp_path):
     write_atomic(target, b"\x00new\xff", 0o600)
     assert target.read_bytes() == b"\x00new\xff"
     write_atomic(target, "grüße", 0o644)
-    assert target.read_bytes() == "grüße".encode("utf-8")
+    assert target.read_bytes() == "grüße".encode()
     assert mode_of(target) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 

@@ -14,9 +14,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from idp_fixture import IdentityProvider, jwt_claims, missing_prerequisites, silent_server
 from msal.exceptions import MsalServiceError
 
-from idp_fixture import IdentityProvider, jwt_claims, missing_prerequisites, silent_server
 from intrexx_connector.verify import EWS_GET_INBOX  # the request verify sends
 
 USER = "alice@contoso.example"
@@ -90,7 +90,8 @@ def test_client_credentials_token_carries_roles_and_audience(identity_provider, 
     # An app-only token reads a named mailbox but not /me.
     headers = {"Authorization": f"Bearer {result['access_token']}"}
     with idp.session() as session:
-        assert session.get(f"{idp.origin}/graph/v1.0/users/{USER}/mailFolders/inbox", headers=headers).status_code == 200
+        inbox = f"{idp.origin}/graph/v1.0/users/{USER}/mailFolders/inbox"
+        assert session.get(inbox, headers=headers).status_code == 200
         assert session.get(f"{idp.origin}/graph/v1.0/me/mailFolders/inbox", headers=headers).status_code == 400
 
 

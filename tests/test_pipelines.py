@@ -160,7 +160,7 @@ def _ado_steps(pipeline: dict):
 
 def _ado_shell_blocks() -> list[tuple[str, str]]:
     blocks = []
-    for stage, job, step in _ado_steps(_load(AZURE_PIPELINES)):
+    for stage, _job, step in _ado_steps(_load(AZURE_PIPELINES)):
         where = f"azure-pipelines.yml:{stage['stage']}:{step.get('displayName', '?')}"
         if "bash" in step:
             blocks.append((where, step["bash"]))
@@ -405,7 +405,8 @@ def test_azure_pipelines_oidc_auth():
     for stage, step in azcli:
         inputs = step["inputs"]
         assert inputs["addSpnToEnvironment"] is True
-        expected = "intrexx-exchange-preview" if stage["stage"] == "preview" else f"intrexx-exchange-{stage['stage'][7:]}"
+        suffix = "preview" if stage["stage"] == "preview" else stage["stage"][7:]
+        expected = f"intrexx-exchange-{suffix}"
         assert inputs["azureSubscription"] == expected
         script = inputs["inlineScript"]
         for line in (
@@ -427,7 +428,7 @@ def test_azure_pipelines_deploy_steps_in_order():
         steps = [step for stage, _job, step in _ado_steps(p) if stage["stage"] == f"deploy_{stack}"]
         texts = [str(s.get("bash", "")) + str((s.get("inputs") or {}).get("inlineScript", "")) for s in steps]
 
-        def index(needle: str) -> int:
+        def index(needle: str, texts: list[str] = texts) -> int:
             return next(i for i, t in enumerate(texts) if needle in t)
 
         assert index("pulumi up") < index("intrexx_connector render") < index("intrexx_connector verify")
@@ -459,6 +460,6 @@ def test_azure_pipelines_publish_only_non_secret_files():
         copied = re.findall(r'"build/\$\{STACK\}"/\*/([\w.-]+)', script)
         assert copied and set(copied) <= set(PUBLIC_FILES), copied
     assert published == len(STACKS)
-    for stage, _job, step in _ado_steps(p):
+    for _stage, _job, step in _ado_steps(p):
         if step.get("task", "").startswith(("Publish", "CopyFiles")) or "publish" in step:
             assert not any(s in json.dumps(step) for s in SECRET_FILES), step

@@ -4,22 +4,25 @@ import json
 from datetime import date
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from helpers import TODAY, run_program, settings_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from components.config import ConfigError
-from components.names import CLIENT_SECRETS, PORTALS, REQUIRED_FIELDS, Field
+from components.config import ConfigError, parse_stack_config
+from components.contract import CLIENT_SECRETS, PORTALS, PortalOutput
+from components.portal import COMPONENT_TYPE as PORTAL_COMPONENT
 from components.rotation import secret_schedule
-from components.simulation import (
+from intrexx_connector.simulation import (
     APP_ROLE_ASSIGNMENT,
     APPLICATION,
     APPLICATION_PASSWORD,
     DELEGATED_GRANT,
     GET_SERVICE_PRINCIPAL,
-    PORTAL_COMPONENT,
     SERVICE_PRINCIPAL,
+    EntraRefusal,
+    SimulatedTenant,
     evaluate,
 )
-from conftest import TODAY, run_program, stack_config
 
 GRAPH = "00000003-0000-0000-c000-000000000000"
 EXCHANGE = "00000002-0000-0ff1-ce00-000000000000"
@@ -72,11 +75,11 @@ def test_graph_delegated_registration():
     assert "userObjectId" not in grant.inputs, "admin consent is for all users"
     assert not e.of_type(APP_ROLE_ASSIGNMENT)
     portal = e.outputs[PORTALS]["hr"]
-    assert portal[Field.SCOPES] == [
+    assert portal["scopes"] == [
         "https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Calendars.ReadWrite",
         "https://graph.microsoft.com/Contacts.ReadWrite", "offline_access", "https://graph.microsoft.com/User.Read"]
-    assert portal[Field.RESOURCE] == "https://graph.microsoft.com"
-    assert Field.EWS_URL not in portal and Field.SIGN_IN_REDIRECT_URI not in portal
+    assert portal["resource"] == "https://graph.microsoft.com"
+    assert "ewsUrl" not in portal and "signInRedirectUri" not in portal
     assert not e.warnings
 
 
@@ -93,7 +96,7 @@ def test_graph_application_registration_consents_each_role_and_warns():
     assert {a.inputs["resourceObjectId"] for a in assignments} == {graph_sp}
     assert {a.inputs["principalObjectId"] for a in assignments} == {only(e, SERVICE_PRINCIPAL).state["objectId"]}
     assert not e.of_type(DELEGATED_GRANT)
-    assert e.outputs[PORTALS]["hr"][Field.SCOPES] == ["https://graph.microsoft.com/.default"]
+    assert e.outputs[PORTALS]["hr"]["scopes"] == ["https://graph.microsoft.com/.default"]
     assert len(e.warnings) == 1 and "every mailbox in the tenant" in e.warnings[0] and "'hr'" in e.warnings[0]
 
 
@@ -107,9 +110,9 @@ def test_ews_delegated_grants_per_resource_api_and_warns_of_retirement():
     }
     assert grants(e) == {EXCHANGE: ["EWS.AccessAsUser.All"], GRAPH: ["offline_access", "User.Read"]}
     portal = e.outputs[PORTALS]["hr"]
-    assert portal[Field.SCOPES] == ["https://outlook.office365.com/EWS.AccessAsUser.All", "offline_access"]
-    assert portal[Field.EWS_URL] == "https://outlook.office365.com/EWS/Exchange.asmx"
-    assert portal[Field.RESOURCE] == "https://outlook.office365.com"
+    assert portal["scopes"] == ["https://outlook.office365.com/EWS.AccessAsUser.All", "offline_access"]
+    assert portal["ewsUrl"] == "https://outlook.office365.com/EWS/Exchange.asmx"
+    assert portal["resource"] == "https://outlook.office365.com"
     assert len(e.warnings) == 1
     assert all(fact in e.warnings[0] for fact in ("2026-10-01", "2027-04-01", "EwsAllowedAppIDs", "Graph"))
 
@@ -119,13 +122,13 @@ def test_ews_application_assigns_full_access_as_app():
     assignment = only(e, APP_ROLE_ASSIGNMENT)
     assert assignment.inputs["appRoleId"] == "dc890d15-9560-4a4c-9b7f-a736ec74ec40"
     assert assignment.inputs["resourceObjectId"] == e.tenant.resource_service_principals[EXCHANGE]["objectId"]
-    assert e.outputs[PORTALS]["hr"][Field.SCOPES] == ["https://outlook.office365.com/.default"]
+    assert e.outputs[PORTALS]["hr"]["scopes"] == ["https://outlook.office365.com/.default"]
     assert len(e.warnings) == 2  # EWS retirement, and every mailbox
 
 
 def test_ews_after_shutdown_is_a_config_error_unless_allowed():
     with pytest.raises(ConfigError, match=r"portals\[0\]\.api: 'ews' is switched off"):
-        evaluate(stack_config([{**HR, "api": "ews"}]), "dev", date(2027, 4, 1))
+        settings_for([{**HR, "api": "ews"}], today=date(2027, 4, 1))
     e = run_program([{**HR, "api": "ews"}], today=date(2027, 4, 1), allowRetiredEws=True)
     assert e.of_type(APPLICATION)
 
@@ -139,8 +142,8 @@ def test_sign_in_portal():
     assert app.inputs["web"]["implicitGrant"]["idTokenIssuanceEnabled"] is True
     assert set(grants(e)[GRAPH]) >= {"openid", "profile", "email"}
     portal = e.outputs[PORTALS]["hr"]
-    assert portal[Field.SIGN_IN_REDIRECT_URI] == "https://intrexx.example.com/hr/login/oic/authenticate"
-    assert portal[Field.JWKS_URI] == f"https://login.microsoftonline.com/{e.tenant.tenant_id}/discovery/v2.0/keys"
+    assert portal["signInRedirectUri"] == "https://intrexx.example.com/hr/login/oic/authenticate"
+    assert portal["jwksUri"] == f"https://login.microsoftonline.com/{e.tenant.tenant_id}/discovery/v2.0/keys"
 
 
 def test_mailbox_scope_replaces_tenant_wide_consent_with_exchange_rbac():
@@ -149,11 +152,11 @@ def test_mailbox_scope_replaces_tenant_wide_consent_with_exchange_rbac():
     assert not e.of_type(APP_ROLE_ASSIGNMENT) and not e.of_type(DELEGATED_GRANT)
     assert only(e, APPLICATION).inputs["requiredResourceAccesses"] == []
     portal = e.outputs[PORTALS]["hr"]
-    assert portal[Field.MAILBOX_SCOPE] == {"groupId": GROUP}
-    assert [(p["name"], p["grantedBy"], p["exchangeRole"]) for p in portal[Field.PERMISSIONS]] == [
+    assert portal["mailboxScope"] == {"groupId": GROUP}
+    assert [(p["name"], p["grantedBy"], p["exchangeRole"]) for p in portal["permissions"]] == [
         ("Mail.ReadWrite", "exchange-rbac", "Application Mail.ReadWrite"),
         ("Mail.Send", "exchange-rbac", "Application Mail.Send")]
-    assert portal[Field.SERVICE_PRINCIPAL_OBJECT_ID] == only(e, SERVICE_PRINCIPAL).state["objectId"]
+    assert portal["servicePrincipalObjectId"] == only(e, SERVICE_PRINCIPAL).state["objectId"]
     assert not e.warnings
 
 
@@ -190,32 +193,31 @@ def test_national_clouds(cloud, login, graph, exchange):
     e = run_program([HR, {"name": "old", "baseUrl": "https://old.example.com", "api": "ews"}], cloud=cloud)
     tenant = e.tenant.tenant_id
     hr, old = e.outputs[PORTALS]["hr"], e.outputs[PORTALS]["old"]
-    assert hr[Field.CLOUD] == cloud
-    assert hr[Field.AUTHORITY_HOST] == login and hr[Field.AUTHORITY] == f"{login}/{tenant}"
-    assert hr[Field.TOKEN_ENDPOINT] == f"{login}/{tenant}/oauth2/v2.0/token"
-    assert hr[Field.AUTHORIZE_ENDPOINT] == f"{login}/{tenant}/oauth2/v2.0/authorize"
-    assert hr[Field.DEVICE_CODE_ENDPOINT] == f"{login}/{tenant}/oauth2/v2.0/devicecode"
-    assert hr[Field.RESOURCE] == graph and hr[Field.SCOPES][0] == f"{graph}/Mail.ReadWrite"
-    assert old[Field.RESOURCE] == exchange and old[Field.EWS_URL] == f"{exchange}/EWS/Exchange.asmx"
+    assert hr["cloud"] == cloud
+    assert hr["authorityHost"] == login and hr["authority"] == f"{login}/{tenant}"
+    assert hr["tokenEndpoint"] == f"{login}/{tenant}/oauth2/v2.0/token"
+    assert hr["authorizeEndpoint"] == f"{login}/{tenant}/oauth2/v2.0/authorize"
+    assert hr["deviceCodeEndpoint"] == f"{login}/{tenant}/oauth2/v2.0/devicecode"
+    assert hr["resource"] == graph and hr["scopes"][0] == f"{graph}/Mail.ReadWrite"
+    assert old["resource"] == exchange and old["ewsUrl"] == f"{exchange}/EWS/Exchange.asmx"
     every_url = json.dumps(e.outputs[PORTALS])
     for other in {"login.microsoftonline.com", "graph.microsoft.com", "outlook.office365.com"} - \
             {login.split("//")[1], graph.split("//")[1], exchange.split("//")[1]}:
         assert other not in every_url
 
 
-def test_cloud_must_match_the_azuread_provider(monkeypatch):
-    monkeypatch.delenv("ARM_ENVIRONMENT", raising=False)
-    config = stack_config([HR], cloud="china")
-    del config["azuread:environment"]
+def test_cloud_must_match_the_azuread_provider():
+    raw = {"portals": [HR], "cloud": "china"}
     with pytest.raises(ConfigError) as caught:
-        evaluate(config, "dev", TODAY)
+        parse_stack_config(raw, "dev", TODAY, provider_environment="public")
     assert caught.value.problems == [
         "cloud: is 'china' but the azuread provider signs in to 'public' (azuread:environment or ARM_ENVIRONMENT); "
         "run `pulumi config set azuread:environment china` so that the registrations are made in the cloud the "
         "outputs describe"]
-    for alias in ("usgovernmentl5", "dod"):
-        config = {**stack_config([HR], cloud="dod"), "azuread:environment": alias}
-        assert evaluate(config, "dev", TODAY).outputs[PORTALS]["hr"][Field.CLOUD] == "dod"
+    for alias in ("usgovernmentl5", "dod", "DoD"):
+        settings = parse_stack_config({**raw, "cloud": "dod"}, "dev", TODAY, provider_environment=alias)
+        assert evaluate(settings).outputs[PORTALS]["hr"]["cloud"] == "dod"
+    assert parse_stack_config(raw, "dev", TODAY, provider_environment=None).cloud.name == "china"
 
 
 def test_secret_slots_follow_the_schedule():
@@ -231,9 +233,9 @@ def test_secret_slots_follow_the_schedule():
         assert inputs["rotateWhenChanged"] == {"period": slot.rotation_key}
     portal = e.outputs[PORTALS]["hr"]
     newer = passwords[f"hr-secret-{schedule.newer.index}"]
-    assert portal[Field.SECRET_EXPIRES_AT] == schedule.newer.end_date
-    assert portal[Field.SECRET_ROTATES_AT] == f"{schedule.rotates_at.isoformat()}T00:00:00Z"
-    assert portal[Field.SECRET_KEY_ID] == newer.state["keyId"]
+    assert portal["secretExpiresAt"] == schedule.newer.end_date
+    assert portal["secretRotatesAt"] == f"{schedule.rotates_at.isoformat()}T00:00:00Z"
+    assert portal["secretKeyId"] == newer.state["keyId"]
 
 
 def test_outputs_hold_every_field_and_the_secret_only_in_client_secrets():
@@ -242,10 +244,10 @@ def test_outputs_hold_every_field_and_the_secret_only_in_client_secrets():
     assert e.secret_outputs == {CLIENT_SECRETS}
     assert PORTALS not in e.secret_outputs
     for name, portal in e.outputs[PORTALS].items():
-        assert set(REQUIRED_FIELDS) <= set(portal)
+        assert PortalOutput.from_output(portal, f"portals.{name}").name == name
         app = only(e, APPLICATION, f"{name}-app")
-        assert portal[Field.CLIENT_ID] == app.state["clientId"]
-        assert portal[Field.APPLICATION_OBJECT_ID] == app.state["objectId"]
+        assert portal["clientId"] == app.state["clientId"]
+        assert portal["applicationObjectId"] == app.state["objectId"]
     passwords = e.tenant.secret_values
     schedule = secret_schedule(TODAY, 90)
     for name, secret in e.outputs[CLIENT_SECRETS].items():
@@ -267,33 +269,27 @@ def test_two_evaluations_ask_for_identical_inputs():
 
 
 def test_tenant_without_a_permission_stops_the_deployment():
-    from components.simulation import SimulatedTenant
     from components.tenant import TenantError
 
     tenant = SimulatedTenant(TODAY)
     del tenant.resource_service_principals[GRAPH]["scopes"]["Contacts.ReadWrite"]
-    with pytest.raises(TenantError, match="publishes no delegated permission 'Contacts.ReadWrite'"):
-        evaluate(stack_config([HR]), "dev", TODAY, tenant=tenant)
+    with pytest.raises(TenantError, match=r"publishes no delegated permission 'Contacts\.ReadWrite'"):
+        evaluate(settings_for([HR]), tenant)
     assert not [r for r in tenant.resources if r.type != PORTAL_COMPONENT]
 
 
 def test_duplicate_display_name_is_refused_like_entra():
-    from components.simulation import EntraRefusal, SimulatedTenant
-
     tenant = SimulatedTenant(TODAY, existing_display_names=("Intrexx hr (dev)",))
     with pytest.raises(EntraRefusal, match="already exists"):
-        evaluate(stack_config([HR]), "dev", TODAY, tenant=tenant)
+        evaluate(settings_for([HR]), tenant)
+    # A refused deployment leaves nothing behind that would disturb the next evaluation in this process.
+    assert run_program([HR]).of_type(APPLICATION)
 
 
-def test_config_error_comes_before_any_resource():
-    from components.simulation import SimulatedTenant
-
-    tenant = SimulatedTenant(TODAY)
+def test_config_error_lists_every_problem_before_anything_runs():
     with pytest.raises(ConfigError) as caught:
-        evaluate(stack_config([{**HR, "baseUrl": "http://x.example.com"}, {"name": "B"}]), "dev", TODAY,
-                 tenant=tenant)
+        settings_for([{**HR, "baseUrl": "http://x.example.com"}, {"name": "B"}])
     assert len(caught.value.problems) == 3
-    assert tenant.resources == [] and tenant.calls == []
 
 
 # Hypothesis over whole programs: resources or that one config error, never another exception ---------------
@@ -320,7 +316,7 @@ entries = st.fixed_dictionaries(
        st.sampled_from(["7", "90", "365", "0", "x"]))
 def test_any_generated_program_yields_resources_or_one_config_error(portals, cloud, rotation):
     try:
-        e = evaluate(stack_config(portals, cloud=cloud, secretRotationDays=rotation), "dev", TODAY)
+        e = evaluate(settings_for(portals, cloud=cloud, secretRotationDays=rotation))
     except ConfigError as error:
         assert error.problems
         return

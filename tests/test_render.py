@@ -7,7 +7,7 @@ import pytest
 from outputs_fixtures import HR, LEGACY, OPS, SAMPLE_PORTALS, TEAM, WIDE, stack_outputs
 
 from components.clouds import CLOUDS
-from components.names import CLIENT_SECRETS, EXCHANGE_RBAC, Field, PermissionField
+from components.contract import CLIENT_SECRETS, GrantedBy, timestamp
 from intrexx_connector.errors import OutputsError
 from intrexx_connector.render import (
     CONNECTOR_FILE,
@@ -24,7 +24,9 @@ from intrexx_connector.render import (
 )
 from intrexx_connector.stack_outputs import parse_outputs
 
-ALL_PORTALS = SAMPLE_PORTALS + [TEAM, WIDE]
+ALL_PORTALS = [*SAMPLE_PORTALS, TEAM, WIDE]
+EXCHANGE_ENVIRONMENT = {"global": "O365Default", "usgovernment": "O365USGovGCCHigh", "dod": "O365USGovDoD",
+                        "china": "O365China"}
 DEVICE_LOGIN = {
     "global": "https://microsoft.com/devicelogin",
     "usgovernment": "https://microsoft.com/deviceloginus",
@@ -89,25 +91,25 @@ def test_exchange_connector_json_holds_everything_the_connector_needs(portals, r
     hr = portals["hr"]
     document = json.loads((rendered["hr"] / CONNECTOR_FILE).read_text())
     assert document[ConnectorKey.SCHEMA_VERSION] == 1
-    assert document[Field.PORTAL] == "hr"
+    assert document["portal"] == "hr"
     assert document[ConnectorKey.CLIENT_SECRET] == hr.client_secret
-    for key in (Field.ENVIRONMENT, Field.CLOUD, Field.TENANT_ID, Field.CLIENT_ID, Field.AUTHORITY,
-                Field.AUTHORITY_HOST, Field.TOKEN_ENDPOINT, Field.AUTHORIZE_ENDPOINT, Field.DEVICE_CODE_ENDPOINT,
-                Field.RESOURCE, Field.SCOPES, Field.API, Field.ACCESS, Field.REDIRECT_URIS, Field.SECRET_EXPIRES_AT,
-                Field.SECRET_ROTATES_AT, Field.PERMISSIONS, Field.SIGN_IN_REDIRECT_URI):
-        assert document[key] == hr[key], key
+    for key in ("environment", "cloud", "tenantId", "clientId", "authority",
+                "authorityHost", "tokenEndpoint", "authorizeEndpoint", "deviceCodeEndpoint",
+                "resource", "scopes", "api", "access", "redirectUris", "secretExpiresAt",
+                "secretRotatesAt", "permissions", "signInRedirectUri"):
+        assert document[key] == hr.to_output()[key], key
     assert document[ConnectorKey.MEDIA_GATEWAY] == {
         ConnectorKey.HOST: "localhost", ConnectorKey.PORT: 8087, ConnectorKey.SSL_PORT: 9087,
         ConnectorKey.PROTOCOL: "gRPC",
     }
     assert document[ConnectorKey.EXCHANGE_SERVER] == "Office365"
-    assert Field.EWS_URL not in document
+    assert "ewsUrl" not in document
 
 
 def test_ews_portals_name_the_ews_endpoint(portals, rendered):
     document = json.loads((rendered["legacy"] / CONNECTOR_FILE).read_text())
-    assert document[Field.EWS_URL] == "https://outlook.office365.com/EWS/Exchange.asmx"
-    assert document[ConnectorKey.EXCHANGE_SERVER] == document[Field.EWS_URL]
+    assert document["ewsUrl"] == "https://outlook.office365.com/EWS/Exchange.asmx"
+    assert document[ConnectorKey.EXCHANGE_SERVER] == document["ewsUrl"]
     sheet = (rendered["legacy"] / SHEET_FILE).read_text()
     assert "https://outlook.office365.com/EWS/Exchange.asmx" in sheet
 
@@ -126,15 +128,15 @@ def test_every_endpoint_follows_the_portals_cloud(cloud, tmp_path):
             for host in others:
                 assert host + "/" not in text and f'{host}"' not in text, (cloud, path.name, host)
         document = json.loads((tmp_path / name / CONNECTOR_FILE).read_text())
-        tenant = document[Field.TENANT_ID]
-        assert document[Field.AUTHORITY_HOST] == this.login
-        assert document[Field.AUTHORITY] == f"{this.login}/{tenant}"
-        assert document[Field.TOKEN_ENDPOINT] == f"{this.login}/{tenant}/oauth2/v2.0/token"
-        assert document[Field.AUTHORIZE_ENDPOINT] == f"{this.login}/{tenant}/oauth2/v2.0/authorize"
-        assert document[Field.DEVICE_CODE_ENDPOINT] == f"{this.login}/{tenant}/oauth2/v2.0/devicecode"
-        assert document[Field.CLOUD] == cloud
-    assert json.loads((tmp_path / "hr" / CONNECTOR_FILE).read_text())[Field.RESOURCE] == this.graph
-    assert json.loads((tmp_path / "legacy" / CONNECTOR_FILE).read_text())[Field.EWS_URL] == this.ews_url
+        tenant = document["tenantId"]
+        assert document["authorityHost"] == this.login
+        assert document["authority"] == f"{this.login}/{tenant}"
+        assert document["tokenEndpoint"] == f"{this.login}/{tenant}/oauth2/v2.0/token"
+        assert document["authorizeEndpoint"] == f"{this.login}/{tenant}/oauth2/v2.0/authorize"
+        assert document["deviceCodeEndpoint"] == f"{this.login}/{tenant}/oauth2/v2.0/devicecode"
+        assert document["cloud"] == cloud
+    assert json.loads((tmp_path / "hr" / CONNECTOR_FILE).read_text())["resource"] == this.graph
+    assert json.loads((tmp_path / "legacy" / CONNECTOR_FILE).read_text())["ewsUrl"] == this.ews_url
     provider = ElementTree.parse(tmp_path / "hr" / SIGN_IN_FILE).getroot().find("provider")
     assert provider.get("auth-access-token-url").startswith(this.login + "/")
     assert provider.get("auth-pub-keys-src").startswith(this.login + "/")
@@ -142,16 +144,7 @@ def test_every_endpoint_follows_the_portals_cloud(cloud, tmp_path):
     sheet = (tmp_path / "hr" / SHEET_FILE).read_text()
     assert re.search(re.escape(DEVICE_LOGIN[cloud]) + r"\b", sheet)
     script = (tmp_path / "ops" / RBAC_FILE).read_text()
-    assert ("-ExchangeEnvironmentName" in script) == (cloud != "global")
-
-
-def test_an_unknown_authority_host_falls_back_to_the_page_intrexx_shows(portals, tmp_path):
-    hr = portals["hr"]
-    odd = dataclasses.replace(hr, fields={**hr.fields, Field.AUTHORITY_HOST: "https://login.example.test"})
-    render_portal(odd, tmp_path)
-    sheet = (tmp_path / "hr" / SHEET_FILE).read_text()
-    assert "Open the verification page Intrexx shows" in sheet
-    assert "microsoft.com/devicelogin" not in sheet
+    assert f"-ExchangeEnvironmentName {EXCHANGE_ENVIRONMENT[cloud]}" in script
 
 
 def test_sign_in_provider_block_follows_the_intrexx_login_module(portals, rendered):
@@ -163,21 +156,21 @@ def test_sign_in_provider_block_follows_the_intrexx_login_module(portals, render
         "auth-scheme": "header",
         "auth-protocol": "id_token",
         "auth-requires-nonce": "true",
-        "auth-access-token-url": hr[Field.TOKEN_ENDPOINT],
-        "auth-user-auth-url": hr[Field.AUTHORIZE_ENDPOINT],
-        "auth-pub-keys-src": hr[Field.JWKS_URI],
-        "auth-user-info-url": hr[Field.USER_INFO_ENDPOINT],
+        "auth-access-token-url": hr.token_endpoint,
+        "auth-user-auth-url": hr.authorize_endpoint,
+        "auth-pub-keys-src": hr.jwks_uri,
+        "auth-user-info-url": hr.user_info_endpoint,
         "auth-scope": "openid email",
-        "auth-client-id": hr[Field.CLIENT_ID],
+        "auth-client-id": hr.client_id,
         "auth-client-secret": hr.client_secret,
-        "auth-redirect-url": hr[Field.SIGN_IN_REDIRECT_URI],
+        "auth-redirect-url": hr.sign_in_redirect_uri,
         "auth-provider-prompt": "select_account",
         "auth-provider-login-hint": "",
     }
     assert root.find("mapping").attrib == {"db-field-name": "emailBiz", "provider-claim-fieldname": "email"}
     params = {p.get("key"): p.get("value") for p in root.find("additional-redirect-params")}
     assert params == {"response_type": "id_token", "response_mode": "form_post"}
-    assert hr[Field.SIGN_IN_REDIRECT_URI] == "https://intrexx.example.com/hr/login/oic/authenticate"
+    assert hr.sign_in_redirect_uri == "https://intrexx.example.com/hr/login/oic/authenticate"
 
 
 def test_xml_special_characters_in_values_are_escaped(portals):
@@ -193,9 +186,9 @@ def test_the_sheet_walks_the_dialogs_in_order(portals, rendered):
                       "Request MS365 Refresh Token", "Client secret expiry and rotation",
                       "Portal sign-in with Entra ID"]
     hr = portals["hr"]
-    for value in (hr[Field.TENANT_ID], hr[Field.CLIENT_ID], *hr[Field.REDIRECT_URIS], "8087", "9087", "gRPC",
-                  "CORBA", "MediaGateway password", "`Office365`", hr[Field.SECRET_EXPIRES_AT],
-                  hr[Field.SECRET_ROTATES_AT], "three months", "python -m intrexx_connector apply --portal hr"):
+    for value in (hr.tenant_id, hr.client_id, *hr.redirect_uris, "8087", "9087", "gRPC",
+                  "CORBA", "MediaGateway password", "`Office365`", timestamp(hr.secret_expires_at),
+                  timestamp(hr.secret_rotates_at), "three months", "python -m intrexx_connector apply --portal hr"):
         assert value in sheet, value
     assert f"in `{rendered['hr'] / CONNECTOR_FILE}`, field `clientSecret`" in sheet
 
@@ -205,7 +198,7 @@ def test_the_sheet_of_an_ews_portal_explains_the_retirement(portals, rendered):
     titles = re.findall(r"^## \d+\. (.+)$", sheet, flags=re.MULTILINE)
     assert titles[-1] == "EWS retirement"
     assert "2026-10-01" in sheet and "2027-04-01" in sheet
-    assert f'Set-OrganizationConfig -EwsAllowedAppIDs @{{Add="{portals["legacy"][Field.CLIENT_ID]}"}}' in sheet
+    assert f'Set-OrganizationConfig -EwsAllowedAppIDs @{{Add="{portals["legacy"].client_id}"}}' in sheet
     assert "EWSEnabled" in sheet and "api: graph" in sheet
 
 
@@ -235,19 +228,19 @@ def test_rbac_script_looks_before_it_creates(rendered):
 def test_rbac_script_assigns_one_role_per_exchange_rbac_permission(portals, rendered):
     ops = portals["ops"]
     script = (rendered["ops"] / RBAC_FILE).read_text()
-    sp = ops[Field.SERVICE_PRINCIPAL_OBJECT_ID]
-    assert (f"New-ServicePrincipal -AppId '{ops[Field.CLIENT_ID]}' -ObjectId '{sp}' "
+    sp = ops.service_principal_object_id
+    assert (f"New-ServicePrincipal -AppId '{ops.client_id}' -ObjectId '{sp}' "
             f"-DisplayName 'Intrexx ops (dev)'") in script
     assert f"Get-ServicePrincipal -Identity '{sp}'" in script
     assert "New-ManagementScope -Name 'intrexx-ops-dev' -RecipientRestrictionFilter $filter" in script
     assert "$filter = 'Department -eq ''Ops'''" in script
     assert "Set-ManagementScope -Identity 'intrexx-ops-dev'" in script
-    rbac = [p for p in ops[Field.PERMISSIONS] if p[PermissionField.GRANTED_BY] == EXCHANGE_RBAC]
+    rbac = [p for p in ops.permissions if p.granted_by is GrantedBy.EXCHANGE_RBAC]
     assert len(rbac) == 3
     assignments = re.findall(r"New-ManagementRoleAssignment -Name '([^']+)' -App '([^']+)' -Role '([^']+)' "
                              r"-CustomResourceScope 'intrexx-ops-dev'", script)
     assert sorted(assignments) == sorted(
-        (role_assignment_name(ops, p), sp, p[PermissionField.EXCHANGE_ROLE]) for p in rbac)
+        (role_assignment_name(ops, p), sp, p.exchange_role) for p in rbac)
     for name, _, _ in assignments:
         assert f"Get-ManagementRoleAssignment -Identity '{name}'" in script
 
@@ -293,7 +286,7 @@ def test_files_that_no_longer_apply_are_removed(portals, tmp_path):
     hr = portals["hr"]
     render_portal(hr, tmp_path)
     assert (tmp_path / "hr" / SIGN_IN_FILE).exists()
-    without_sign_in = dataclasses.replace(hr, fields={**hr.fields, Field.SIGN_IN: False})
+    without_sign_in = dataclasses.replace(hr, sign_in=False)
     render_portal(without_sign_in, tmp_path)
     assert not (tmp_path / "hr" / SIGN_IN_FILE).exists()
 

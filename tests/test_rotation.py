@@ -2,7 +2,8 @@
 
 from datetime import date, timedelta
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.rotation import EPOCH, MAX_SECRET_DAYS, period_start, secret_schedule
 
@@ -75,7 +76,7 @@ def test_any_run_sequence_keeps_a_valid_overlapping_secret(case):
         assert newer[0] <= run < newer[1], "the published secret must be valid when published"
         if published is not None and published != newer[:2]:
             # The secret Intrexx used until now stays valid at least until the next period boundary...
-            old_created, old_expires = published
+            _, old_expires = published
             assert old_expires >= schedule.rotates_at
             # ...that is, for R days minus how late in its period this run came.
             lateness = (run - period_start((run - EPOCH).days // r, r)).days

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, TODAY
+from helpers import ROOT, TODAY
 
 STACKS = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
 
@@ -27,7 +26,7 @@ def test_the_shipped_stacks_are_dev_and_prod():
 def test_shipped_stack_plans_and_renders(stack, tmp_path):
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / f"Pulumi.{stack}.yaml").write_text((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    result = plan(tmp_path, "--stack", stack, "--json")
+    result = plan(tmp_path, "--stack", stack, "--json", "--out", "build/" + stack)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["stack"] == stack and document["portals"]
@@ -49,10 +48,14 @@ def test_shipped_stack_plans_and_renders(stack, tmp_path):
         assert not any(r["type"] == "AppRoleAssignment" for p in scoped for r in p["resources"])
 
 
-def test_plan_text_output(tmp_path):
-    result = plan(ROOT, "--stack", "dev")
+def test_plan_prints_and_writes_nothing_without_out(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    result = plan(tmp_path, "--stack", "dev")
     assert result.returncode == 0, result.stderr
     assert "Plan for stack 'dev'" in result.stdout and "+ Application" in result.stdout
+    assert "rendered into" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.dev.yaml", "Pulumi.yaml"]
 
 
 def test_bad_stack_file_gives_the_config_error_and_exit_2(tmp_path):

@@ -1,4 +1,3 @@
-import dataclasses
 import json
 from datetime import date, timedelta
 
@@ -7,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from outputs_fixtures import SAMPLE_PORTALS, TODAY, stack_outputs
 
-from components.catalogue import EWS_BLOCKED_FROM, EWS_SHUTDOWN
-from components.names import CLIENT_SECRETS, Field
+from components.contract import CLIENT_SECRETS
+from components.ews import EWS_BLOCKED_FROM, EWS_SHUTDOWN
 from intrexx_connector.errors import OutputsError
 from intrexx_connector.stack_outputs import parse_outputs
 from intrexx_connector.status import StatusKey, ews_status, portal_status
@@ -22,8 +21,8 @@ def without_secrets() -> dict:
 
 PORTALS = without_secrets()
 HR, OPS, LEGACY = PORTALS["hr"], PORTALS["ops"], PORTALS["legacy"]
-EXPIRES = date.fromisoformat(HR[Field.SECRET_EXPIRES_AT][:10])
-ROTATES = date.fromisoformat(HR[Field.SECRET_ROTATES_AT][:10])
+EXPIRES = HR.secret_expires_at
+ROTATES = HR.secret_rotates_at
 
 
 def test_status_needs_no_secrets_and_reads_the_dates():
@@ -83,13 +82,13 @@ def test_ews_status_while_blocked(today):
 @pytest.mark.parametrize("today", [EWS_SHUTDOWN, date(2028, 1, 1)])
 def test_ews_status_after_the_shutdown(today):
     line = ews_status(today, "app-id")
-    assert line.startswith("EWS switched off since 2027-04-01")
+    assert line.startswith("EWS in Exchange Online was switched off on 2027-04-01")
     assert "api: graph" in line
 
 
 def test_only_ews_portals_carry_an_ews_status():
     legacy = portal_status(LEGACY, TODAY, 30)
-    assert legacy.ews == ews_status(TODAY, LEGACY[Field.CLIENT_ID])
+    assert legacy.ews == ews_status(TODAY, LEGACY.client_id)
     assert legacy.ews in legacy.messages
     assert portal_status(HR, TODAY, 30).ews is None
     assert portal_status(OPS, TODAY, 30).ews is None
@@ -110,11 +109,12 @@ def test_as_dict_is_json_ready():
     assert document[StatusKey.SECRET_ROTATES_AT] == ROTATES.isoformat()
     assert document[StatusKey.EXPIRING] is True
     assert document[StatusKey.DAYS_LEFT] == (EXPIRES - TODAY).days
-    assert document[StatusKey.EWS].startswith("EWS blocked since")
+    assert document[StatusKey.EWS].startswith("EWS in Exchange Online is blocked since")
     assert document[StatusKey.MESSAGES]
 
 
 def test_a_malformed_date_is_an_outputs_error():
-    broken = dataclasses.replace(HR, fields={**HR.fields, Field.SECRET_EXPIRES_AT: "soon"})
-    with pytest.raises(OutputsError, match="secretExpiresAt"):
-        portal_status(broken, TODAY, 30)
+    outputs = stack_outputs(SAMPLE_PORTALS)
+    outputs["portals"]["hr"]["secretExpiresAt"] = "soon"
+    with pytest.raises(OutputsError, match=r"portals\.hr\.secretExpiresAt: must be an ISO 8601 date"):
+        parse_outputs(json.dumps(outputs), need_secrets=False)

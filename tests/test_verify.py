@@ -1,17 +1,18 @@
 """verify against a real OpenID provider on loopback that answers like Entra ID (tests/idp)."""
 
+import itertools
 import json
 import time
 
 import pytest
-
-from components.names import CLIENT_SECRETS, PORTALS, Field
 from idp_fixture import silent_server
+from outputs_fixtures import HR, LEGACY, OPS, TEAM, WIDE, stack_outputs
+
+from components.contract import CLIENT_SECRETS, PORTALS
 from intrexx_connector.cli import main
 from intrexx_connector.errors import UsageError
 from intrexx_connector.stack_outputs import parse_outputs
 from intrexx_connector.verify import VerifyOptions, verify_portals
-from outputs_fixtures import HR, LEGACY, OPS, TEAM, WIDE, stack_outputs
 
 WIDE_ROLES = ["Calendars.ReadWrite", "Contacts.ReadWrite", "Mail.ReadWrite"]
 
@@ -19,13 +20,13 @@ WIDE_ROLES = ["Calendars.ReadWrite", "Contacts.ReadWrite", "Mail.ReadWrite"]
 @pytest.fixture
 def idp(identity_provider):
     yield identity_provider
-    for tenant in {stack_outputs([HR])[PORTALS]["hr"][Field.TENANT_ID]}:
+    for tenant in {stack_outputs([HR])[PORTALS]["hr"]["tenantId"]}:
         identity_provider.set_faults(tenant)
 
 
 def register(idp, document, roles=None, delay=0.0, secret=None):
     for name, portal in document[PORTALS].items():
-        idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], secret or document[CLIENT_SECRETS][name],
+        idp.add_client(portal["tenantId"], portal["clientId"], secret or document[CLIENT_SECRETS][name],
                        roles=(roles or {}).get(name, ()), replication_delay_seconds=delay)
 
 
@@ -66,8 +67,8 @@ def test_replication_delay_is_waited_out_with_at_most_one_request_per_second(idp
     assert result.ok and result.attempts >= 2, result
     assert time.monotonic() - started < 2.5 + 2.5
     assert any("AADSTS700016" in line and "retrying in" in line for line in lines)
-    stamps = idp.requests()[document[PORTALS]["hr"][Field.CLIENT_ID]]["timestamps"]
-    assert all(b - a >= 0.95 for a, b in zip(stamps, stamps[1:])), stamps
+    stamps = idp.requests()[document[PORTALS]["hr"]["clientId"]]["timestamps"]
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(stamps)), stamps
 
 
 def test_wrong_secret_fails_with_guidance(idp):
@@ -80,7 +81,7 @@ def test_wrong_secret_fails_with_guidance(idp):
 
 def test_unknown_tenant_fails_at_once(idp):
     document = stack_outputs([HR])
-    document[PORTALS]["hr"][Field.TENANT_ID] = "0badc0de-0000-4000-8000-000000000000"
+    document[PORTALS]["hr"]["tenantId"] = "0badc0de-0000-4000-8000-000000000000"
     started = time.monotonic()
     (result,) = run(idp, document, timeout=30)
     assert not result.ok and result.attempts == 1 and time.monotonic() - started < 5
@@ -90,7 +91,7 @@ def test_unknown_tenant_fails_at_once(idp):
 def test_server_errors_are_retried(idp):
     document = stack_outputs([HR])
     register(idp, document)
-    idp.set_faults(document[PORTALS]["hr"][Field.TENANT_ID], status=503, count=2)
+    idp.set_faults(document[PORTALS]["hr"]["tenantId"], status=503, count=2)
     lines = []
     (result,) = run(idp, document, lines)
     assert result.ok and result.attempts == 3, (result, lines)
@@ -169,10 +170,10 @@ def loopback_apis(document, origin):
     for portal in document[PORTALS].values():
         for real, local in (("https://graph.microsoft.com", f"{origin}/graph"),
                             ("https://outlook.office365.com", f"{origin}/ews")):
-            portal[Field.SCOPES] = [s.replace(real, local) for s in portal[Field.SCOPES]]
-            portal[Field.RESOURCE] = portal[Field.RESOURCE].replace(real, local)
-        if Field.EWS_URL in portal:
-            portal[Field.EWS_URL] = f"{origin}/ews/Exchange.asmx"
+            portal["scopes"] = [s.replace(real, local) for s in portal["scopes"]]
+            portal["resource"] = portal["resource"].replace(real, local)
+        if "ewsUrl" in portal:
+            portal["ewsUrl"] = f"{origin}/ews/Exchange.asmx"
     return document
 
 
@@ -180,14 +181,14 @@ def loopback_apis(document, origin):
 def test_device_code_signs_a_mailbox_user_in_and_reads_the_inbox(idp, portal):
     document = loopback_apis(stack_outputs([portal]), idp.origin)
     (name, fields), = document[PORTALS].items()
-    scopes = [s.rsplit("/", 1)[-1] for s in fields[Field.SCOPES]]
-    idp.add_client(fields[Field.TENANT_ID], fields[Field.CLIENT_ID], document[CLIENT_SECRETS][name],
+    scopes = [s.rsplit("/", 1)[-1] for s in fields["scopes"]]
+    idp.add_client(fields["tenantId"], fields["clientId"], document[CLIENT_SECRETS][name],
                    public_client_flows=True, delegated_scopes=scopes)
     shown = []
 
     def scripted_user(portal_outputs, flow):
         shown.append(flow["message"])
-        idp.approve_device_code(fields[Field.TENANT_ID], flow["user_code"], "alice@contoso.example")
+        idp.approve_device_code(fields["tenantId"], flow["user_code"], "alice@contoso.example")
 
     (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user)
     assert result.ok, result
@@ -198,6 +199,6 @@ def test_device_code_signs_a_mailbox_user_in_and_reads_the_inbox(idp, portal):
 def test_device_code_fails_clearly_without_public_client_flows(idp):
     document = loopback_apis(stack_outputs([HR]), idp.origin)
     fields = document[PORTALS]["hr"]
-    idp.add_client(fields[Field.TENANT_ID], fields[Field.CLIENT_ID], document[CLIENT_SECRETS]["hr"])
+    idp.add_client(fields["tenantId"], fields["clientId"], document[CLIENT_SECRETS]["hr"])
     (result,) = run(idp, document, device_code=True, on_device_flow=lambda p, f: None)
     assert not result.ok and "public client flows are off" in result.reason

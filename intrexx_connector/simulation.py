@@ -1,0 +1,359 @@
+"""A simulated Entra ID tenant, and the program function evaluated against it under Pulumi's mocks.
+
+The tenant answers the azuread provider's invokes the way Entra does (Microsoft Graph's and Exchange Online's real
+permission ids, from the catalogue), computes what Entra computes (object ids, client ids, secret values, returned
+as Pulumi secrets), refuses what Entra refuses, and records every resource and call. `plan` uses it to show what
+`pulumi up` would do; the tests use it to check the program.
+
+Its refusal rules state Entra's limits themselves, each with its source, instead of borrowing the validator's
+(components/config.py): the simulator is there to catch what the validator lets through.
+
+Only Pulumi's public testing API is used (`pulumi.runtime.set_mocks`, `Mocks`, `MockResourceArgs`,
+`MockCallArgs`, `pulumi.runtime.test`), except in `_recording_monitor`, see there.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import secrets
+import string
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, TypedDict
+from urllib.parse import urlsplit
+
+import pulumi
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+
+from components.catalogue import load_catalogue
+from components.config import StackSettings
+from components.contract import CLIENT_SECRETS, PORTALS, PermissionType
+from components.program import Exports, build
+
+PROJECT = "intrexx-exchange"
+
+APPLICATION = "azuread:index/application:Application"
+SERVICE_PRINCIPAL = "azuread:index/servicePrincipal:ServicePrincipal"
+APPLICATION_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
+DELEGATED_GRANT = "azuread:index/servicePrincipalDelegatedPermissionGrant:ServicePrincipalDelegatedPermissionGrant"
+APP_ROLE_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
+GET_CLIENT_CONFIG = "azuread:index/getClientConfig:getClientConfig"
+GET_SERVICE_PRINCIPAL = "azuread:index/getServicePrincipal:getServicePrincipal"
+
+# Entra's limits, as Microsoft documents them.
+# learn.microsoft.com/entra/identity-platform/reply-url: https only, with exceptions for loopback addresses over
+# http; "Redirect URIs don't support special characters: ! $ ' ( ) , ;"; at most 256 characters per URI; at most
+# 256 redirect URIs for apps that sign in work or school accounts (AzureADMyOrg).
+REDIRECT_URI_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+REDIRECT_URI_FORBIDDEN_CHARACTERS = frozenset("!$'(),;")
+REDIRECT_URI_MAX_LENGTH = 256
+REDIRECT_URI_MAX_COUNT = 256
+# Client secrets: at most 24 months (the Entra admin center's longest choice; Microsoft recommends less).
+SECRET_MAX_LIFETIME = timedelta(days=730)
+
+_ID_NAMESPACE = uuid.UUID("6f1c2a8e-9d2b-4c51-8a57-0e7d3b5e2c10")
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "_-.~"
+
+
+class ResourcePrincipal(TypedDict):
+    """A Microsoft API's service principal in the tenant, as getServicePrincipal describes it."""
+
+    objectId: str
+    clientId: str
+    displayName: str
+    scopes: dict[str, str]  # delegated permission name -> id
+    roles: dict[str, str]  # application permission name -> id
+
+
+class EntraRefusal(Exception):
+    """What Entra would answer with an error; fails the simulated deployment like a failed Graph call."""
+
+
+@dataclass
+class Recorded:
+    """One resource the program registered: what Entra was asked (inputs) and what it answered (state)."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    id: str
+    state: dict[str, Any]
+    import_id: str = ""  # Pulumi's `import_` option: an existing object adopted instead of created
+    urn: str = ""
+    parent: str = ""
+    protect: bool = False
+
+
+def _is_object_id(value: object) -> bool:
+    """Entra object ids are GUIDs in their 36-character form."""
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class SimulatedTenant(Mocks):
+    """A `pulumi.runtime.Mocks` implementation that behaves like an Entra ID tenant."""
+
+    def __init__(self, today: date, tenant_id: str | None = None, deployer_object_id: str | None = None,
+                 existing_display_names: tuple[str, ...] = ()):
+        self.today = today
+        self.tenant_id = tenant_id or self._id("tenant")
+        self.deployer_object_id = deployer_object_id or self._id("deployer")
+        self.resources: list[Recorded] = []
+        self.calls: list[dict[str, Any]] = []
+        self.display_names = set(existing_display_names)
+        self.applications: dict[str, str] = {}  # object id -> client id
+        self.secret_values: dict[str, str] = {}  # ApplicationPassword resource name -> the value Entra generated
+        self.service_principals: set[str] = set()
+        catalogue = load_catalogue()
+        self.resource_service_principals: dict[str, ResourcePrincipal] = {
+            app.app_id: {
+                "objectId": self._id(f"resource-sp/{app.app_id}"),
+                "clientId": app.app_id,
+                "displayName": app.display_name,
+                "scopes": {p.name: p.id for p in app.permissions.values() if p.kind is PermissionType.SCOPE},
+                "roles": {p.name: p.id for p in app.permissions.values() if p.kind is PermissionType.ROLE},
+            }
+            for app in catalogue.resources.values()
+        }
+        self._by_object_id = {sp["objectId"]: sp for sp in self.resource_service_principals.values()}
+
+    def _id(self, name: str) -> str:
+        return str(uuid.uuid5(_ID_NAMESPACE, name))
+
+    # pulumi.runtime.Mocks ----------------------------------------------------------------------------------
+
+    def call(self, args: MockCallArgs) -> dict:  # type: ignore[override]  # the monitor also takes a bare dict
+        self.calls.append({"token": args.token, "args": dict(args.args)})
+        if args.token == GET_CLIENT_CONFIG:
+            return {"clientId": self._id("deployer-app"), "objectId": self.deployer_object_id,
+                    "tenantId": self.tenant_id}
+        if args.token == GET_SERVICE_PRINCIPAL:
+            sp = self.resource_service_principals.get(str(args.args.get("clientId")))
+            if sp is None:
+                raise EntraRefusal(f"Request_ResourceNotFound: no service principal with client id "
+                                   f"{args.args.get('clientId')!r} in tenant {self.tenant_id}")
+            return {
+                "id": sp["objectId"], "objectId": sp["objectId"], "clientId": sp["clientId"],
+                "displayName": sp["displayName"], "appRoleIds": sp["roles"],
+                "oauth2PermissionScopeIds": sp["scopes"],
+                "appRoles": [{"id": i, "value": n, "displayName": n, "enabled": True,
+                              "allowedMemberTypes": ["Application"], "description": n}
+                             for n, i in sp["roles"].items()],
+                "oauth2PermissionScopes": [{"id": i, "value": n, "enabled": True, "type": "User",
+                                            "adminConsentDescription": n, "adminConsentDisplayName": n,
+                                            "userConsentDescription": n, "userConsentDisplayName": n}
+                                           for n, i in sp["scopes"].items()],
+            }
+        raise EntraRefusal(f"the simulated tenant does not answer {args.token}")
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        handler = {
+            APPLICATION: self._application,
+            SERVICE_PRINCIPAL: self._service_principal,
+            APPLICATION_PASSWORD: self._password,
+            DELEGATED_GRANT: self._delegated_grant,
+            APP_ROLE_ASSIGNMENT: self._app_role_assignment,
+        }.get(args.typ)
+        state: dict[str, Any]
+        if handler is None:
+            resource_id, state = f"{args.name}-id", {}
+        else:
+            resource_id, state = handler(args.name, args.inputs)
+        self.resources.append(Recorded(args.typ, args.name, args.inputs, resource_id, state,
+                                       import_id=args.resource_id or ""))
+        return resource_id, {**args.inputs, **state}
+
+    # resources -----------------------------------------------------------------------------------------------
+
+    def _application(self, name: str, inputs: dict) -> tuple[str, dict]:
+        display_name = inputs.get("displayName", "")
+        if not display_name:  # Graph: displayName is required when an application is created
+            raise EntraRefusal(f"{name}: displayName is required")
+        if inputs.get("preventDuplicateNames") and display_name in self.display_names:
+            raise EntraRefusal(f"{name}: an application named {display_name!r} already exists "
+                               "(prevent_duplicate_names)")
+        for owner in inputs.get("owners", []):
+            if not _is_object_id(owner):
+                raise EntraRefusal(f"{name}: owner {owner!r} is not an object id")
+        uris = (inputs.get("web") or {}).get("redirectUris", [])
+        if len(set(uris)) != len(uris):
+            raise EntraRefusal(f"{name}: redirect URIs must be unique")
+        if len(uris) > REDIRECT_URI_MAX_COUNT:
+            raise EntraRefusal(f"{name}: at most {REDIRECT_URI_MAX_COUNT} redirect URIs")
+        for uri in uris:
+            self._check_redirect_uri(name, uri)
+        for access in inputs.get("requiredResourceAccesses", []):
+            sp = self.resource_service_principals.get(access["resourceAppId"])
+            if sp is None:
+                raise EntraRefusal(f"{name}: unknown resource app {access['resourceAppId']}")
+            for item in access["resourceAccesses"]:
+                published = sp["scopes"] if item["type"] == "Scope" else sp["roles"]
+                if item["type"] not in ("Scope", "Role") or item["id"] not in published.values():
+                    raise EntraRefusal(f"{name}: {sp['displayName']} has no {item['type']} with id {item['id']}")
+        self.display_names.add(display_name)
+        object_id, client_id = self._id(f"application/{name}"), self._id(f"client/{name}")
+        self.applications[object_id] = client_id
+        return f"/applications/{object_id}", {"objectId": object_id, "clientId": client_id,
+                                              "publisherDomain": "contoso.onmicrosoft.com"}
+
+    @staticmethod
+    def _check_redirect_uri(name: str, uri: str) -> None:
+        try:
+            parts = urlsplit(uri)
+            host = parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0] if not parts.netloc.endswith("]") \
+                else parts.netloc.rsplit("@", 1)[-1]
+        except ValueError:
+            raise EntraRefusal(f"{name}: redirect URI {uri!r} is not a URI") from None
+        if parts.scheme != "https" and not (parts.scheme == "http" and host in REDIRECT_URI_LOOPBACK_HOSTS):
+            raise EntraRefusal(f"{name}: redirect URI {uri} must use https (http only for loopback addresses)")
+        if len(uri) > REDIRECT_URI_MAX_LENGTH:
+            raise EntraRefusal(f"{name}: redirect URI {uri} is longer than {REDIRECT_URI_MAX_LENGTH} characters")
+        bad = sorted(REDIRECT_URI_FORBIDDEN_CHARACTERS & set(uri))
+        if bad:
+            raise EntraRefusal(f"{name}: redirect URI {uri} contains characters Entra does not support: "
+                               f"{' '.join(bad)}")
+
+    def _service_principal(self, name: str, inputs: dict) -> tuple[str, dict]:
+        if inputs.get("clientId") not in self.applications.values():
+            raise EntraRefusal(f"{name}: no application with client id {inputs.get('clientId')!r}")
+        object_id = self._id(f"service-principal/{name}")
+        self.service_principals.add(object_id)
+        return f"/servicePrincipals/{object_id}", {"objectId": object_id, "applicationTenantId": self.tenant_id}
+
+    def _password(self, name: str, inputs: dict) -> tuple[str, dict]:
+        object_id = str(inputs.get("applicationId", "")).removeprefix("/applications/")
+        if object_id not in self.applications:
+            raise EntraRefusal(f"{name}: application_id must be an application's resource id /applications/<id>")
+        end = date.fromisoformat(inputs["endDate"][:10])
+        if not self.today < end <= self.today + SECRET_MAX_LIFETIME:
+            raise EntraRefusal(f"{name}: end date {inputs['endDate']} must lie within {SECRET_MAX_LIFETIME.days} "
+                               "days from now")
+        key_id = str(uuid.uuid4())
+        value = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(3)) + "8Q~" + \
+            "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(34))
+        self.secret_values[name] = value
+        return f"{object_id}/password/{key_id}", {
+            "keyId": key_id,
+            "value": pulumi.Output.secret(value),
+            "startDate": f"{self.today.isoformat()}T00:00:00Z",
+        }
+
+    def _delegated_grant(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._check_principal(name, inputs.get("servicePrincipalObjectId"))
+        sp = self._by_object_id.get(inputs.get("resourceServicePrincipalObjectId", ""))
+        if sp is None:
+            raise EntraRefusal(f"{name}: unknown resource service principal")
+        claims = inputs.get("claimValues", [])
+        unknown = [c for c in claims if c not in sp["scopes"]]
+        if not claims or unknown or len(set(claims)) != len(claims):
+            raise EntraRefusal(f"{name}: {sp['displayName']} publishes no delegated permissions {unknown}")
+        return self._id(f"grant/{name}"), {}
+
+    def _app_role_assignment(self, name: str, inputs: dict) -> tuple[str, dict]:
+        self._check_principal(name, inputs.get("principalObjectId"))
+        sp = self._by_object_id.get(inputs.get("resourceObjectId", ""))
+        if sp is None or inputs.get("appRoleId") not in sp["roles"].values():
+            raise EntraRefusal(f"{name}: the resource publishes no app role {inputs.get('appRoleId')}")
+        return self._id(f"assignment/{name}"), {"principalType": "ServicePrincipal"}
+
+    def _check_principal(self, name: str, object_id: object) -> None:
+        if object_id not in self.service_principals:
+            raise EntraRefusal(f"{name}: no service principal with object id {object_id!r}")
+
+
+def _recording_monitor(tenant: SimulatedTenant) -> Any:
+    """The mock monitor, also noting what `Mocks.new_resource` is not told: a resource's URN, parent and protect.
+
+    The one place that goes below Pulumi's public testing API: `MockMonitor` is what `set_mocks(monitor=...)`
+    accepts, but it is not documented for subclassing, and `RegisterResource` receives the engine protocol's
+    RegisterResourceRequest. tests/test_simulation.py fails loudly if either changes shape.
+    """
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                for recorded in reversed(tenant.resources):
+                    if recorded.name == request.name and recorded.type == request.type:
+                        recorded.urn, recorded.parent, recorded.protect = response.urn, request.parent, request.protect
+                        break
+                else:
+                    # A component: Mocks.new_resource is not called for it, but it has a URN of its own.
+                    tenant.resources.append(Recorded(request.type, request.name, {}, "", {}, urn=response.urn,
+                                                     parent=request.parent))
+            return response
+
+    return RecordingMonitor(tenant)
+
+
+@dataclass
+class Evaluation:
+    """The outcome of one evaluation: the tenant (with every recorded resource and call), the resolved exports
+    and the warnings the program logged."""
+
+    tenant: SimulatedTenant
+    exports: Exports | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)  # export name -> resolved plain value
+    secret_outputs: set[str] = field(default_factory=set)
+    unknown_outputs: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+    def of_type(self, typ: str) -> list[Recorded]:
+        return [r for r in self.tenant.resources if r.type == typ]
+
+
+class _Collect(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
+def evaluate(settings: StackSettings, tenant: SimulatedTenant | None = None,
+             program: Callable[[StackSettings], Exports] = build) -> Evaluation:
+    """Run the program function (`components.program.build` unless another is given, as the benchmark's floor)
+    for `settings` against a simulated tenant (a new one unless given).
+
+    Each evaluation runs in an empty contextvars context, so Pulumi's runtime state (settings, root stack) starts
+    fresh every time. An error the program raises (EntraRefusal, TenantError, ...) is raised as it is.
+    """
+    evaluation = Evaluation(tenant or SimulatedTenant(settings.today))
+    contextvars.Context().run(_evaluate, evaluation, settings, program)
+    return evaluation
+
+
+def _evaluate(evaluation: Evaluation, settings: StackSettings, program: Callable[[StackSettings], Exports]) -> None:
+    logger = logging.getLogger(f"{PROJECT}.simulation")
+    logger.propagate = False
+    handler = _Collect(evaluation.warnings)
+    logger.addHandler(handler)
+    try:
+        pulumi.runtime.set_mocks(evaluation.tenant, project=PROJECT, stack=settings.stack, preview=False,
+                                 logger=logger, monitor=_recording_monitor(evaluation.tenant))
+
+        async def run() -> None:
+            evaluation.exports = program(settings)
+            for name, value in ((PORTALS, evaluation.exports.portals),
+                                (CLIENT_SECRETS, evaluation.exports.client_secrets)):
+                output = pulumi.Output.from_input(value)
+                if not await output.is_known():
+                    evaluation.unknown_outputs.add(name)
+                    continue
+                evaluation.outputs[name] = await output.future()
+                if await output.is_secret():
+                    evaluation.secret_outputs.add(name)
+
+        pulumi.runtime.test(run)()
+    finally:
+        logger.removeHandler(handler)
