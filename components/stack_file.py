@@ -40,8 +40,11 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans, no timestamps, and a nesting limit."""
 
     yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML reads it as a class attribute
-        first: [(tag, regexp) for tag, regexp in resolvers
-                if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+        first: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+        ]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
@@ -53,16 +56,18 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nesting deeper than {MAX_DEPTH} levels",
-                                                  self.peek_event().start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
 
 for _first in "tTfF":
-    _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                  list(_first))
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list(_first)
+    )
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
@@ -88,8 +93,10 @@ def load_yaml(text: str, name: str) -> Any:
         if node is None:
             return None
         if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
-            raise StackFileError(f"{name}: the document expands to more than {MAX_EXPANDED_NODES} values "
-                                 "(YAML aliases); write the values out")
+            raise StackFileError(
+                f"{name}: the document expands to more than {MAX_EXPANDED_NODES} values "
+                "(YAML aliases); write the values out"
+            )
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -113,8 +120,11 @@ class StackFile:
         """The keys of `namespace` without their prefix; encrypted (`secure:`) values are left out, since they
         cannot be read without the stack's secrets provider."""
         prefix = f"{namespace}:"
-        return {key[len(prefix):]: value for key, value in self.config.items()
-                if key.startswith(prefix) and value is not None and not _is_secure(value)}
+        return {
+            key[len(prefix) :]: value
+            for key, value in self.config.items()
+            if key.startswith(prefix) and value is not None and not _is_secure(value)
+        }
 
     def key_problems(self) -> list[str]:
         """Keys whose namespace is missing or misspelt, each naming the key as written and the key expected."""
@@ -124,8 +134,11 @@ class StackFile:
             if colon and namespace in (NAMESPACE, *OTHER_NAMESPACES):
                 continue
             if not colon:
-                hint = f"write '{NAMESPACE}:{key}'" if key in STACK_KEYS else \
-                    f"write it as '<namespace>:{key}', e.g. '{NAMESPACE}:{key}'"
+                hint = (
+                    f"write '{NAMESPACE}:{key}'"
+                    if key in STACK_KEYS
+                    else f"write it as '<namespace>:{key}', e.g. '{NAMESPACE}:{key}'"
+                )
                 problems.append(f"{key}: config keys need a namespace; {hint}")
             elif name in STACK_KEYS or difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.6):
                 problems.append(f"{key}: unknown namespace '{namespace}'; did you mean '{NAMESPACE}:{name}'?")
@@ -134,6 +147,13 @@ class StackFile:
 
 def _is_secure(value: object) -> bool:
     return isinstance(value, Mapping) and set(value) == {"secure"}
+
+
+def default_project_dir() -> Path:
+    """Where Pulumi.<stack>.yaml is looked for: the current directory when it holds a Pulumi.yaml (as for
+    `pulumi`), else this project."""
+    here = Path.cwd()
+    return here if (here / "Pulumi.yaml").is_file() else Path(__file__).resolve().parent.parent
 
 
 def stack_file_path(stack: str, project_dir: Path) -> Path:
@@ -155,20 +175,22 @@ def read_stack_file(path: Path) -> StackFile:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
+        line = data[: error.start].count(b"\n") + 1
         raise StackFileError(f"{path.name}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from None
     document = load_yaml(text, path.name)
     if document is None:
         document = {}
     if not isinstance(document, Mapping):
-        raise StackFileError(f"{path.name}: must be a mapping with a 'config:' section, got a "
-                             f"{type(document).__name__}")
+        raise StackFileError(
+            f"{path.name}: must be a mapping with a 'config:' section, got a {type(document).__name__}"
+        )
     config = document.get("config")
     if config is None:
         config = {}
     if not isinstance(config, Mapping):
-        raise StackFileError(f"{path.name}: 'config:' must be a mapping of '<namespace>:<key>: value', got a "
-                             f"{type(config).__name__}")
+        raise StackFileError(
+            f"{path.name}: 'config:' must be a mapping of '<namespace>:<key>: value', got a {type(config).__name__}"
+        )
     bad = [key for key in config if not isinstance(key, str)]
     if bad:
         raise StackFileError(f"{path.name}: config key {bad[0]!r} must be a string such as '{NAMESPACE}:portals'")

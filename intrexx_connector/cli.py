@@ -32,10 +32,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="intrexx-connector",
-                                     description="Turn intrexx-exchange stack outputs into Intrexx connector "
-                                                 "configuration and check it against Entra ID. Also runs as "
-                                                 "`python -m intrexx_connector`.")
+    parser = argparse.ArgumentParser(
+        prog="intrexx-connector",
+        description="Turn intrexx-exchange stack outputs into Intrexx connector "
+        "configuration and check it against Entra ID. Also runs as "
+        "`python -m intrexx_connector`.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="command")
 
@@ -46,43 +48,89 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--portal", metavar="NAME", help="only this portal (default: all)")
         sub.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         if outputs:
-            sub.add_argument("--outputs", metavar="FILE",
-                             help="JSON of `pulumi stack output --json --show-secrets` ('-' for stdin); "
-                                  "without it the tool runs that command")
+            sub.add_argument(
+                "--outputs",
+                metavar="FILE",
+                help="JSON of `pulumi stack output --json --show-secrets` ('-' for stdin); "
+                "without it the tool runs that command",
+            )
         return sub
 
-    plan = command("plan", _plan, "offline: evaluate the program for Pulumi.<stack>.yaml against the simulated "
-                                  "tenant and show what `pulumi up` would create; writes nothing unless --out is "
-                                  "given", outputs=False)
-    plan.add_argument("--out", type=Path, metavar="DIR",
-                      help="also render the files, with placeholder secrets, under DIR/<portal>/")
+    plan = command(
+        "plan",
+        _plan,
+        "offline: evaluate the program for Pulumi.<stack>.yaml against the simulated "
+        "tenant and show what `pulumi up` would create; writes nothing unless --out is "
+        "given",
+        outputs=False,
+    )
+    plan.add_argument(
+        "--out", type=Path, metavar="DIR", help="also render the files, with placeholder secrets, under DIR/<portal>/"
+    )
     render = command("render", _render, "write the connector configuration per portal")
     render.add_argument("--out", type=Path, default=Path("build"), metavar="DIR", help="default: build/")
     verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
     verify.add_argument("--authority-host", metavar="URL", help="override the authority host (https only)")
-    verify.add_argument("--timeout", type=_positive_float, default=300.0, metavar="S",
-                        help="give up waiting for Entra replication after S seconds (default 300)")
-    verify.add_argument("--device-code", action="store_true",
-                        help="also sign in a mailbox user with the device code flow and read the inbox")
+    verify.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300.0,
+        metavar="S",
+        help="give up waiting for Entra replication after S seconds (default 300)",
+    )
+    verify.add_argument(
+        "--device-code",
+        action="store_true",
+        help="also sign in a mailbox user with the device code flow and read the inbox",
+    )
     apply = command("apply", _apply, "merge the portal's sign-in provider into <portal-dir>/internal/cfg/om.cfg")
     apply.add_argument("--portal-dir", type=Path, required=True, metavar="DIR", help="the Intrexx portal folder")
     status = command("status", _status, "secret expiry, rotation, EWS status and refresh-token reminders")
-    status.add_argument("--warn-days", type=_non_negative_int, default=30, metavar="N",
-                        help="exit 1 when a secret expires within N days (default 30)")
-    doctor = command("doctor", _doctor, "read-only checks of the tenant against Pulumi.<stack>.yaml before "
-                                        "`pulumi up` (Microsoft Graph, GET only)", outputs=False)
-    doctor.add_argument("--graph-endpoint", metavar="URL",
-                        help="Microsoft Graph origin, e.g. https://graph.microsoft.com (default: the stack's cloud)")
-    doctor.add_argument("--deployer-client-id", metavar="GUID",
-                        help="client id of the service principal that runs `pulumi up` (default: ARM_CLIENT_ID, "
-                             "AZURE_CLIENT_ID, else the Graph token's claims)")
-    doctor.add_argument("--project-dir", type=Path, metavar="DIR",
-                        help="folder holding Pulumi.<stack>.yaml (default: the current folder when it has a "
-                             "Pulumi.yaml, else this project)")
-    doctor.add_argument("--timeout", type=_positive_float, default=60.0, metavar="S",
-                        help="give up on Graph after S seconds in all (default 60)")
-    doctor.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S",
-                        help="give up on one Graph request after S seconds (default 10)")
+    status.add_argument(
+        "--warn-days",
+        type=_non_negative_int,
+        default=30,
+        metavar="N",
+        help="exit 1 when a secret expires within N days (default 30)",
+    )
+    doctor = command(
+        "doctor",
+        _doctor,
+        "read-only checks of the tenant against Pulumi.<stack>.yaml before `pulumi up` (Microsoft Graph, GET only)",
+        outputs=False,
+    )
+    doctor.add_argument(
+        "--graph-endpoint",
+        metavar="URL",
+        help="Microsoft Graph origin, e.g. https://graph.microsoft.com (default: the stack's cloud)",
+    )
+    doctor.add_argument(
+        "--deployer-client-id",
+        metavar="GUID",
+        help="client id of the service principal that runs `pulumi up` (default: ARM_CLIENT_ID, "
+        "AZURE_CLIENT_ID, else the Graph token's claims)",
+    )
+    doctor.add_argument(
+        "--project-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder holding Pulumi.<stack>.yaml (default: the current folder when it has a "
+        "Pulumi.yaml, else this project)",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="give up on Graph after S seconds in all (default 60)",
+    )
+    doctor.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="give up on one Graph request after S seconds (default 10)",
+    )
     return parser
 
 
@@ -120,6 +168,7 @@ def _emit_json(document) -> None:
 
 # plan -------------------------------------------------------------------------------------------------------
 
+
 def _plan(args) -> int:
     from .plan import plan_stack
 
@@ -136,13 +185,17 @@ def _plan(args) -> int:
         document["rendered"] = rendered
         _emit_json(document)
         return 0
-    print(f"Plan for stack '{stack}' on {document['date']} against the simulated tenant: "
-          f"{len(document['portals'])} portal(s), {document['resources']} resources to create.")
+    print(
+        f"Plan for stack '{stack}' on {document['date']} against the simulated tenant: "
+        f"{len(document['portals'])} portal(s), {document['resources']} resources to create."
+    )
     for name, portal in document["portals"].items():
         if args.portal not in (None, name):
             continue
-        print(f"\n{name}: {portal['displayName']}  ({portal['api']}, {portal['access']} access"
-              f"{', public client flows on' if portal['publicClient'] else ''})")
+        print(
+            f"\n{name}: {portal['displayName']}  ({portal['api']}, {portal['access']} access"
+            f"{', public client flows on' if portal['publicClient'] else ''})"
+        )
         for resource in portal["resources"]:
             print(f"  + {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}")
         print("  redirect URIs:")
@@ -155,12 +208,15 @@ def _plan(args) -> int:
         for consent in portal["consent"]:
             print(f"  consent: {consent['kind']}: {' '.join(consent['claims'])}")
         if any(p["grantedBy"] == GrantedBy.EXCHANGE_RBAC for p in portal["permissions"]):
-            print("  consent: none tenant-wide; Exchange RBAC for Applications scopes the mailboxes "
-                  "(exchange-rbac.ps1)")
+            print(
+                "  consent: none tenant-wide; Exchange RBAC for Applications scopes the mailboxes (exchange-rbac.ps1)"
+            )
         for secret in portal["secrets"]:
             print(f"  secret slot {secret['slot']}: expires {secret['expires'][:10]} ({secret['rotationKey']})")
-        print(f"  published secret expires {portal['secretExpiresAt'][:10]}, next rotation "
-              f"{portal['secretRotatesAt'][:10]}")
+        print(
+            f"  published secret expires {portal['secretExpiresAt'][:10]}, next rotation "
+            f"{portal['secretRotatesAt'][:10]}"
+        )
         if args.out:
             print(f"  rendered into {args.out / name}/ with a placeholder secret")
     for warning in document["warnings"]:
@@ -169,6 +225,7 @@ def _plan(args) -> int:
 
 
 # render -----------------------------------------------------------------------------------------------------
+
 
 def _render(args) -> int:
     written = _render_files(_portals(args), args.out)
@@ -184,6 +241,7 @@ def _render(args) -> int:
 
 # verify -----------------------------------------------------------------------------------------------------
 
+
 def _verify(args) -> int:
     from .verify import VerifyOptions, verify_portals
 
@@ -193,8 +251,12 @@ def _verify(args) -> int:
     def show_device_code(portal, flow: dict) -> None:
         progress(f"{portal.name}: sign in as the mailbox user: {flow['message']}")
 
-    options = VerifyOptions(authority_host=args.authority_host, timeout=args.timeout, device_code=args.device_code,
-                            on_device_flow=show_device_code)
+    options = VerifyOptions(
+        authority_host=args.authority_host,
+        timeout=args.timeout,
+        device_code=args.device_code,
+        on_device_flow=show_device_code,
+    )
     results = verify_portals(_portals(args), options, progress)
     if args.json:
         _emit_json({"ok": all(r.ok for r in results), "portals": [r.as_dict() for r in results]})
@@ -206,6 +268,7 @@ def _verify(args) -> int:
 
 # apply ------------------------------------------------------------------------------------------------------
 
+
 def _apply(args) -> int:
     from .errors import UsageError
     from .omcfg import apply_sign_in
@@ -214,12 +277,19 @@ def _apply(args) -> int:
         raise UsageError("apply needs --portal NAME")
     (portal,) = _portals(args)
     if not portal.sign_in:
-        raise UsageError(f"--portal {portal.name}: signIn is not enabled for this portal; set signIn: true and "
-                         "run pulumi up first")
+        raise UsageError(
+            f"--portal {portal.name}: signIn is not enabled for this portal; set signIn: true and run pulumi up first"
+        )
     result = apply_sign_in(portal, args.portal_dir)
     if args.json:
-        _emit_json({"changed": result.changed, "path": str(result.path),
-                    "backup": str(result.backup) if result.backup else None, "manualSteps": result.manual_steps})
+        _emit_json(
+            {
+                "changed": result.changed,
+                "path": str(result.path),
+                "backup": str(result.backup) if result.backup else None,
+                "manualSteps": result.manual_steps,
+            }
+        )
         return 0
     if result.changed:
         print(f"updated {result.path} (backup: {result.backup})" if result.backup else f"updated {result.path}")
@@ -233,6 +303,7 @@ def _apply(args) -> int:
 
 # doctor -----------------------------------------------------------------------------------------------------
 
+
 def _doctor(args) -> int:
     from .doctor import DoctorOptions, run_doctor
     from .graph import GraphLimits
@@ -241,10 +312,15 @@ def _doctor(args) -> int:
         from .errors import UsageError
 
         raise UsageError("doctor needs --stack S (the stack file Pulumi.<S>.yaml to check the tenant against)")
-    options = DoctorOptions(stack=args.stack, today=today(), project_dir=args.project_dir,
-                            graph_endpoint=args.graph_endpoint, deployer_client_id=args.deployer_client_id,
-                            portal=args.portal,
-                            limits=GraphLimits(request_timeout=args.request_timeout, deadline=args.timeout))
+    options = DoctorOptions(
+        stack=args.stack,
+        today=today(),
+        project_dir=args.project_dir,
+        graph_endpoint=args.graph_endpoint,
+        deployer_client_id=args.deployer_client_id,
+        portal=args.portal,
+        limits=GraphLimits(request_timeout=args.request_timeout, deadline=args.timeout),
+    )
     report = run_doctor(options)
     if args.json:
         _emit_json(report.as_dict())
@@ -263,6 +339,7 @@ def _doctor(args) -> int:
 
 # status -----------------------------------------------------------------------------------------------------
 
+
 def _status(args) -> int:
     from .status import portal_status
 
@@ -271,10 +348,11 @@ def _status(args) -> int:
         _emit_json({"warnDays": args.warn_days, "portals": [r.as_dict() for r in reports]})
     else:
         for report in reports:
-            print(f"{report.name}: secret expires {report.secret_expires_at} (in {report.days_left} days), "
-                  f"next rotation {report.rotates_at}")
-            for message in report.messages + ([report.refresh_token_reminder] if report.refresh_token_reminder
-                                              else []):
+            print(
+                f"{report.name}: secret expires {report.secret_expires_at} (in {report.days_left} days), "
+                f"next rotation {report.rotates_at}"
+            )
+            for message in report.messages + ([report.refresh_token_reminder] if report.refresh_token_reminder else []):
                 print(f"  {message}")
     return 1 if any(r.expiring for r in reports) else 0
 

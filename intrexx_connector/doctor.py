@@ -15,8 +15,9 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from components.config import NAMESPACE, StackSettings, is_guid, parse_stack_config
-from components.simulation import PROJECT_DIR, stack_file_config
+from components.config import StackSettings, is_guid
+from components.stack_file import default_project_dir, stack_file_path
+from components.stack_file import load_stack_settings as read_stack_settings
 
 from .doctor_checks import (
     FAIL,
@@ -29,8 +30,8 @@ from .doctor_checks import (
     check_conditional_access,
     check_deployer,
     check_display_name,
-    display_name_targets,
     check_ews,
+    display_name_targets,
 )
 from .errors import UsageError
 from .graph import (
@@ -60,7 +61,7 @@ class DoctorOptions:
     graph_endpoint: str | None = None  # a bare origin such as https://graph.microsoft.com
     deployer_client_id: str | None = None
     portal: str | None = None
-    limits: GraphLimits = GraphLimits()
+    limits: GraphLimits = field(default_factory=GraphLimits)
     token_timeout: float = 30.0
 
 
@@ -82,27 +83,27 @@ class DoctorReport:
         return not any(c.status == FAIL for c in self.checks)
 
     def as_dict(self) -> dict:
-        return {"stack": self.stack, "date": self.today.isoformat(), "graphEndpoint": self.graph_endpoint,
-                "ok": self.ok, "identity": self.identity, "summary": self.counts, "graphRequests": self.graph_requests,
-                "checks": [c.as_dict() for c in self.checks]}
+        return {
+            "stack": self.stack,
+            "date": self.today.isoformat(),
+            "graphEndpoint": self.graph_endpoint,
+            "ok": self.ok,
+            "identity": self.identity,
+            "summary": self.counts,
+            "graphRequests": self.graph_requests,
+            "checks": [c.as_dict() for c in self.checks],
+        }
 
 
 def load_stack_settings(stack: str, project_dir: Path | None, today: date) -> StackSettings:
-    """The stack's settings, checked by the program's own validation. The one place doctor reads a stack file:
-    it moves with the stack-file reader."""
-    if project_dir is None:
-        project_dir = Path.cwd() if (Path.cwd() / "Pulumi.yaml").is_file() else PROJECT_DIR
+    """The stack's settings, checked by the program's own validation, as `plan` reads them."""
+    project_dir = project_dir or default_project_dir()
     try:
-        raw = stack_file_config(stack, project_dir)
-    except FileNotFoundError as error:
-        raise UsageError(f"--stack {stack}: {error}") from None
-    prefix = f"{NAMESPACE}:"
-    namespace = {key[len(prefix):]: value for key, value in raw.items() if key.startswith(prefix)}
-    # As the azuread provider decides (pulumi_azuread.config: environment, else ARM_ENVIRONMENT, else public;
-    # none with a custom metadata host).
-    environment = None if raw.get("azuread:metadataHost") else (
-        raw.get("azuread:environment") or os.environ.get("ARM_ENVIRONMENT") or "public")
-    return parse_stack_config(namespace, stack, today, environment)
+        return read_stack_settings(stack, project_dir, today)
+    except FileNotFoundError:
+        raise UsageError(
+            f"--stack {stack}: no stack file {stack_file_path(stack, project_dir).name} in {project_dir}"
+        ) from None
 
 
 def graph_origin(value: str) -> str:
@@ -147,22 +148,24 @@ def acquire_token(origin: str, settings: StackSettings, environ, timeout: float)
     if given is not None:
         token = given.strip()
         if not _TOKEN_PATTERN.fullmatch(token):
-            raise UsageError(f"{TOKEN_VARIABLE} is set but holds no bearer token (empty, or white space or other "
-                             "characters a token cannot have); unset it to sign in with azure-identity")
+            raise UsageError(
+                f"{TOKEN_VARIABLE} is set but holds no bearer token (empty, or white space or other "
+                "characters a token cannot have); unset it to sign in with azure-identity"
+            )
         return token, TOKEN_VARIABLE
     try:
         from azure.identity import DefaultAzureCredential
     except ImportError:
-        raise GraphTokenError(f"azure-identity is not installed (pip install -r requirements.txt), and "
-                              f"{TOKEN_VARIABLE} is not set") from None
+        raise GraphTokenError(
+            f"azure-identity is not installed (pip install -r requirements.txt), and {TOKEN_VARIABLE} is not set"
+        ) from None
     outcome: dict = {}
 
     def work():
         try:
             # authority: the cloud's login host (azure-identity: "AzureAuthorityHosts defines authorities for other
             # clouds"; learn.microsoft.com/python/api/azure-identity/azure.identity.defaultazurecredential).
-            credential = DefaultAzureCredential(authority=settings.cloud.login,
-                                                process_timeout=max(1, int(timeout)))
+            credential = DefaultAzureCredential(authority=settings.cloud.login, process_timeout=max(1, int(timeout)))
             outcome["token"] = credential.get_token(f"{origin}/.default").token
         except Exception as error:  # noqa: BLE001 - azure-identity raises several types; all mean "no token"
             outcome["error"] = error
@@ -174,8 +177,9 @@ def acquire_token(origin: str, settings: StackSettings, environ, timeout: float)
         raise GraphTokenError(f"no Graph token from azure-identity within {timeout:g} s")
     if "error" in outcome:
         error = outcome["error"]
-        raise GraphTokenError(f"azure-identity found no usable credential ({type(error).__name__}: "
-                              f"{one_line(str(error), 240)})")
+        raise GraphTokenError(
+            f"azure-identity found no usable credential ({type(error).__name__}: {one_line(str(error), 240)})"
+        )
     return outcome["token"], "azure-identity (DefaultAzureCredential)"
 
 
@@ -191,23 +195,48 @@ def run_doctor(options: DoctorOptions, environ=os.environ) -> DoctorReport:
     try:
         token, token_source = acquire_token(origin, settings, environ, options.token_timeout)
     except GraphTokenError as error:
-        report.checks.append(Check("graph-access", FAIL, title, str(error),
-                                   "sign in with `az login` (a person), run in a pipeline with workload identity or a "
-                                   f"managed identity, or set {TOKEN_VARIABLE} to a token for {origin}"))
+        report.checks.append(
+            Check(
+                "graph-access",
+                FAIL,
+                title,
+                str(error),
+                "sign in with `az login` (a person), run in a pipeline with workload identity or a "
+                f"managed identity, or set {TOKEN_VARIABLE} to a token for {origin}",
+            )
+        )
         return report
     report.checks.append(Check("graph-access", PASS, title, f"token from {token_source} for {origin}"))
     graph = GraphClient(origin, token, options.limits)
     ctx = DoctorContext(settings, portals, graph, token, options.today, options.stack, client_id, client_id_source)
-    report.checks.append(_guarded(ctx, "deployer-permissions", "The deploying identity may do what pulumi up will do",
-                                  check_deployer))
-    report.checks.append(_guarded(ctx, "conditional-access",
-                                  "Conditional Access lets mailbox users sign in with the device code flow",
-                                  check_conditional_access))
-    report.checks.append(_guarded(ctx, "app-management-policy", "App management policies allow our client secrets",
-                                  check_app_management_policies))
+    report.checks.append(
+        _guarded(ctx, "deployer-permissions", "The deploying identity may do what pulumi up will do", check_deployer)
+    )
+    report.checks.append(
+        _guarded(
+            ctx,
+            "conditional-access",
+            "Conditional Access lets mailbox users sign in with the device code flow",
+            check_conditional_access,
+        )
+    )
+    report.checks.append(
+        _guarded(
+            ctx,
+            "app-management-policy",
+            "App management policies allow our client secrets",
+            check_app_management_policies,
+        )
+    )
     for index, portal in display_name_targets(ctx):
-        report.checks.append(_guarded(ctx, f"display-name/{portal.name}", "No application has the display name yet",
-                                      lambda c, i=index, p=portal: check_display_name(c, i, p)))
+        report.checks.append(
+            _guarded(
+                ctx,
+                f"display-name/{portal.name}",
+                "No application has the display name yet",
+                lambda c, i=index, p=portal: check_display_name(c, i, p),
+            )
+        )
     report.checks.extend(check_ews(ctx))
     report.identity = ctx.identity
     report.graph_requests = graph.requests
@@ -219,32 +248,56 @@ def _guarded(ctx: DoctorContext, check_id: str, title: str, check):
     try:
         return check(ctx)
     except GraphError as error:
-        failed = Check(check_id, FAIL, title, f"could not read Microsoft Graph: {error}",
-                       _remedy(error, check_id, ctx.graph.origin))
+        failed = Check(
+            check_id,
+            FAIL,
+            title,
+            f"could not read Microsoft Graph: {error}",
+            _remedy(error, check_id, ctx.graph.origin),
+        )
     except (TypeError, KeyError, AttributeError, ValueError) as error:
         # A shape the checks did not foresee: still one line, never a traceback.
-        failed = Check(check_id, FAIL, title, f"could not read Microsoft Graph's answer ({type(error).__name__})",
-                       "run doctor again; if it persists, Graph answered in a shape doctor does not know")
+        failed = Check(
+            check_id,
+            FAIL,
+            title,
+            f"could not read Microsoft Graph's answer ({type(error).__name__})",
+            "run doctor again; if it persists, Graph answered in a shape doctor does not know",
+        )
     return failed
 
 
 def _remedy(error: GraphError, check_id: str, origin: str) -> str:
     if isinstance(error, GraphForbidden):
         needed = READS[check_id.split("/")[0]]
-        return (f"doctor needs {needed} to read this: grant it to the identity doctor runs as (a signed-in user also "
-                "needs a directory role that may read it, e.g. Global Reader), or run doctor as one that has it")
+        return (
+            f"doctor needs {needed} to read this: grant it to the identity doctor runs as (a signed-in user also "
+            "needs a directory role that may read it, e.g. Global Reader), or run doctor as one that has it"
+        )
     if isinstance(error, GraphAuthError):
-        return (f"Graph refused the token: sign in again (az login) or renew {TOKEN_VARIABLE}; the token must be for "
-                f"{origin}")
+        return (
+            f"Graph refused the token: sign in again (az login) or renew {TOKEN_VARIABLE}; the token must be for "
+            f"{origin}"
+        )
     if isinstance(error, GraphThrottled):
         return "Graph is throttling this client: run doctor again in a few minutes"
     if isinstance(error, GraphUnreachable):
-        return (f"check the network path to {origin} (proxy, REQUESTS_CA_BUNDLE) or give doctor more time "
-                "(--timeout, --request-timeout)")
+        return (
+            f"check the network path to {origin} (proxy, REQUESTS_CA_BUNDLE) or give doctor more time "
+            "(--timeout, --request-timeout)"
+        )
     if isinstance(error, GraphProtocolError):
         return f"the answer was not what Microsoft Graph sends: check that {origin} is Microsoft Graph"
     return "see Graph's message above"
 
 
-__all__ = ["DoctorOptions", "DoctorReport", "run_doctor", "load_stack_settings", "graph_origin", "PASS", "WARN",
-           "FAIL"]
+__all__ = [
+    "FAIL",
+    "PASS",
+    "WARN",
+    "DoctorOptions",
+    "DoctorReport",
+    "graph_origin",
+    "load_stack_settings",
+    "run_doctor",
+]

@@ -11,11 +11,11 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
 from components.config import PortalSettings, StackSettings, is_guid
-from components.names import ROLE, SCOPE
+from components.contract import Api, PermissionType
 from components.portal import display_name
 
 from .graph import GraphClient, GraphProtocolError, _kind, odata_string, one_line
@@ -46,8 +46,14 @@ class Check:
     sources: tuple = ()
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "status": self.status, "title": self.title, "detail": self.detail,
-                "remedy": self.remedy, "sources": list(self.sources)}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "title": self.title,
+            "detail": self.detail,
+            "remedy": self.remedy,
+            "sources": list(self.sources),
+        }
 
 
 @dataclass
@@ -76,6 +82,7 @@ def worst(statuses) -> str:
 # Which portals a check concerns. One place each, so that they follow the configuration when it changes
 # (`api: ews` becomes `connector: exchange`, issue 7).
 
+
 def uses_device_code(portal: PortalSettings) -> bool:
     """Intrexx requests each mailbox user's refresh token ("Request MS365 Refresh Token") with the device code
     flow; the program turns public client flows on for exactly these portals (components/portal.py)."""
@@ -84,10 +91,11 @@ def uses_device_code(portal: PortalSettings) -> bool:
 
 def uses_ews(portal: PortalSettings) -> bool:
     """Portals whose connector speaks EWS (today `api: ews`; with issue 7 `connector: exchange`)."""
-    return portal.api == "ews"
+    return portal.api is Api.EWS
 
 
 # Reading Graph's answers ------------------------------------------------------------------------------------
+
 
 def _at(obj, path: str, kind, what: str, default=None):
     """obj[a][b][c] for path "a.b.c", checked to be of `kind`; missing or null gives `default`."""
@@ -100,7 +108,7 @@ def _at(obj, path: str, kind, what: str, default=None):
         value = value.get(key)
     if value is None:
         return default
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise GraphProtocolError(f"{what}: {path} is {_kind(value)}")
     return value
 
@@ -165,8 +173,9 @@ def assess_ca_policy(policy: dict) -> _Finding | None:
     """Whether one Conditional Access policy stops a mailbox user's device code sign-in; None if it cannot."""
     what = f"Conditional Access policy {_name(policy, '(no name)')!r}"
     name = _name(policy, "(no name)")
-    methods = {m.strip() for m in _at(policy, "conditions.authenticationFlows.transferMethods", str, what,
-                                      "").split(",")}
+    methods = {
+        m.strip() for m in _at(policy, "conditions.authenticationFlows.transferMethods", str, what, "").split(",")
+    }
     if "deviceCodeFlow" not in methods:
         return None
     if "block" not in {c.lower() for c in _strings(policy, "grantControls.builtInControls", what)}:
@@ -192,8 +201,11 @@ def assess_ca_policy(policy: dict) -> _Finding | None:
     if all_users:
         who = "all users"
     else:
-        scope = [f"{len(x)} {noun}" for x, noun in ((include_groups, "group(s)"), (include_roles, "role(s)"),
-                                                    (named_users, "user(s)")) if x]
+        scope = [
+            f"{len(x)} {noun}"
+            for x, noun in ((include_groups, "group(s)"), (include_roles, "role(s)"), (named_users, "user(s)"))
+            if x
+        ]
         who = f"the {', '.join(scope)} it includes ({', '.join((include_groups + include_roles + named_users)[:5])})"
     excluded = [f"members of group(s) {', '.join(exclude_groups)}"] if exclude_groups else []
     if exclude_users:
@@ -205,28 +217,41 @@ def assess_ca_policy(policy: dict) -> _Finding | None:
     also = f"; it applies only under further conditions ({', '.join(narrowed)})" if narrowed else ""
 
     if state == "enabledForReportingButNotEnforced":
-        return _Finding(WARN, f"{name!r} (report-only) would block the device code flow for {who}{also}: switched "
-                              "on, it stops the mailbox users' sign-in")
+        return _Finding(
+            WARN,
+            f"{name!r} (report-only) would block the device code flow for {who}{also}: switched "
+            "on, it stops the mailbox users' sign-in",
+        )
     if state != "enabled":
         return _Finding(WARN, f"{name!r} (state {one_line(state, 40)!r}) blocks the device code flow for {who}")
     if narrowed:
-        return _Finding(WARN, f"{name!r} (enabled) blocks the device code flow for {who}{also}: the mailbox users' "
-                              "sign-in may be blocked")
+        return _Finding(
+            WARN,
+            f"{name!r} (enabled) blocks the device code flow for {who}{also}: the mailbox users' "
+            "sign-in may be blocked",
+        )
     if all_users and exclude_groups:
-        return _Finding(WARN, f"{name!r} (enabled) blocks the device code flow for {who}: every mailbox user "
-                              "Intrexx signs in must be a member of an excluded group")
+        return _Finding(
+            WARN,
+            f"{name!r} (enabled) blocks the device code flow for {who}: every mailbox user "
+            "Intrexx signs in must be a member of an excluded group",
+        )
     return _Finding(FAIL, f"{name!r} (enabled) blocks the device code flow for {who}")
 
 
 def _narrowing_conditions(policy: dict, what: str) -> list:
     narrowed = []
     locations = _at(policy, "conditions.locations", dict, what)
-    if locations is not None and (_strings(locations, "includeLocations", what) not in ([], ["All"])
-                                  or _strings(locations, "excludeLocations", what)):
+    if locations is not None and (
+        _strings(locations, "includeLocations", what) not in ([], ["All"])
+        or _strings(locations, "excludeLocations", what)
+    ):
         narrowed.append("locations")
     platforms = _at(policy, "conditions.platforms", dict, what)
-    if platforms is not None and ([p.lower() for p in _strings(platforms, "includePlatforms", what)] not in
-                                  ([], ["all"]) or _strings(platforms, "excludePlatforms", what)):
+    if platforms is not None and (
+        [p.lower() for p in _strings(platforms, "includePlatforms", what)] not in ([], ["all"])
+        or _strings(platforms, "excludePlatforms", what)
+    ):
         narrowed.append("device platforms")
     client_types = _strings(policy, "conditions.clientAppTypes", what)
     if client_types and not {"all", "mobileAppsAndDesktopClients"} & set(client_types):
@@ -242,20 +267,29 @@ def check_conditional_access(ctx: DoctorContext) -> Check:
     title = "Conditional Access lets mailbox users sign in with the device code flow"
     portals = [p.name for p in ctx.portals if uses_device_code(p)]
     if not portals:
-        return Check("conditional-access", PASS, title, "no delegated portal in this stack signs mailbox users in "
-                     "with the device code flow: Conditional Access was not read", sources=CA_SOURCES)
+        return Check(
+            "conditional-access",
+            PASS,
+            title,
+            "no delegated portal in this stack signs mailbox users in "
+            "with the device code flow: Conditional Access was not read",
+            sources=CA_SOURCES,
+        )
     policies = _objects(ctx.graph.get_collection("/identity/conditionalAccess/policies"), "Conditional Access")
     findings = [f for f in (assess_ca_policy(p) for p in policies) if f is not None]
     status = worst(f.status for f in findings)
     read = f"{len(policies)} Conditional Access polic{'y' if len(policies) == 1 else 'ies'} read"
     if status == PASS:
         lines = [f"{read}; none blocks the device code flow for the mailbox users of {', '.join(portals)}"]
-        return Check("conditional-access", PASS, title, "\n".join(lines + [f.line for f in findings]),
-                     sources=CA_SOURCES)
+        return Check(
+            "conditional-access", PASS, title, "\n".join(lines + [f.line for f in findings]), sources=CA_SOURCES
+        )
     lines = [f.line for f in findings] + [read]
-    remedy = ("Intrexx's \"Request MS365 Refresh Token\" signs each mailbox user in with the device code flow "
-              f"(portals {', '.join(portals)}). In each policy named above, exclude the group of those mailbox users "
-              "(Users > Exclude > Users and groups), or scope the policy to the users who must not use the flow")
+    remedy = (
+        'Intrexx\'s "Request MS365 Refresh Token" signs each mailbox user in with the device code flow '
+        f"(portals {', '.join(portals)}). In each policy named above, exclude the group of those mailbox users "
+        "(Users > Exclude > Users and groups), or scope the policy to the users who must not use the flow"
+    )
     return Check("conditional-access", status, title, "\n".join(lines), remedy, CA_SOURCES)
 
 
@@ -301,9 +335,10 @@ def _restriction_date(value, what: str) -> date | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise GraphProtocolError(f"{what}: restrictForAppsCreatedAfterDateTime {one_line(value, 40)!r} is not a "
-                                 "date") from None
-    return (moment.astimezone(timezone.utc) if moment.tzinfo else moment).date()
+        raise GraphProtocolError(
+            f"{what}: restrictForAppsCreatedAfterDateTime {one_line(value, 40)!r} is not a date"
+        ) from None
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
 
 
 def largest_rotation_days(max_lifetime: timedelta) -> int:
@@ -325,30 +360,50 @@ def assess_password_restrictions(restrictions: list, rotation_days: int, today: 
         if state != "enabled":
             findings.append(_Finding(PASS, f"{where}: {kind} is {one_line(state, 20)}, not enforced"))
             continue
-        scope = (f"for applications created from {after.isoformat()} on" if after and after > today else
-                 f"for applications created since {after.isoformat()}" if after else "for every application")
+        scope = (
+            f"for applications created from {after.isoformat()} on"
+            if after and after > today
+            else f"for applications created since {after.isoformat()}"
+            if after
+            else "for every application"
+        )
         if kind == "passwordAddition":
             status = WARN if exempt or (after and after > today) else FAIL
             line = f"{where}: blocks new client secrets {scope}"
         else:
             lifetime = parse_duration(restriction.get("maxLifetime"))
             if lifetime is None:
-                findings.append(_Finding(WARN, f"{where}: passwordLifetime with maxLifetime "
-                                               f"{one_line(str(restriction.get('maxLifetime')), 30)!r}, which doctor "
-                                               "cannot compare in days"))
+                findings.append(
+                    _Finding(
+                        WARN,
+                        f"{where}: passwordLifetime with maxLifetime "
+                        f"{one_line(str(restriction.get('maxLifetime')), 30)!r}, which doctor "
+                        "cannot compare in days",
+                    )
+                )
                 continue
             days = lifetime.total_seconds() / 86400
             if lifetime >= timedelta(days=need):
-                findings.append(_Finding(PASS, f"{where}: secrets may live {days:g} days {scope}; ours live up to "
-                                               f"{need} (2 x secretRotationDays {rotation_days})"))
+                findings.append(
+                    _Finding(
+                        PASS,
+                        f"{where}: secrets may live {days:g} days {scope}; ours live up to "
+                        f"{need} (2 x secretRotationDays {rotation_days})",
+                    )
+                )
                 continue
             fits = largest_rotation_days(lifetime)
-            fix = (f"secretRotationDays {fits} or less fits" if fits >= MIN_ROTATION_DAYS else
-                   f"no secretRotationDays fits (the smallest, {MIN_ROTATION_DAYS}, needs "
-                   f"{2 * MIN_ROTATION_DAYS} days)")
+            fix = (
+                f"secretRotationDays {fits} or less fits"
+                if fits >= MIN_ROTATION_DAYS
+                else f"no secretRotationDays fits (the smallest, {MIN_ROTATION_DAYS}, needs "
+                f"{2 * MIN_ROTATION_DAYS} days)"
+            )
             status = WARN if exempt or (after and after > today) else FAIL
-            line = (f"{where}: secrets may live at most {days:g} days ({restriction.get('maxLifetime')}) {scope}; "
-                    f"ours live up to {need} days (2 x secretRotationDays {rotation_days}): {fix}")
+            line = (
+                f"{where}: secrets may live at most {days:g} days ({restriction.get('maxLifetime')}) {scope}; "
+                f"ours live up to {need} days (2 x secretRotationDays {rotation_days}): {fix}"
+            )
         if exempt:
             line += "; identities carrying its excludeActors custom security attribute are exempt"
         findings.append(_Finding(status, line))
@@ -373,8 +428,9 @@ def check_app_management_policies(ctx: DoctorContext) -> Check:
         where = f"policy {_name(policy, '(no name)')!r}"
         if not _at(policy, "isEnabled", bool, where, False):
             continue
-        for finding in assess_password_restrictions(_at(policy, "restrictions.passwordCredentials", list, where, []),
-                                                    rotation_days, ctx.today, where):
+        for finding in assess_password_restrictions(
+            _at(policy, "restrictions.passwordCredentials", list, where, []), rotation_days, ctx.today, where
+        ):
             # New registrations get the tenant default; a custom policy binds only the objects assigned to it.
             status = WARN if finding.status == FAIL else finding.status
             suffix = "; it applies only to the applications it is assigned to" if finding.status != PASS else ""
@@ -383,10 +439,12 @@ def check_app_management_policies(ctx: DoctorContext) -> Check:
     detail = "\n".join(f.line for f in findings) or "no restriction on client secrets"
     remedy = ""
     if status != PASS:
-        remedy = (f"Lower secretRotationDays in Pulumi.{ctx.stack}.yaml where a lifetime is named, or ask the tenant's "
-                  "administrators to exempt the deploying identity (the restriction's excludeActors) or lift the "
-                  "restriction for these applications: the Intrexx connector authenticates with a client secret, "
-                  "and a secret the policy refuses fails `pulumi up` with CredentialInvalidLifetimeAsPerAppPolicy")
+        remedy = (
+            f"Lower secretRotationDays in Pulumi.{ctx.stack}.yaml where a lifetime is named, or ask the tenant's "
+            "administrators to exempt the deploying identity (the restriction's excludeActors) or lift the "
+            "restriction for these applications: the Intrexx connector authenticates with a client secret, "
+            "and a secret the policy refuses fails `pulumi up` with CredentialInvalidLifetimeAsPerAppPolicy"
+        )
     return Check("app-management-policy", status, title, detail, remedy, APP_POLICY_SOURCES)
 
 
@@ -433,10 +491,17 @@ class Requirement:
 
 
 def _needs(portals) -> dict:
-    delegated_consent = [p.name for p in portals if any(x.kind == SCOPE for x in p.permissions)]
-    role_consent = [p.name for p in portals if any(x.kind == ROLE and not p.exchange_rbac(x) for x in p.permissions)]
-    graph_roles = [p.name for p in portals
-                   if any(x.kind == ROLE and not p.exchange_rbac(x) and x.resource == "graph" for x in p.permissions)]
+    delegated_consent = [p.name for p in portals if any(x.kind is PermissionType.SCOPE for x in p.permissions)]
+    role_consent = [
+        p.name for p in portals if any(x.kind is PermissionType.ROLE and not p.exchange_rbac(x) for x in p.permissions)
+    ]
+    graph_roles = [
+        p.name
+        for p in portals
+        if any(
+            x.kind is PermissionType.ROLE and not p.exchange_rbac(x) and x.resource == "graph" for x in p.permissions
+        )
+    ]
     owners = [p.name for p in portals if p.owners]
     return {"delegated": delegated_consent, "roles": role_consent, "graph_roles": graph_roles, "owners": owners}
 
@@ -444,32 +509,51 @@ def _needs(portals) -> dict:
 def service_principal_requirements(portals) -> list:
     needs = _needs(portals)
     requirements = [
-        Requirement(("Application.ReadWrite.OwnedBy", "Application.ReadWrite.All"),
-                    "create and manage the portals' applications and service principals"),
-        Requirement(("Application.Read.All", "Application.ReadWrite.All"),
-                    "read the service principals of Microsoft Graph and Exchange Online"),
+        Requirement(
+            ("Application.ReadWrite.OwnedBy", "Application.ReadWrite.All"),
+            "create and manage the portals' applications and service principals",
+        ),
+        Requirement(
+            ("Application.Read.All", "Application.ReadWrite.All"),
+            "read the service principals of Microsoft Graph and Exchange Online",
+        ),
     ]
     if needs["delegated"]:
-        requirements.append(Requirement(("DelegatedPermissionGrant.ReadWrite.All",),
-                                        f"admin consent to delegated permissions: {', '.join(needs['delegated'])}"))
+        requirements.append(
+            Requirement(
+                ("DelegatedPermissionGrant.ReadWrite.All",),
+                f"admin consent to delegated permissions: {', '.join(needs['delegated'])}",
+            )
+        )
     if needs["roles"]:
-        requirements.append(Requirement(("AppRoleAssignment.ReadWrite.All",),
-                                        f"admin consent to application permissions: {', '.join(needs['roles'])}"))
+        requirements.append(
+            Requirement(
+                ("AppRoleAssignment.ReadWrite.All",),
+                f"admin consent to application permissions: {', '.join(needs['roles'])}",
+            )
+        )
     if needs["owners"]:
-        requirements.append(Requirement(("Application.ReadWrite.All",),
-                                        f"add the extra owners of {', '.join(needs['owners'])}"))
+        requirements.append(
+            Requirement(("Application.ReadWrite.All",), f"add the extra owners of {', '.join(needs['owners'])}")
+        )
     return requirements
 
 
 def user_requirements(portals) -> list:
     needs = _needs(portals)
-    requirements = [Requirement(("Cloud Application Administrator", "Application Administrator",
-                                 "Global Administrator"),
-                                "create the applications and grant admin consent")]
+    requirements = [
+        Requirement(
+            ("Cloud Application Administrator", "Application Administrator", "Global Administrator"),
+            "create the applications and grant admin consent",
+        )
+    ]
     if needs["graph_roles"]:
-        requirements.append(Requirement(("Privileged Role Administrator", "Global Administrator"),
-                                        "consent to Microsoft Graph application permissions: "
-                                        f"{', '.join(needs['graph_roles'])}"))
+        requirements.append(
+            Requirement(
+                ("Privileged Role Administrator", "Global Administrator"),
+                f"consent to Microsoft Graph application permissions: {', '.join(needs['graph_roles'])}",
+            )
+        )
     return requirements
 
 
@@ -492,11 +576,15 @@ def check_deployer(ctx: DoctorContext) -> Check:
     elif "scp" in claims or claims.get("idtyp") == "user":
         return _check_user(ctx, title)
     ctx.identity = {"kind": "unknown"}
-    return Check("deployer-permissions", WARN, title,
-                 "identity not determinable: the Graph token is opaque (or carries no usable claims) and no client id "
-                 "was given",
-                 "for a pipeline identity pass --deployer-client-id (or set ARM_CLIENT_ID / AZURE_CLIENT_ID); for a "
-                 "person, sign in with `az login` so that doctor gets a token it can read", DEPLOYER_SOURCES)
+    return Check(
+        "deployer-permissions",
+        WARN,
+        title,
+        "identity not determinable: the Graph token is opaque (or carries no usable claims) and no client id was given",
+        "for a pipeline identity pass --deployer-client-id (or set ARM_CLIENT_ID / AZURE_CLIENT_ID); for a "
+        "person, sign in with `az login` so that doctor gets a token it can read",
+        DEPLOYER_SOURCES,
+    )
 
 
 def _first_id(items: list, what: str) -> dict | None:
@@ -510,51 +598,78 @@ def _first_id(items: list, what: str) -> dict | None:
 
 def _check_service_principal(ctx: DoctorContext, title: str, client_id: str, how: str) -> Check:
     graph = ctx.graph
-    found = graph.get_collection("/servicePrincipals", {"$filter": f"appId eq {odata_string(client_id)}",
-                                                        "$select": "id,appId,displayName"})
+    found = graph.get_collection(
+        "/servicePrincipals", {"$filter": f"appId eq {odata_string(client_id)}", "$select": "id,appId,displayName"}
+    )
     sp = _first_id(found, "servicePrincipals")
     if sp is None:
         ctx.identity = {"kind": "servicePrincipal", "appId": client_id}
-        return Check("deployer-permissions", FAIL, title,
-                     f"no service principal with appId {client_id} in this tenant ({how})",
-                     "check ARM_CLIENT_ID / --deployer-client-id and the tenant the token is for", DEPLOYER_SOURCES)
+        return Check(
+            "deployer-permissions",
+            FAIL,
+            title,
+            f"no service principal with appId {client_id} in this tenant ({how})",
+            "check ARM_CLIENT_ID / --deployer-client-id and the tenant the token is for",
+            DEPLOYER_SOURCES,
+        )
     name = _name(sp, client_id)
     ctx.identity = {"kind": "servicePrincipal", "appId": client_id, "objectId": sp["id"], "displayName": name}
-    assignments = _objects(graph.get_collection(f"/servicePrincipals/{quote(sp['id'], safe='')}/appRoleAssignments"),
-                           "appRoleAssignments")
-    graph_sp = _first_id(graph.get_collection("/servicePrincipals", {
-        "$filter": f"appId eq {odata_string(GRAPH_APP_ID)}", "$select": "id,appId,appRoles"}), "Microsoft Graph")
+    assignments = _objects(
+        graph.get_collection(f"/servicePrincipals/{quote(sp['id'], safe='')}/appRoleAssignments"), "appRoleAssignments"
+    )
+    graph_sp = _first_id(
+        graph.get_collection(
+            "/servicePrincipals", {"$filter": f"appId eq {odata_string(GRAPH_APP_ID)}", "$select": "id,appId,appRoles"}
+        ),
+        "Microsoft Graph",
+    )
     if graph_sp is None:
         raise GraphProtocolError("the tenant shows no Microsoft Graph service principal")
     roles = {}
     for role in _objects(_at(graph_sp, "appRoles", list, "Microsoft Graph appRoles", []), "appRoles"):
         if isinstance(role.get("id"), str) and isinstance(role.get("value"), str):
             roles[role["id"].lower()] = role["value"]
-    held = sorted({roles[a["appRoleId"].lower()] for a in assignments
-                   if isinstance(a.get("appRoleId"), str) and a["appRoleId"].lower() in roles
-                   and isinstance(a.get("resourceId"), str) and a["resourceId"].lower() == graph_sp["id"].lower()})
+    held = sorted(
+        {
+            roles[a["appRoleId"].lower()]
+            for a in assignments
+            if isinstance(a.get("appRoleId"), str)
+            and a["appRoleId"].lower() in roles
+            and isinstance(a.get("resourceId"), str)
+            and a["resourceId"].lower() == graph_sp["id"].lower()
+        }
+    )
     requirements = service_principal_requirements(ctx.portals)
     missing = [r for r in requirements if not r.met_by(held)]
     who = f"service principal {name!r} ({how})"
     holds = f"holds Microsoft Graph application permissions: {', '.join(held) if held else 'none'}"
     if not missing:
-        return Check("deployer-permissions", PASS, title, f"{who} {holds}: enough for this stack",
-                     sources=DEPLOYER_SOURCES)
+        return Check(
+            "deployer-permissions", PASS, title, f"{who} {holds}: enough for this stack", sources=DEPLOYER_SOURCES
+        )
     detail = f"{who} {holds}\nmissing: " + "\nmissing: ".join(r.describe() for r in missing)
-    remedy = ("grant the missing Microsoft Graph application permissions to the service principal and have a "
-              "Privileged Role Administrator (or Global Administrator) consent to them; commands in "
-              "docs/pipeline-identity.md")
+    remedy = (
+        "grant the missing Microsoft Graph application permissions to the service principal and have a "
+        "Privileged Role Administrator (or Global Administrator) consent to them; commands in "
+        "docs/pipeline-identity.md"
+    )
     return Check("deployer-permissions", FAIL, title, detail, remedy, DEPLOYER_SOURCES)
 
 
 def _check_user(ctx: DoctorContext, title: str) -> Check:
     me = ctx.graph.get("/me", {"$select": "id,displayName,userPrincipalName"})
-    upn = me.get("userPrincipalName") if isinstance(me.get("userPrincipalName"), str) else _name(me, "?")
-    ctx.identity = {"kind": "user", "userPrincipalName": one_line(upn, 120),
-                    "objectId": me.get("id") if isinstance(me.get("id"), str) else None}
-    memberships = _objects(ctx.graph.get_collection("/me/transitiveMemberOf/microsoft.graph.directoryRole",
-                                                    {"$select": "id,displayName,roleTemplateId"}),
-                           "directory roles")
+    upn = str(me.get("userPrincipalName")) if isinstance(me.get("userPrincipalName"), str) else str(_name(me, "?"))
+    ctx.identity = {
+        "kind": "user",
+        "userPrincipalName": one_line(upn, 120),
+        "objectId": me.get("id") if isinstance(me.get("id"), str) else None,
+    }
+    memberships = _objects(
+        ctx.graph.get_collection(
+            "/me/transitiveMemberOf/microsoft.graph.directoryRole", {"$select": "id,displayName,roleTemplateId"}
+        ),
+        "directory roles",
+    )
     held, unreadable = set(), 0
     for role in memberships:
         template = role.get("roleTemplateId")
@@ -571,10 +686,14 @@ def _check_user(ctx: DoctorContext, title: str) -> Check:
         return Check("deployer-permissions", PASS, title, f"{who}: enough for this stack", sources=DEPLOYER_SOURCES)
     detail = f"{who}\nmissing: " + "\nmissing: ".join(r.describe() for r in missing)
     if unreadable:
-        detail += (f"\n{unreadable} role(s) came back without name or template id (Graph's limited answer without "
-                   "RoleManagement.Read.Directory or Directory.Read.All)")
-    remedy = ("activate the role (Privileged Identity Management: doctor sees active assignments only) or have it "
-              "assigned, then run doctor again")
+        detail += (
+            f"\n{unreadable} role(s) came back without name or template id (Graph's limited answer without "
+            "RoleManagement.Read.Directory or Directory.Read.All)"
+        )
+    remedy = (
+        "activate the role (Privileged Identity Management: doctor sees active assignments only) or have it "
+        "assigned, then run doctor again"
+    )
     return Check("deployer-permissions", WARN if unreadable else FAIL, title, detail, remedy, DEPLOYER_SOURCES)
 
 
@@ -599,27 +718,46 @@ def display_name_targets(ctx: DoctorContext) -> list:
 def check_display_name(ctx: DoctorContext, index: int, portal: PortalSettings) -> Check:
     name = display_name(portal.name, ctx.settings.environment)
     check_id, title = f"display-name/{portal.name}", f"No application is named {name!r} yet"
-    found = _objects(ctx.graph.get_collection("/applications", {
-        "$filter": f"displayName eq {odata_string(name)}", "$select": "id,appId,displayName"}), "applications")
-    same = [app for app in found if isinstance(app.get("displayName"), str)
-            and app["displayName"].casefold() == name.casefold() and isinstance(app.get("id"), str)]
+    found = _objects(
+        ctx.graph.get_collection(
+            "/applications", {"$filter": f"displayName eq {odata_string(name)}", "$select": "id,appId,displayName"}
+        ),
+        "applications",
+    )
+    same = [
+        app
+        for app in found
+        if isinstance(app.get("displayName"), str)
+        and app["displayName"].casefold() == name.casefold()
+        and isinstance(app.get("id"), str)
+    ]
     if not same:
         return Check(check_id, PASS, title, f"no application named {name!r}", sources=DISPLAY_NAME_SOURCES)
-    lines, adopt = [], None
+    lines: list[str] = []
+    adopt: tuple[str, str | None] | None = None
     for app in same:
         app_id = app.get("appId") if isinstance(app.get("appId"), str) and is_guid(app["appId"]) else None
         sp = None
         if app_id:
-            sp = _first_id(ctx.graph.get_collection("/servicePrincipals", {
-                "$filter": f"appId eq {odata_string(app_id)}", "$select": "id"}), "servicePrincipals")
+            sp = _first_id(
+                ctx.graph.get_collection(
+                    "/servicePrincipals", {"$filter": f"appId eq {odata_string(app_id)}", "$select": "id"}
+                ),
+                "servicePrincipals",
+            )
         sp_id = sp["id"] if sp else None
-        lines.append(f"an application named {name!r} exists: applicationObjectId {one_line(app['id'], 40)}, "
-                     f"appId {app_id or '?'}, servicePrincipalObjectId {sp_id or 'none'}")
+        lines.append(
+            f"an application named {name!r} exists: applicationObjectId {one_line(app['id'], 40)}, "
+            f"appId {app_id or '?'}, servicePrincipalObjectId {sp_id or 'none'}"
+        )
         adopt = adopt or (one_line(app["id"], 40), sp_id)
-    remedy = (f"pulumi up refuses a second application of that name (prevent_duplicate_names). To take this "
-              f"registration over, set in Pulumi.{ctx.stack}.yaml: portals[{index}].adopt: "
-              f"{{applicationObjectId: {adopt[0]}, servicePrincipalObjectId: {adopt[1] or '<create one first>'}}}"
-              "; otherwise rename or delete it")
+    remedy = (
+        f"pulumi up refuses a second application of that name (prevent_duplicate_names). To take this "
+        f"registration over, set in Pulumi.{ctx.stack}.yaml: portals[{index}].adopt: "
+        f"{{applicationObjectId: {adopt[0] if adopt else '?'}, "
+        f"servicePrincipalObjectId: {(adopt[1] if adopt else None) or '<create one first>'}}}"
+        "; otherwise rename or delete it"
+    )
     return Check(check_id, FAIL, title, "\n".join(lines), remedy, DISPLAY_NAME_SOURCES)
 
 
@@ -644,12 +782,17 @@ def check_ews(ctx: DoctorContext) -> list:
     for portal in ctx.portals:
         if not uses_ews(portal):
             continue
-        checks.append(Check(
-            f"ews-allow-list/{portal.name}", WARN, "The tenant's EWS allow list will admit this portal",
-            f"portal {portal.name!r} uses EWS, which Exchange Online allows only to the apps in the tenant's EWS "
-            f"allow list (with EwsEnabled $true); Microsoft Graph cannot read that list. Check it in Exchange Online "
-            f"PowerShell: {EWS_READ_COMMAND}",
-            "after pulumi up, add the portal's clientId to EwsAllowedAppIDs: read the list, add the id, write the "
-            "whole list back (Set-OrganizationConfig -EwsAllowedAppIDs replaces it)",
-            EWS_SOURCES))
+        checks.append(
+            Check(
+                f"ews-allow-list/{portal.name}",
+                WARN,
+                "The tenant's EWS allow list will admit this portal",
+                f"portal {portal.name!r} uses EWS, which Exchange Online allows only to the apps in the tenant's EWS "
+                "allow list (with EwsEnabled $true); Microsoft Graph cannot read that list. Check it in Exchange "
+                f"Online PowerShell: {EWS_READ_COMMAND}",
+                "after pulumi up, add the portal's clientId to EwsAllowedAppIDs: read the list, add the id, write the "
+                "whole list back (Set-OrganizationConfig -EwsAllowedAppIDs replaces it)",
+                EWS_SOURCES,
+            )
+        )
     return checks

@@ -24,8 +24,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -118,8 +118,15 @@ class _Answer:
 class GraphClient:
     """GET requests against `<origin>/<version>/...`; `requests` counts them."""
 
-    def __init__(self, origin: str, token: str, limits: GraphLimits = GraphLimits(), version: str = "v1.0",
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        origin: str,
+        token: str,
+        limits: GraphLimits = GraphLimits(),
+        version: str = "v1.0",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.origin = origin.rstrip("/")
         self.version = version
         self.limits = limits
@@ -154,11 +161,15 @@ class GraphClient:
             if next_link is None:
                 return items
             if not isinstance(next_link, str) or not self._same_origin(next_link):
-                raise GraphProtocolError(f"{path}: @odata.nextLink points away from {self.origin} "
-                                         f"({one_line(next_link, 80)!r}); not followed")
+                raise GraphProtocolError(
+                    f"{path}: @odata.nextLink points away from {self.origin} "
+                    f"({one_line(next_link, 80)!r}); not followed"
+                )
             if pages >= self.limits.max_pages:
-                raise GraphProtocolError(f"{path}: still more after {pages} pages; stopped (doctor reads at most "
-                                         f"{self.limits.max_pages} pages per list)")
+                raise GraphProtocolError(
+                    f"{path}: still more after {pages} pages; stopped (doctor reads at most "
+                    f"{self.limits.max_pages} pages per list)"
+                )
             url = next_link
 
     # internals -----------------------------------------------------------------------------------------------
@@ -169,9 +180,13 @@ class GraphClient:
             port, own_port = parts.port, self._origin_parts.port
         except ValueError:
             return False
-        return (parts.scheme == "https" and parts.username is None and parts.password is None
-                and (parts.hostname or "").lower() == (self._origin_parts.hostname or "").lower()
-                and (port or 443) == (own_port or 443))
+        return (
+            parts.scheme == "https"
+            and parts.username is None
+            and parts.password is None
+            and (parts.hostname or "").lower() == (self._origin_parts.hostname or "").lower()
+            and (port or 443) == (own_port or 443)
+        )
 
     def _remaining(self) -> float:
         return self._deadline - self._clock()
@@ -188,11 +203,15 @@ class GraphClient:
                 wait = _retry_after(answer.headers.get("Retry-After"), attempt)
                 remaining = self._remaining()
                 if attempt >= self.limits.max_attempts or min(wait, self.limits.max_retry_wait) >= remaining:
-                    said = f"; Retry-After {answer.headers.get('Retry-After')}" if "Retry-After" in answer.headers \
-                        else ""
-                    raise GraphThrottled(f"{path}: Graph answered HTTP {answer.status} {attempt} time(s){said}; "
-                                         "doctor stopped waiting (run it again later)", answer.status,
-                                         self._error(answer)[0])
+                    said = (
+                        f"; Retry-After {answer.headers.get('Retry-After')}" if "Retry-After" in answer.headers else ""
+                    )
+                    raise GraphThrottled(
+                        f"{path}: Graph answered HTTP {answer.status} {attempt} time(s){said}; "
+                        "doctor stopped waiting (run it again later)",
+                        answer.status,
+                        self._error(answer)[0],
+                    )
                 self._sleep(min(wait, self.limits.max_retry_wait))
                 continue
             raise self._status_error(path, answer)
@@ -224,8 +243,11 @@ class GraphClient:
         said += f": {message}" if message else ""
         status = answer.status
         if 300 <= status < 400:
-            return GraphProtocolError(f"{path}: HTTP {status} redirect to "
-                                      f"{one_line(answer.headers.get('Location', '?'), 80)!r}; not followed", status)
+            return GraphProtocolError(
+                f"{path}: HTTP {status} redirect to "
+                f"{one_line(answer.headers.get('Location', '?'), 80)!r}; not followed",
+                status,
+            )
         error_type = {401: GraphAuthError, 403: GraphForbidden, 404: GraphNotFound}.get(status, GraphError)
         return error_type(f"{path}: HTTP {status}{said}", status, code)
 
@@ -257,20 +279,25 @@ class GraphClient:
         # A session per request: a worker abandoned on timeout keeps its connection to itself. trust_env (the
         # default) honours REQUESTS_CA_BUNDLE and the proxy variables.
         with requests.Session() as session:
-            response = session.get(url, auth=_Bearer(self._token), timeout=(timeout, timeout), stream=True,
-                                   allow_redirects=False,
-                                   headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+            response = session.get(
+                url,
+                auth=_Bearer(self._token),
+                timeout=(timeout, timeout),
+                stream=True,
+                allow_redirects=False,
+                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            )
             try:
                 body = bytearray()
                 for chunk in response.iter_content(64 * 1024):
                     body += chunk
                     if len(body) > self.limits.max_bytes:
-                        raise GraphProtocolError(f"{urlsplit(url).path}: the answer is larger than "
-                                                 f"{self.limits.max_bytes} bytes; not read")
+                        raise GraphProtocolError(
+                            f"{urlsplit(url).path}: the answer is larger than {self.limits.max_bytes} bytes; not read"
+                        )
             finally:
                 response.close()
-            return _Answer(response.status_code, requests.structures.CaseInsensitiveDict(response.headers),
-                           bytes(body))
+            return _Answer(response.status_code, requests.structures.CaseInsensitiveDict(response.headers), bytes(body))
 
     def _transport_error(self, url: str, error: BaseException, timeout: float) -> GraphError:
         path = urlsplit(url).path
@@ -279,8 +306,9 @@ class GraphClient:
         if isinstance(error, requests.Timeout):
             return GraphUnreachable(f"{path}: no answer within {timeout:g} s")
         if isinstance(error, requests.exceptions.SSLError):
-            return GraphUnreachable(f"{path}: TLS failed ({type(error).__name__}): is the server's CA trusted? "
-                                    "(REQUESTS_CA_BUNDLE)")
+            return GraphUnreachable(
+                f"{path}: TLS failed ({type(error).__name__}): is the server's CA trusted? (REQUESTS_CA_BUNDLE)"
+            )
         if isinstance(error, requests.ConnectionError):
             return GraphUnreachable(f"cannot reach {self.origin} ({type(error).__name__})")
         if isinstance(error, requests.RequestException):
@@ -304,4 +332,5 @@ def _retry_after(value, attempt: int) -> float:
 
 def _kind(value) -> str:
     return {dict: "an object", list: "a list", str: "a string", type(None): "missing"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from components.contract import PORTALS, PortalOutput
 from components.portal import COMPONENT_TYPE
-from components.stack_file import load_stack_settings, stack_file_path
+from components.stack_file import default_project_dir, load_stack_settings, stack_file_path
 
 from .errors import UsageError
 from .simulation import (
@@ -34,8 +34,10 @@ class Plan:
     def portal_outputs(self) -> list[PortalOutput]:
         """What `render` would get after `pulumi up`, with a placeholder instead of each secret."""
         portals = self.evaluation.outputs[PORTALS]
-        return [PortalOutput.from_output(portals[name], f"{PORTALS}.{name}").with_secret(PLACEHOLDER_SECRET)
-                for name in sorted(portals)]
+        return [
+            PortalOutput.from_output(portals[name], f"{PORTALS}.{name}").with_secret(PLACEHOLDER_SECRET)
+            for name in sorted(portals)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         outputs = {portal.name: portal for portal in self.portal_outputs()}
@@ -62,9 +64,15 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
             consent.append({"kind": "delegated grant for all users", "claims": r.inputs["claimValues"]})
         elif r.type == APP_ROLE_ASSIGNMENT:
             consent.append({"kind": "app role assignment", "claims": [roles[r.inputs["appRoleId"]]]})
-    secrets = [{"slot": r.name.rsplit("-", 1)[1], "expires": r.inputs["endDate"],
-                "rotationKey": r.inputs["rotateWhenChanged"]["period"]}
-               for r in own if r.type == APPLICATION_PASSWORD]
+    secrets = [
+        {
+            "slot": r.name.rsplit("-", 1)[1],
+            "expires": r.inputs["endDate"],
+            "rotationKey": r.inputs["rotateWhenChanged"]["period"],
+        }
+        for r in own
+        if r.type == APPLICATION_PASSWORD
+    ]
     output = portal.to_output()
     return {
         "displayName": portal.display_name,
@@ -72,8 +80,9 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
         "access": output["access"],
         "publicClient": portal.public_client,
         "redirectUris": output["redirectUris"],
-        "permissions": [{key: p[key] for key in ("resource", "name", "type", "grantedBy")}
-                        for p in output["permissions"]],
+        "permissions": [
+            {key: p[key] for key in ("resource", "name", "type", "grantedBy")} for p in output["permissions"]
+        ],
         "consent": consent,
         "secrets": sorted(secrets, key=lambda s: s["slot"]),
         "secretExpiresAt": output["secretExpiresAt"],
@@ -82,17 +91,10 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
     }
 
 
-def project_dir_for(stack: str) -> Path:
-    """Where Pulumi.<stack>.yaml is looked for: the current directory when it holds a Pulumi.yaml (as for
-    `pulumi`), else this project."""
-    here = Path.cwd()
-    return here if (here / "Pulumi.yaml").is_file() else Path(__file__).resolve().parent.parent
-
-
 def plan_stack(stack: str, today: date, project_dir: Path | None = None) -> Plan:
     """Plan Pulumi.<stack>.yaml. Raises UsageError for a missing stack file, StackFileError for an unreadable
     one, ConfigError for bad configuration."""
-    project_dir = project_dir or project_dir_for(stack)
+    project_dir = project_dir or default_project_dir()
     try:
         settings = load_stack_settings(stack, project_dir, today)
     except FileNotFoundError:

@@ -29,23 +29,29 @@ from .stack_outputs import authority_for
 
 # Authority hosts that serve Entra's instance discovery; any other host (a private endpoint, a test provider)
 # is used as given, without a call to the public discovery endpoint.
-MICROSOFT_AUTHORITY_HOSTS = frozenset({
-    "login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.microsoft.com",
-    "login.windows.net", "login.partner.microsoftonline.cn",
-})
+MICROSOFT_AUTHORITY_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoftonline.us",
+        "login.chinacloudapi.cn",
+        "login.microsoft.com",
+        "login.windows.net",
+        "login.partner.microsoftonline.cn",
+    }
+)
 # MSAL adds these itself and refuses them in `scopes`.
 MSAL_RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 
 # AADSTS codes worth a sentence (learn.microsoft.com/entra/identity-platform/reference-error-codes).
 GUIDANCE = {
     700016: "application not found in the directory: Entra has not replicated it yet, or tenantId/clientId "
-            "do not belong together",
+    "do not belong together",
     7000215: "invalid client secret: render again from the current outputs (secrets rotate); a secret created "
-             "minutes ago may not be replicated yet",
+    "minutes ago may not be replicated yet",
     7000222: "client secret expired: run `pulumi up` (it rotates the secrets), then render and update Intrexx",
     90002: "tenant not found: check tenantId and the cloud (authority host) of the stack",
     50011: "redirect URI mismatch: Intrexx must send exactly a registered redirect URI (https behind a TLS proxy, "
-           "no trailing slash)",
+    "no trailing slash)",
     7000218: "public client flows are off: delegated portals need them for the device code flow; redeploy",
     65001: "consent missing: admin consent is not granted or not replicated yet",
     500011: "resource not found in the tenant: the API's service principal is missing",
@@ -83,9 +89,17 @@ class PortalResult:
     warnings: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"portal": self.name, "ok": self.ok, "reason": self.reason, "attempts": self.attempts,
-                "elapsed": round(self.elapsed, 3), "roles": self.roles, "aadstsCodes": self.codes,
-                "inbox": self.inbox, "warnings": self.warnings}
+        return {
+            "portal": self.name,
+            "ok": self.ok,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "elapsed": round(self.elapsed, 3),
+            "roles": self.roles,
+            "aadstsCodes": self.codes,
+            "inbox": self.inbox,
+            "warnings": self.warnings,
+        }
 
     def summary_line(self) -> str:
         waited = f" (after {self.attempts} attempts, {self.elapsed:.1f} s)" if self.attempts > 1 else ""
@@ -123,8 +137,9 @@ class _Retry(Exception):
         self.codes = codes
 
 
-def verify_portals(portals: list[PortalOutput], options: VerifyOptions,
-                   progress: Callable[[str], None] = lambda line: None) -> list[PortalResult]:
+def verify_portals(
+    portals: list[PortalOutput], options: VerifyOptions, progress: Callable[[str], None] = lambda line: None
+) -> list[PortalResult]:
     for portal in portals:
         _check_authority(authority_for(portal, options.authority_host))
     session = options.http_client or requests.Session()
@@ -147,8 +162,9 @@ def _instance_discovery(authority: str) -> bool:
 def _check_authority(authority: str) -> None:
     parts = urlsplit(authority)
     if parts.scheme != "https" or not parts.hostname:
-        raise UsageError(f"authority {authority} must be an https URL (MSAL and Entra require TLS); "
-                         "check --authority-host")
+        raise UsageError(
+            f"authority {authority} must be an https URL (MSAL and Entra require TLS); check --authority-host"
+        )
 
 
 def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report) -> PortalResult:
@@ -202,9 +218,13 @@ def _client_token(portal: PortalOutput, options: VerifyOptions, http: _TimedHttp
     try:
         # A new application each attempt: MSAL replays a cached error answer (400 for 60 s, 5xx for 5 s).
         app = msal.ConfidentialClientApplication(
-            portal.client_id, client_credential=portal.client_secret, authority=authority,
-            http_client=http, token_cache=msal.TokenCache(),
-            instance_discovery=_instance_discovery(authority))
+            portal.client_id,
+            client_credential=portal.client_secret,
+            authority=authority,
+            http_client=http,
+            token_cache=msal.TokenCache(),
+            instance_discovery=_instance_discovery(authority),
+        )
         answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
     except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:
         raise _transport_error(error) from None
@@ -224,8 +244,9 @@ def _transport_error(error: Exception) -> Exception:
     text = " ".join(str(e) for e in chain)
     for code in (90002, 700016):
         if f"AADSTS{code}" in text:
-            return _token_error({"error": "invalid_request", "error_codes": [code],
-                                 "error_description": f"AADSTS{code}"}, 0.0)
+            return _token_error(
+                {"error": "invalid_request", "error_codes": [code], "error_description": f"AADSTS{code}"}, 0.0
+            )
     first = chain[0]
     if any(isinstance(e, requests.Timeout) or "timed out" in str(e).lower() for e in chain):
         return _Retry("no answer from the identity provider in time")
@@ -283,16 +304,21 @@ def _success_reason(portal: PortalOutput, roles: list[str]) -> str:
     return "token issued (client credentials)"
 
 
-def _verify_mailbox(portal: PortalOutput, options: VerifyOptions, session, result: PortalResult,
-                    deadline: float) -> None:
+def _verify_mailbox(
+    portal: PortalOutput, options: VerifyOptions, session, result: PortalResult, deadline: float
+) -> None:
     if not portal.delegated:
         result.reason += "; device code flow skipped (application access)"
         return
     authority = authority_for(portal, options.authority_host)
     scopes = [s for s in portal.scopes if s not in MSAL_RESERVED_SCOPES]
     app = msal.PublicClientApplication(
-        portal.client_id, authority=authority, http_client=_TimedHttp(session, options.request_timeout),
-        token_cache=msal.TokenCache(), instance_discovery=_instance_discovery(authority))
+        portal.client_id,
+        authority=authority,
+        http_client=_TimedHttp(session, options.request_timeout),
+        token_cache=msal.TokenCache(),
+        instance_discovery=_instance_discovery(authority),
+    )
     try:
         flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
@@ -327,19 +353,27 @@ def _read_inbox(portal: PortalOutput, access_token: str, session, timeout: float
     """The call Intrexx makes: Graph `me/mailFolders/inbox`, or EWS GetFolder for the inbox."""
     headers = {"Authorization": f"Bearer {access_token}"}
     if portal.uses_ews and portal.ews_url:
-        response = session.post(portal.ews_url, data=EWS_GET_INBOX.encode(), timeout=timeout,
-                                headers={**headers, "Content-Type": "text/xml; charset=utf-8"})
+        response = session.post(
+            portal.ews_url,
+            data=EWS_GET_INBOX.encode(),
+            timeout=timeout,
+            headers={**headers, "Content-Type": "text/xml; charset=utf-8"},
+        )
         response.raise_for_status()
         import xml.etree.ElementTree as ET
 
         root = ET.fromstring(response.content)
-        ns = {"m": "http://schemas.microsoft.com/exchange/services/2006/messages",
-              "t": "http://schemas.microsoft.com/exchange/services/2006/types"}
+        ns = {
+            "m": "http://schemas.microsoft.com/exchange/services/2006/messages",
+            "t": "http://schemas.microsoft.com/exchange/services/2006/types",
+        }
         message = root.find(".//m:GetFolderResponseMessage", ns)
         if message is None or message.get("ResponseClass") != "Success":
             raise ValueError("EWS GetFolder did not succeed")
-        return {"displayName": root.findtext(".//t:DisplayName", default="", namespaces=ns),
-                "totalItemCount": int(root.findtext(".//t:TotalCount", default="0", namespaces=ns))}
+        return {
+            "displayName": root.findtext(".//t:DisplayName", default="", namespaces=ns),
+            "totalItemCount": int(root.findtext(".//t:TotalCount", default="0", namespaces=ns)),
+        }
     response = session.get(f"{portal.resource}/v1.0/me/mailFolders/inbox", headers=headers, timeout=timeout)
     response.raise_for_status()
     body = response.json()

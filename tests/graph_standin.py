@@ -29,13 +29,12 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-
 from idp_fixture import make_ca_and_server_cert
 
 
@@ -70,9 +69,17 @@ class LoggedRequest:
 
 
 _FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
-_ERROR_CODES = {400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Authorization_RequestDenied",
-                404: "Request_ResourceNotFound", 405: "MethodNotAllowed", 429: "TooManyRequests",
-                500: "InternalServerError", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
+_ERROR_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "Authorization_RequestDenied",
+    404: "Request_ResourceNotFound",
+    405: "MethodNotAllowed",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
 
 
 class GraphStandin:
@@ -88,11 +95,11 @@ class GraphStandin:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
         # The handshake happens in the handler's thread: a client that never completes it blocks nobody else.
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
-                                                  do_handshake_on_connect=False)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="graph-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="graph-standin", daemon=True
+        )
 
     @property
     def origin(self) -> str:
@@ -160,22 +167,22 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: _Server
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+    def log_message(self, format, *args):
         pass
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self._handle()
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self._handle()
 
-    def do_PATCH(self):  # noqa: N802
+    def do_PATCH(self):
         self._handle()
 
-    def do_PUT(self):  # noqa: N802
+    def do_PUT(self):
         self._handle()
 
-    def do_DELETE(self):  # noqa: N802
+    def do_DELETE(self):
         self._handle()
 
     def _handle(self) -> None:
@@ -183,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         auth = self.headers.get("Authorization", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         standin._record(LoggedRequest(self.command, url.path, query, token, time.monotonic()))
         if self.command != "GET":
             return self._error(405, "doctor must only read")
@@ -193,14 +200,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(401, message, {"WWW-Authenticate": 'Bearer realm=""'})
         if not url.path.startswith("/v1.0/"):
             return self._error(400, f"Invalid version: {url.path.split('/')[1] if '/' in url.path else ''}")
-        path = url.path[len("/v1.0"):]
+        path = url.path[len("/v1.0") :]
         fault = standin._take_fault(token, scenario, path)
         if fault is not None:
             return self._fault(fault)
         document = scenario.documents.get(path)
         if document is None:
-            return self._error(404, f"Resource '{path}' does not exist or one of its queried reference-property "
-                                    "objects are not present.")
+            return self._error(
+                404,
+                f"Resource '{path}' does not exist or one of its queried reference-property objects are not present.",
+            )
         if isinstance(document, list):
             return self._collection(scenario, path, document, query)
         self._json(200, {"@odata.context": f"{standin.origin}/v1.0/$metadata#{path.strip('/')}/$entity", **document})
@@ -225,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             page, next_skip = [], 0
         else:
             skip = int(token or 0)
-            page = items[skip:skip + scenario.page_size]
+            page = items[skip : skip + scenario.page_size]
             next_skip = skip + scenario.page_size if skip + scenario.page_size < len(items) else None
         body = {"@odata.context": f"{standin.origin}/v1.0/$metadata#{path.strip('/')}", "value": page}
         override = scenario.next_links.get(path)
@@ -243,8 +252,14 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(fault.body, bytes):
             body, content_type = fault.body, "text/html; charset=utf-8"
         elif fault.body is None:
-            body = json.dumps({"error": {"code": _ERROR_CODES.get(fault.status, "UnknownError"),
-                                         "message": f"stand-in answer {fault.status}"}}).encode()
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": _ERROR_CODES.get(fault.status, "UnknownError"),
+                        "message": f"stand-in answer {fault.status}",
+                    }
+                }
+            ).encode()
             content_type = "application/json"
         else:
             body, content_type = json.dumps(fault.body).encode(), "application/json"
@@ -252,14 +267,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(fault.status, body, headers, drip=fault.drip)
 
     def _error(self, status: int, message: str, headers: dict | None = None) -> None:
-        self._json(status, {"error": {"code": _ERROR_CODES.get(status, "UnknownError"), "message": message,
-                                      "innerError": {"date": "2026-11-24T10:00:00",
-                                                     "request-id": "00000000-0000-4000-8000-000000000000"}}},
-                   headers)
+        self._json(
+            status,
+            {
+                "error": {
+                    "code": _ERROR_CODES.get(status, "UnknownError"),
+                    "message": message,
+                    "innerError": {"date": "2026-11-24T10:00:00", "request-id": "00000000-0000-4000-8000-000000000000"},
+                }
+            },
+            headers,
+        )
 
     def _json(self, status: int, document, headers: dict | None = None) -> None:
-        self._send(status, json.dumps(document).encode(), {"Content-Type": "application/json;odata.metadata=minimal",
-                                                           **(headers or {})})
+        self._send(
+            status,
+            json.dumps(document).encode(),
+            {"Content-Type": "application/json;odata.metadata=minimal", **(headers or {})},
+        )
 
     def _send(self, status: int, body: bytes, headers: dict, drip: float = 0.0) -> None:
         try:
@@ -273,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.flush()
             for index in range(len(body)):
-                self.wfile.write(body[index:index + 1])
+                self.wfile.write(body[index : index + 1])
                 self.wfile.flush()
                 time.sleep(drip)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):

@@ -103,9 +103,15 @@ def make_ca_and_server_cert(directory: str | os.PathLike) -> tuple[str, str, str
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -124,15 +130,11 @@ def make_ca_and_server_cert(directory: str | os.PathLike) -> tuple[str, str, str
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -227,9 +229,7 @@ class IdentityProvider:
                     )
                 chunk = os.read(self._process.stdout.fileno(), 4096)
                 if not chunk:
-                    raise IdentityProviderError(
-                        f"test IdP exited with {self._process.wait()}: {self._log_tail()}"
-                    )
+                    raise IdentityProviderError(f"test IdP exited with {self._process.wait()}: {self._log_tail()}")
                 line += chunk
         return int(json.loads(line)["port"])
 
@@ -305,23 +305,31 @@ class IdentityProvider:
         client authentication (device authorization, device code polling, refresh) are
         then served as a public client with ``delegated_scopes`` (see add_public_client).
         ``opaque_tokens``: its access tokens are opaque strings, not decodable JWTs."""
-        self._call("POST", f"/tenants/{tenant_id}/clients", {
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "roles": list(roles),
-            "replication_delay_seconds": replication_delay_seconds,
-            "allow_public_client_flows": bool(public_client_flows),
-            "delegated_scopes": list(delegated_scopes),
-            "opaque_access_tokens": bool(opaque_tokens),
-        })
+        self._call(
+            "POST",
+            f"/tenants/{tenant_id}/clients",
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "roles": list(roles),
+                "replication_delay_seconds": replication_delay_seconds,
+                "allow_public_client_flows": bool(public_client_flows),
+                "delegated_scopes": list(delegated_scopes),
+                "opaque_access_tokens": bool(opaque_tokens),
+            },
+        )
 
     def add_public_client(self, tenant_id: str, client_id: str, delegated_scopes: Sequence[str]) -> None:
         """Register (or replace) a public client for the device code flow."""
-        self._call("POST", f"/tenants/{tenant_id}/clients", {
-            "client_id": client_id,
-            "public": True,
-            "delegated_scopes": list(delegated_scopes),
-        })
+        self._call(
+            "POST",
+            f"/tenants/{tenant_id}/clients",
+            {
+                "client_id": client_id,
+                "public": True,
+                "delegated_scopes": list(delegated_scopes),
+            },
+        )
 
     def set_faults(self, tenant_id: str, status: int | None = None, count: int = 0, hang: bool = False) -> None:
         """Make the tenant's next ``count`` token requests (all of them while ``count`` is 0)

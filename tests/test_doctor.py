@@ -12,9 +12,9 @@ import json
 import time
 
 import pytest
-
 from graph_standin import Fault, Scenario, graph_standin_server
 from idp_fixture import silent_server
+
 from intrexx_connector.cli import main
 from intrexx_connector.doctor import DoctorOptions, run_doctor
 from intrexx_connector.doctor_checks import assess_ca_policy, largest_rotation_days, parse_duration
@@ -39,8 +39,12 @@ GRAPH_ROLES = {
     "AppRoleAssignment.ReadWrite.All": "06b708a9-e830-4db3-a914-8e69da51d44f",
     "DelegatedPermissionGrant.ReadWrite.All": "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
 }
-PIPELINE_ROLES = ("Application.ReadWrite.OwnedBy", "Application.Read.All", "DelegatedPermissionGrant.ReadWrite.All",
-                  "AppRoleAssignment.ReadWrite.All")
+PIPELINE_ROLES = (
+    "Application.ReadWrite.OwnedBy",
+    "Application.Read.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+)
 
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
 WIDE = {"name": "wide", "baseUrl": "https://wide.example.com", "access": "application"}
@@ -49,26 +53,61 @@ LEGACY = {"name": "legacy", "baseUrl": "https://old.example.com", "api": "ews"}
 
 # Graph documents ------------------------------------------------------------------------------------------------
 
-def ca_policy(name, state="enabled", include_users=("All",), exclude_users=(), include_groups=(), exclude_groups=(),
-              controls=("block",), transfer="deviceCodeFlow", apps=("All",), locations=None):
+
+def ca_policy(
+    name,
+    state="enabled",
+    include_users=("All",),
+    exclude_users=(),
+    include_groups=(),
+    exclude_groups=(),
+    controls=("block",),
+    transfer="deviceCodeFlow",
+    apps=("All",),
+    locations=None,
+):
     """A conditionalAccessPolicy as GET /identity/conditionalAccess/policies lists it."""
     return {
         "id": f"policy-{abs(hash(name)) % 10**8:08d}-0000-4000-8000-000000000000",
-        "displayName": name, "createdDateTime": "2026-03-01T08:00:00Z", "modifiedDateTime": None, "state": state,
+        "displayName": name,
+        "createdDateTime": "2026-03-01T08:00:00Z",
+        "modifiedDateTime": None,
+        "state": state,
         "sessionControls": None,
         "conditions": {
-            "userRiskLevels": [], "signInRiskLevels": [], "clientAppTypes": ["all"], "servicePrincipalRiskLevels": [],
-            "platforms": None, "locations": locations, "devices": None, "clientApplications": None,
-            "applications": {"includeApplications": list(apps), "excludeApplications": [],
-                             "includeUserActions": [], "includeAuthenticationContextClassReferences": []},
-            "users": {"includeUsers": list(include_users), "excludeUsers": list(exclude_users),
-                      "includeGroups": list(include_groups), "excludeGroups": list(exclude_groups),
-                      "includeRoles": [], "excludeRoles": [], "includeGuestsOrExternalUsers": None,
-                      "excludeGuestsOrExternalUsers": None},
+            "userRiskLevels": [],
+            "signInRiskLevels": [],
+            "clientAppTypes": ["all"],
+            "servicePrincipalRiskLevels": [],
+            "platforms": None,
+            "locations": locations,
+            "devices": None,
+            "clientApplications": None,
+            "applications": {
+                "includeApplications": list(apps),
+                "excludeApplications": [],
+                "includeUserActions": [],
+                "includeAuthenticationContextClassReferences": [],
+            },
+            "users": {
+                "includeUsers": list(include_users),
+                "excludeUsers": list(exclude_users),
+                "includeGroups": list(include_groups),
+                "excludeGroups": list(exclude_groups),
+                "includeRoles": [],
+                "excludeRoles": [],
+                "includeGuestsOrExternalUsers": None,
+                "excludeGuestsOrExternalUsers": None,
+            },
             "authenticationFlows": {"transferMethods": transfer} if transfer else None,
         },
-        "grantControls": {"operator": "OR", "builtInControls": list(controls), "customAuthenticationFactors": [],
-                          "termsOfUse": [], "authenticationStrength": None},
+        "grantControls": {
+            "operator": "OR",
+            "builtInControls": list(controls),
+            "customAuthenticationFactors": [],
+            "termsOfUse": [],
+            "authenticationStrength": None,
+        },
     }
 
 
@@ -77,49 +116,93 @@ MFA_FOR_ADMINS["conditions"]["users"]["includeRoles"] = ["62e90394-69f5-4237-919
 
 
 def password_restriction(kind, max_lifetime=None, after=None, state="enabled"):
-    return {"restrictionType": kind, "state": state, "maxLifetime": max_lifetime,
-            "restrictForAppsCreatedAfterDateTime": after, "excludeActors": None}
+    return {
+        "restrictionType": kind,
+        "state": state,
+        "maxLifetime": max_lifetime,
+        "restrictForAppsCreatedAfterDateTime": after,
+        "excludeActors": None,
+    }
 
 
 def default_policy(*restrictions, enabled=True):
     """GET /policies/defaultAppManagementPolicy (tenantAppManagementPolicy)."""
-    return {"id": "00000000-0000-0000-0000-000000000000", "displayName": "Default app management tenant policy",
-            "description": "Default tenant policy that enforces app management restrictions on applications and "
-                           "service principals.", "isEnabled": enabled,
-            "applicationRestrictions": {"passwordCredentials": list(restrictions), "keyCredentials": []},
-            "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []}}
+    return {
+        "id": "00000000-0000-0000-0000-000000000000",
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and "
+        "service principals.",
+        "isEnabled": enabled,
+        "applicationRestrictions": {"passwordCredentials": list(restrictions), "keyCredentials": []},
+        "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
+    }
 
 
 def custom_policy(name, *restrictions, enabled=True):
     """One appManagementPolicy of GET /policies/appManagementPolicies."""
-    return {"id": f"{abs(hash(name)) % 10**8:08d}-3488-4da4-9994-49773c454e33", "displayName": name,
-            "description": "Custom policy", "isEnabled": enabled,
-            "restrictions": {"passwordCredentials": list(restrictions), "keyCredentials": []}}
+    return {
+        "id": f"{abs(hash(name)) % 10**8:08d}-3488-4da4-9994-49773c454e33",
+        "displayName": name,
+        "description": "Custom policy",
+        "isEnabled": enabled,
+        "restrictions": {"passwordCredentials": list(restrictions), "keyCredentials": []},
+    }
 
 
 def service_principal(object_id, app_id, name, app_roles=()):
-    return {"id": object_id, "appId": app_id, "displayName": name, "servicePrincipalType": "Application",
-            "accountEnabled": True, "appRoles": list(app_roles)}
+    return {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": name,
+        "servicePrincipalType": "Application",
+        "accountEnabled": True,
+        "appRoles": list(app_roles),
+    }
 
 
 def graph_service_principal():
-    roles = [{"id": role_id, "value": value, "displayName": value, "description": value, "isEnabled": True,
-              "origin": "Application", "allowedMemberTypes": ["Application"]}
-             for value, role_id in GRAPH_ROLES.items()]
+    roles = [
+        {
+            "id": role_id,
+            "value": value,
+            "displayName": value,
+            "description": value,
+            "isEnabled": True,
+            "origin": "Application",
+            "allowedMemberTypes": ["Application"],
+        }
+        for value, role_id in GRAPH_ROLES.items()
+    ]
     return service_principal(GRAPH_SP, GRAPH_APP_ID, "Microsoft Graph", roles)
 
 
 def role_assignments(*names):
     """GET /servicePrincipals/{id}/appRoleAssignments (appRoleAssignment)."""
-    return [{"id": f"assignment-{index}", "deletedDateTime": None, "appRoleId": GRAPH_ROLES[name],
-             "createdDateTime": "2026-01-10T09:00:00Z", "principalDisplayName": "intrexx-exchange-pipeline",
-             "principalId": DEPLOYER_SP, "principalType": "ServicePrincipal", "resourceDisplayName": "Microsoft Graph",
-             "resourceId": GRAPH_SP} for index, name in enumerate(names)]
+    return [
+        {
+            "id": f"assignment-{index}",
+            "deletedDateTime": None,
+            "appRoleId": GRAPH_ROLES[name],
+            "createdDateTime": "2026-01-10T09:00:00Z",
+            "principalDisplayName": "intrexx-exchange-pipeline",
+            "principalId": DEPLOYER_SP,
+            "principalType": "ServicePrincipal",
+            "resourceDisplayName": "Microsoft Graph",
+            "resourceId": GRAPH_SP,
+        }
+        for index, name in enumerate(names)
+    ]
 
 
 def directory_role(name, template):
-    return {"@odata.type": "#microsoft.graph.directoryRole", "id": f"role-{template[:8]}", "deletedDateTime": None,
-            "description": name, "displayName": name, "roleTemplateId": template}
+    return {
+        "@odata.type": "#microsoft.graph.directoryRole",
+        "id": f"role-{template[:8]}",
+        "deletedDateTime": None,
+        "description": name,
+        "displayName": name,
+        "roleTemplateId": template,
+    }
 
 
 CLOUD_APP_ADMIN = directory_role("Cloud Application Administrator", "158c047a-c907-4556-b7ef-446551a6b5f7")
@@ -127,12 +210,18 @@ PRIVILEGED_ROLE_ADMIN = directory_role("Privileged Role Administrator", "e8611ab
 
 
 def application(object_id, app_id, name):
-    return {"id": object_id, "appId": app_id, "displayName": name, "createdDateTime": "2025-05-05T12:00:00Z",
-            "signInAudience": "AzureADMyOrg"}
+    return {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": name,
+        "createdDateTime": "2025-05-05T12:00:00Z",
+        "signInAudience": "AzureADMyOrg",
+    }
 
 
-def tenant(policies=(), default=None, custom=(), roles=PIPELINE_ROLES, applications=(), directory_roles=None,
-           **scenario) -> Scenario:
+def tenant(
+    policies=(), default=None, custom=(), roles=PIPELINE_ROLES, applications=(), directory_roles=None, **scenario
+) -> Scenario:
     """A healthy tenant unless told otherwise; the interesting objects come after a harmless one."""
     documents = {
         "/identity/conditionalAccess/policies": [MFA_FOR_ADMINS, *policies],
@@ -144,30 +233,41 @@ def tenant(policies=(), default=None, custom=(), roles=PIPELINE_ROLES, applicati
             service_principal(DEPLOYER_SP, DEPLOYER_APP, "intrexx-exchange-pipeline"),
         ],
         f"/servicePrincipals/{DEPLOYER_SP}/appRoleAssignments": role_assignments(*roles),
-        "/applications": [application("0a0b0c0d-0000-4000-8000-00000000000a", "0a0b0c0d-1111-4000-8000-00000000000a",
-                                      "Contoso HR"), *applications],
-        "/me": {"id": USER_ID, "displayName": "Adele Vance", "userPrincipalName": "AdeleV@contoso.example",
-                "mail": "AdeleV@contoso.example"},
+        "/applications": [
+            application("0a0b0c0d-0000-4000-8000-00000000000a", "0a0b0c0d-1111-4000-8000-00000000000a", "Contoso HR"),
+            *applications,
+        ],
+        "/me": {
+            "id": USER_ID,
+            "displayName": "Adele Vance",
+            "userPrincipalName": "AdeleV@contoso.example",
+            "mail": "AdeleV@contoso.example",
+        },
         "/me/transitiveMemberOf/microsoft.graph.directoryRole": (
-            [CLOUD_APP_ADMIN, PRIVILEGED_ROLE_ADMIN] if directory_roles is None else list(directory_roles)),
+            [CLOUD_APP_ADMIN, PRIVILEGED_ROLE_ADMIN] if directory_roles is None else list(directory_roles)
+        ),
     }
     return Scenario(documents=documents, **scenario)
 
 
 def jwt_shaped(claims: dict) -> str:
     """A JWT-shaped token (unsigned: doctor only takes hints from it)."""
+
     def part(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
     claims = {"aud": "https://graph.microsoft.com", "uti": str(time.time_ns()), **claims}
     return f"{part({'typ': 'JWT', 'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
 def user_token(upn="AdeleV@contoso.example") -> str:
-    return jwt_shaped({"idtyp": "user", "upn": upn, "oid": USER_ID,
-                       "scp": "Application.Read.All Policy.Read.All User.Read"})
+    return jwt_shaped(
+        {"idtyp": "user", "upn": upn, "oid": USER_ID, "scp": "Application.Read.All Policy.Read.All User.Read"}
+    )
 
 
 # Running doctor -----------------------------------------------------------------------------------------------
+
 
 def stack_file(directory, portals, stack="test", **keys) -> str:
     lines = ["config:"]
@@ -205,14 +305,25 @@ class Run:
         return next(c for c in self.document["checks"] if c["id"] == check_id)
 
 
-def doctor(capsys, monkeypatch, standin, scenario, tmp_path, portals, *extra, token=None, json_output=False,
-           **keys) -> Run:
+def doctor(
+    capsys, monkeypatch, standin, scenario, tmp_path, portals, *extra, token=None, json_output=False, **keys
+) -> Run:
     token = standin.add_token(token, scenario) if token else standin.add(scenario)
     monkeypatch.setenv("INTREXX_GRAPH_TOKEN", token)
     stack = stack_file(tmp_path, portals, **keys)
     capsys.readouterr()
-    argv = ["doctor", "--stack", stack, "--project-dir", str(tmp_path), "--graph-endpoint", standin.origin,
-            "--timeout", "20", *extra] + (["--json"] if json_output else [])
+    argv = [
+        "doctor",
+        "--stack",
+        stack,
+        "--project-dir",
+        str(tmp_path),
+        "--graph-endpoint",
+        standin.origin,
+        "--timeout",
+        "20",
+        *extra,
+    ] + (["--json"] if json_output else [])
     code = main(argv)
     captured = capsys.readouterr()
     assert token not in captured.out + captured.err, "the token was printed"
@@ -231,26 +342,39 @@ def both(capsys, monkeypatch, standin, scenario, tmp_path, portals, *extra, **ke
 
 # Conditional Access -------------------------------------------------------------------------------------------
 
+
 def test_a_healthy_tenant_passes_every_check(capsys, monkeypatch, standin, tmp_path):
-    text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [HR, WIDE],
-                         "--deployer-client-id", DEPLOYER_APP)
+    text, machine = both(
+        capsys, monkeypatch, standin, tenant(), tmp_path, [HR, WIDE], "--deployer-client-id", DEPLOYER_APP
+    )
     assert text.code == 0, text.out
     assert "0 failed, 0 warning(s)" in text.out
     document = machine.document
     assert document["ok"] and document["summary"]["fail"] == 0
-    assert {c["id"] for c in document["checks"]} == {"graph-access", "deployer-permissions", "conditional-access",
-                                                     "app-management-policy", "display-name/hr", "display-name/wide"}
+    assert {c["id"] for c in document["checks"]} == {
+        "graph-access",
+        "deployer-permissions",
+        "conditional-access",
+        "app-management-policy",
+        "display-name/hr",
+        "display-name/wide",
+    }
     assert all(set(c) >= {"id", "status", "title", "detail", "remedy"} for c in document["checks"])
-    assert document["identity"] == {"kind": "servicePrincipal", "appId": DEPLOYER_APP, "objectId": DEPLOYER_SP,
-                                    "displayName": "intrexx-exchange-pipeline"}
+    assert document["identity"] == {
+        "kind": "servicePrincipal",
+        "appId": DEPLOYER_APP,
+        "objectId": DEPLOYER_SP,
+        "displayName": "intrexx-exchange-pipeline",
+    }
 
 
-def test_device_code_blocked_for_all_users_fails_naming_the_policy(capsys, monkeypatch, standin,
-                                                                   tmp_path):
-    policy = ca_policy("Block device code flow", exclude_users=(BREAK_GLASS,),
-                       transfer="deviceCodeFlow,authenticationTransfer")
-    text, machine = both(capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR],
-                         "--deployer-client-id", DEPLOYER_APP)
+def test_device_code_blocked_for_all_users_fails_naming_the_policy(capsys, monkeypatch, standin, tmp_path):
+    policy = ca_policy(
+        "Block device code flow", exclude_users=(BREAK_GLASS,), transfer="deviceCodeFlow,authenticationTransfer"
+    )
+    text, machine = both(
+        capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP
+    )
     assert text.code == 1
     assert "FAIL  conditional-access" in text.out
     assert "'Block device code flow' (enabled) blocks the device code flow for all users except 1 user(s)" in text.out
@@ -263,35 +387,46 @@ def test_device_code_blocked_for_all_users_fails_naming_the_policy(capsys, monke
     assert len(pages) >= 3 and all("$skiptoken" in r.query for r in pages[1:])
 
 
-def test_a_policy_excluding_a_group_warns_to_check_membership(capsys, monkeypatch, standin,
-                                                              tmp_path):
+def test_a_policy_excluding_a_group_warns_to_check_membership(capsys, monkeypatch, standin, tmp_path):
     policy = ca_policy("Block device code except Intrexx mailboxes", exclude_groups=(MAILBOX_GROUP,))
-    text, machine = both(capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR],
-                         "--deployer-client-id", DEPLOYER_APP)
+    text, machine = both(
+        capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP
+    )
     assert text.code == 0
     assert "WARN  conditional-access" in text.out
     assert f"except members of group(s) {MAILBOX_GROUP}" in text.out
     assert "must be a member of an excluded group" in machine.check("conditional-access")["detail"]
 
 
-@pytest.mark.parametrize("state, status, words", [
-    ("enabledForReportingButNotEnforced", "warn", "(report-only) would block"),
-    ("disabled", "pass", "(disabled) would block the device code flow; it is switched off"),
-])
-def test_report_only_warns_and_disabled_passes(capsys, monkeypatch, standin, tmp_path,
-                                               state, status, words):
+@pytest.mark.parametrize(
+    "state, status, words",
+    [
+        ("enabledForReportingButNotEnforced", "warn", "(report-only) would block"),
+        ("disabled", "pass", "(disabled) would block the device code flow; it is switched off"),
+    ],
+)
+def test_report_only_warns_and_disabled_passes(capsys, monkeypatch, standin, tmp_path, state, status, words):
     policy = ca_policy("Device code: audit first", state=state)
-    text, machine = both(capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR],
-                         "--deployer-client-id", DEPLOYER_APP)
+    text, machine = both(
+        capsys, monkeypatch, standin, tenant(policies=[policy]), tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP
+    )
     assert text.code == 0
     check = machine.check("conditional-access")
     assert check["status"] == status and "'Device code: audit first'" in check["detail"] and words in check["detail"]
 
 
-def test_a_stack_without_delegated_portals_does_not_read_conditional_access(capsys, monkeypatch,
-                                                                            standin, tmp_path):
-    run = doctor(capsys, monkeypatch, standin, tenant(policies=[ca_policy("Block device code flow")]),
-                 tmp_path, [WIDE], "--deployer-client-id", DEPLOYER_APP, json_output=True)
+def test_a_stack_without_delegated_portals_does_not_read_conditional_access(capsys, monkeypatch, standin, tmp_path):
+    run = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        tenant(policies=[ca_policy("Block device code flow")]),
+        tmp_path,
+        [WIDE],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        json_output=True,
+    )
     assert run.code == 0 and run.check("conditional-access")["status"] == "pass"
     assert not [r for r in standin.requests(run.token) if "conditionalAccess" in r.path]
 
@@ -302,33 +437,60 @@ def test_policies_that_do_not_stop_the_mailbox_users_are_ignored():
     one_app = ("0b0b0b0b-0000-4000-8000-0000000000bb",)
     assert assess_ca_policy(ca_policy("Block device code for one app", apps=one_app)) is None
     assert assess_ca_policy(ca_policy("Guests only", include_users=("GuestsOrExternalUsers",))) is None
-    scoped = assess_ca_policy(ca_policy("Block device code for sales", include_users=(),
-                                        include_groups=("aaaaaaaa-0000-4000-8000-000000000001",)))
+    scoped = assess_ca_policy(
+        ca_policy(
+            "Block device code for sales", include_users=(), include_groups=("aaaaaaaa-0000-4000-8000-000000000001",)
+        )
+    )
     assert scoped.status == "fail" and "the 1 group(s) it includes" in scoped.line
-    elsewhere = assess_ca_policy(ca_policy("Block device code off site", locations={
-        "includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}))
+    elsewhere = assess_ca_policy(
+        ca_policy(
+            "Block device code off site", locations={"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}
+        )
+    )
     assert elsewhere.status == "warn" and "locations" in elsewhere.line
 
 
 # App management policies ------------------------------------------------------------------------------------
 
-def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, monkeypatch, standin,
-                                                                      tmp_path):
+
+def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, monkeypatch, standin, tmp_path):
     policy = default_policy(password_restriction("passwordLifetime", "P180D", "2025-01-01T00:00:00Z"))
-    text, machine = both(capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR],
-                         "--deployer-client-id", DEPLOYER_APP, secretRotationDays=120)
+    text, machine = both(
+        capsys,
+        monkeypatch,
+        standin,
+        tenant(default=policy),
+        tmp_path,
+        [HR],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        secretRotationDays=120,
+    )
     assert text.code == 1
     assert "FAIL  app-management-policy" in text.out
-    assert ("tenant default policy: secrets may live at most 180 days (P180D) for applications created since "
-            "2025-01-01; ours live up to 240 days (2 x secretRotationDays 120): secretRotationDays 90 or less fits"
-            in text.out)
+    assert (
+        "tenant default policy: secrets may live at most 180 days (P180D) for applications created since "
+        "2025-01-01; ours live up to 240 days (2 x secretRotationDays 120): secretRotationDays 90 or less fits"
+        in text.out
+    )
     assert "CredentialInvalidLifetimeAsPerAppPolicy" in machine.check("app-management-policy")["remedy"]
 
 
 def test_the_same_lifetime_passes_a_shorter_rotation(capsys, monkeypatch, standin, tmp_path):
     policy = default_policy(password_restriction("passwordLifetime", "P180D"))
-    run = doctor(capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR],
-                 "--deployer-client-id", DEPLOYER_APP, json_output=True, secretRotationDays=90)
+    run = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        tenant(default=policy),
+        tmp_path,
+        [HR],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        json_output=True,
+        secretRotationDays=90,
+    )
     assert run.code == 0
     check = run.check("app-management-policy")
     assert check["status"] == "pass" and "secrets may live 180 days for every application" in check["detail"]
@@ -336,20 +498,31 @@ def test_the_same_lifetime_passes_a_shorter_rotation(capsys, monkeypatch, standi
 
 def test_blocked_client_secrets_fail(capsys, monkeypatch, standin, tmp_path):
     policy = default_policy(password_restriction("passwordAddition", after="2019-10-19T10:37:00Z"))
-    text, machine = both(capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR],
-                         "--deployer-client-id", DEPLOYER_APP)
+    text, machine = both(
+        capsys, monkeypatch, standin, tenant(default=policy), tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP
+    )
     assert text.code == 1
     assert "tenant default policy: blocks new client secrets for applications created since 2019-10-19" in text.out
     assert "excludeActors" in machine.check("app-management-policy")["remedy"]
 
 
-def test_disabled_future_and_custom_restrictions_do_not_fail(capsys, monkeypatch, standin,
-                                                             tmp_path):
-    default = default_policy(password_restriction("passwordAddition", state="disabled"),
-                             password_restriction("passwordLifetime", "P30D", after="2027-06-01T00:00:00.0000000Z"))
+def test_disabled_future_and_custom_restrictions_do_not_fail(capsys, monkeypatch, standin, tmp_path):
+    default = default_policy(
+        password_restriction("passwordAddition", state="disabled"),
+        password_restriction("passwordLifetime", "P30D", after="2027-06-01T00:00:00.0000000Z"),
+    )
     custom = custom_policy("Strict apps", password_restriction("passwordLifetime", "P4DT12H30M5S"))
-    run = doctor(capsys, monkeypatch, standin, tenant(default=default, custom=[custom]), tmp_path, [HR],
-                 "--deployer-client-id", DEPLOYER_APP, json_output=True)
+    run = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        tenant(default=default, custom=[custom]),
+        tmp_path,
+        [HR],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        json_output=True,
+    )
     assert run.code == 0
     detail = run.check("app-management-policy")["detail"]
     assert run.check("app-management-policy")["status"] == "warn"
@@ -370,11 +543,12 @@ def test_durations_and_the_rotation_that_fits():
 
 # The deploying identity -------------------------------------------------------------------------------------
 
-def test_a_pipeline_identity_missing_a_permission_fails_naming_it(capsys, monkeypatch, standin,
-                                                                 tmp_path):
+
+def test_a_pipeline_identity_missing_a_permission_fails_naming_it(capsys, monkeypatch, standin, tmp_path):
     monkeypatch.setenv("ARM_CLIENT_ID", DEPLOYER_APP)
-    scenario = tenant(roles=("Application.ReadWrite.OwnedBy", "Application.Read.All",
-                             "DelegatedPermissionGrant.ReadWrite.All"))
+    scenario = tenant(
+        roles=("Application.ReadWrite.OwnedBy", "Application.Read.All", "DelegatedPermissionGrant.ReadWrite.All")
+    )
     text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR, WIDE])
     assert text.code == 1
     assert "FAIL  deployer-permissions" in text.out
@@ -384,34 +558,47 @@ def test_a_pipeline_identity_missing_a_permission_fails_naming_it(capsys, monkey
     assert "Application.ReadWrite.OwnedBy" in check["detail"] and "docs/pipeline-identity.md" in check["remedy"]
 
 
-def test_delegated_only_stacks_do_not_need_app_role_consent(capsys, monkeypatch, standin,
-                                                            tmp_path):
-    scenario = tenant(roles=("Application.ReadWrite.OwnedBy", "Application.Read.All",
-                             "DelegatedPermissionGrant.ReadWrite.All"))
-    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
-                 json_output=True)
+def test_delegated_only_stacks_do_not_need_app_role_consent(capsys, monkeypatch, standin, tmp_path):
+    scenario = tenant(
+        roles=("Application.ReadWrite.OwnedBy", "Application.Read.All", "DelegatedPermissionGrant.ReadWrite.All")
+    )
+    run = doctor(
+        capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP, json_output=True
+    )
     assert run.code == 0 and run.check("deployer-permissions")["status"] == "pass"
 
 
 def test_extra_owners_need_application_readwrite_all(capsys, monkeypatch, standin, tmp_path):
     owned = {**HR, "owners": ["3f2504e0-4f89-41d3-9a0c-0305e82c3301"]}
-    run = doctor(capsys, monkeypatch, standin, tenant(), tmp_path, [owned], "--deployer-client-id",
-                 DEPLOYER_APP, json_output=True)
+    run = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        tenant(),
+        tmp_path,
+        [owned],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        json_output=True,
+    )
     assert run.code == 1
-    assert "missing: Application.ReadWrite.All (add the extra owners of hr)" in run.check("deployer-permissions")[
-        "detail"]
+    assert (
+        "missing: Application.ReadWrite.All (add the extra owners of hr)" in run.check("deployer-permissions")["detail"]
+    )
 
 
-def test_a_person_without_privileged_role_administrator_fails_for_graph_app_roles(capsys, monkeypatch,
-                                                                                  standin, tmp_path):
+def test_a_person_without_privileged_role_administrator_fails_for_graph_app_roles(
+    capsys, monkeypatch, standin, tmp_path
+):
     scenario = tenant(directory_roles=[CLOUD_APP_ADMIN])
     text = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR, WIDE], token=user_token())
     assert text.code == 1
-    assert ("missing: Privileged Role Administrator or Global Administrator (consent to Microsoft Graph application "
-            "permissions: wide)") in text.out
+    assert (
+        "missing: Privileged Role Administrator or Global Administrator (consent to Microsoft Graph application "
+        "permissions: wide)"
+    ) in text.out
     assert "user 'AdeleV@contoso.example' holds directory roles: Cloud Application Administrator" in text.out
-    machine = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], token=user_token("b"),
-                     json_output=True)
+    machine = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], token=user_token("b"), json_output=True)
     assert machine.code == 0 and machine.check("deployer-permissions")["status"] == "pass"
     assert machine.document["identity"]["kind"] == "user"
 
@@ -424,8 +611,7 @@ def test_an_app_only_token_names_its_service_principal(capsys, monkeypatch, stan
     assert check["status"] == "pass" and f"appId {DEPLOYER_APP} from the token's claims" in check["detail"]
 
 
-def test_an_opaque_token_without_a_client_id_leaves_the_identity_undetermined(capsys, monkeypatch,
-                                                                              standin, tmp_path):
+def test_an_opaque_token_without_a_client_id_leaves_the_identity_undetermined(capsys, monkeypatch, standin, tmp_path):
     text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [HR])
     assert text.code == 0
     assert "WARN  deployer-permissions" in text.out and "identity not determinable" in text.out
@@ -435,21 +621,37 @@ def test_an_opaque_token_without_a_client_id_leaves_the_identity_undetermined(ca
 
 # Display names ------------------------------------------------------------------------------------------------
 
-def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatch, standin,
-                                                              tmp_path):
-    app_object, app_id, sp_object = ("6a1b2c3d-0000-4000-8000-0000000000a1", "6a1b2c3d-1111-4000-8000-0000000000a1",
-                                     "6a1b2c3d-2222-4000-8000-0000000000a1")
+
+def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatch, standin, tmp_path):
+    app_object, app_id, sp_object = (
+        "6a1b2c3d-0000-4000-8000-0000000000a1",
+        "6a1b2c3d-1111-4000-8000-0000000000a1",
+        "6a1b2c3d-2222-4000-8000-0000000000a1",
+    )
     scenario = tenant(applications=[application(app_object, app_id, "Intrexx hr (O'Neil's lab)")])
     scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, "Intrexx hr (O'Neil's lab)"))
-    text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR, WIDE],
-                         "--deployer-client-id", DEPLOYER_APP, environment="O'Neil's lab")
+    text, machine = both(
+        capsys,
+        monkeypatch,
+        standin,
+        scenario,
+        tmp_path,
+        [HR, WIDE],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        environment="O'Neil's lab",
+    )
     assert text.code == 1
     assert "FAIL  display-name/hr" in text.out and "PASS  display-name/wide" in text.out
     check = machine.check("display-name/hr")
-    assert f"applicationObjectId {app_object}" in check["detail"] and f"servicePrincipalObjectId {sp_object}" in \
-        check["detail"]
-    assert (f"portals[0].adopt: {{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}}}"
-            in check["remedy"])
+    assert (
+        f"applicationObjectId {app_object}" in check["detail"]
+        and f"servicePrincipalObjectId {sp_object}" in check["detail"]
+    )
+    assert (
+        f"portals[0].adopt: {{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}}}"
+        in check["remedy"]
+    )
     # The quote in the display name was doubled in the OData literal, as Graph requires.
     filters = [r.query["$filter"][0] for r in standin.requests(text.token) if r.path.endswith("/applications")]
     assert "displayName eq 'Intrexx hr (O''Neil''s lab)'" in filters
@@ -457,24 +659,38 @@ def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatc
 
 # EWS -----------------------------------------------------------------------------------------------------------
 
-def test_ews_portals_get_the_powershell_line_that_shows_the_allow_list(capsys, monkeypatch,
-                                                                       standin, tmp_path):
-    text, machine = both(capsys, monkeypatch, standin, tenant(), tmp_path, [LEGACY],
-                         "--deployer-client-id", DEPLOYER_APP)
+
+def test_ews_portals_get_the_powershell_line_that_shows_the_allow_list(capsys, monkeypatch, standin, tmp_path):
+    text, machine = both(
+        capsys, monkeypatch, standin, tenant(), tmp_path, [LEGACY], "--deployer-client-id", DEPLOYER_APP
+    )
     assert text.code == 0
     assert "WARN  ews-allow-list/legacy" in text.out
-    assert "Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy | Format-List EwsEnabled,EwsAllowedAppIDs" in \
-        machine.check("ews-allow-list/legacy")["detail"]
+    assert (
+        "Get-OrganizationConfig -RetrieveEwsOperationAccessPolicy | Format-List EwsEnabled,EwsAllowedAppIDs"
+        in machine.check("ews-allow-list/legacy")["detail"]
+    )
 
 
 # Graph errors ---------------------------------------------------------------------------------------------------
 
+
 def test_a_403_names_the_permission_doctor_needs(capsys, monkeypatch, standin, tmp_path):
-    scenario = tenant(faults={"/identity/conditionalAccess/policies": Fault(403, {"error": {
-        "code": "AccessDenied", "message": "You cannot perform the requested operation, required scopes are "
-                                           "missing in the token."}})})
-    text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR],
-                         "--deployer-client-id", DEPLOYER_APP)
+    scenario = tenant(
+        faults={
+            "/identity/conditionalAccess/policies": Fault(
+                403,
+                {
+                    "error": {
+                        "code": "AccessDenied",
+                        "message": "You cannot perform the requested operation, required scopes are "
+                        "missing in the token.",
+                    }
+                },
+            )
+        }
+    )
+    text, machine = both(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP)
     assert text.code == 1
     check = machine.check("conditional-access")
     assert check["status"] == "fail" and "HTTP 403 AccessDenied" in check["detail"]
@@ -483,11 +699,13 @@ def test_a_403_names_the_permission_doctor_needs(capsys, monkeypatch, standin, t
 
 
 def test_a_429_is_retried_after_retry_after(capsys, monkeypatch, standin, tmp_path):
-    scenario = tenant(faults={"/policies/defaultAppManagementPolicy": Fault(429, headers={"Retry-After": "1"},
-                                                                            times=1)})
+    scenario = tenant(
+        faults={"/policies/defaultAppManagementPolicy": Fault(429, headers={"Retry-After": "1"}, times=1)}
+    )
     started = time.monotonic()
-    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
-                 json_output=True)
+    run = doctor(
+        capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP, json_output=True
+    )
     assert run.code == 0 and run.check("app-management-policy")["status"] == "pass"
     hits = [r for r in standin.requests(run.token) if r.path.endswith("/defaultAppManagementPolicy")]
     assert len(hits) == 2 and hits[1].at - hits[0].at >= 0.95
@@ -500,10 +718,17 @@ def test_endless_throttling_is_bounded(standin, tmp_path):
     token = standin.add(scenario)
     stack = stack_file(tmp_path, [HR])
     started = time.monotonic()
-    report = run_doctor(DoctorOptions(stack, date_today(), tmp_path, standin.origin, DEPLOYER_APP,
-                                      limits=GraphLimits(request_timeout=2, deadline=10, max_retry_wait=0.2,
-                                                         max_attempts=3)),
-                        {"INTREXX_GRAPH_TOKEN": token})
+    report = run_doctor(
+        DoctorOptions(
+            stack,
+            date_today(),
+            tmp_path,
+            standin.origin,
+            DEPLOYER_APP,
+            limits=GraphLimits(request_timeout=2, deadline=10, max_retry_wait=0.2, max_attempts=3),
+        ),
+        {"INTREXX_GRAPH_TOKEN": token},
+    )
     assert time.monotonic() - started < 5
     check = next(c for c in report.checks if c.id == "app-management-policy")
     assert check.status == "fail" and "HTTP 429 3 time(s); Retry-After 3600" in check.detail
@@ -511,21 +736,34 @@ def test_endless_throttling_is_bounded(standin, tmp_path):
     assert len([r for r in standin.requests(token) if r.path.endswith("/defaultAppManagementPolicy")]) == 3
 
 
-def test_a_token_graph_refuses_fails_every_read_with_one_line(capsys, monkeypatch, standin,
-                                                              tmp_path):
+def test_a_token_graph_refuses_fails_every_read_with_one_line(capsys, monkeypatch, standin, tmp_path):
     stack = stack_file(tmp_path, [HR])
     monkeypatch.setenv("INTREXX_GRAPH_TOKEN", "not-a-token-the-stand-in-knows")
-    code = main(["doctor", "--stack", stack, "--project-dir", str(tmp_path), "--graph-endpoint", standin.origin,
-                 "--deployer-client-id", DEPLOYER_APP, "--json"])
+    code = main(
+        [
+            "doctor",
+            "--stack",
+            stack,
+            "--project-dir",
+            str(tmp_path),
+            "--graph-endpoint",
+            standin.origin,
+            "--deployer-client-id",
+            DEPLOYER_APP,
+            "--json",
+        ]
+    )
     document = json.loads(capsys.readouterr().out)
     assert code == 1
     graph_checks = [c for c in document["checks"] if c["id"] != "graph-access"]
-    assert graph_checks and all(c["status"] == "fail" and "HTTP 401 InvalidAuthenticationToken" in c["detail"]
-                                for c in graph_checks)
+    assert graph_checks and all(
+        c["status"] == "fail" and "HTTP 401 InvalidAuthenticationToken" in c["detail"] for c in graph_checks
+    )
     assert all("Graph refused the token" in c["remedy"] for c in graph_checks)
 
 
 # Hostile answers ------------------------------------------------------------------------------------------------
+
 
 def date_today():
     from datetime import date
@@ -536,8 +774,14 @@ def date_today():
 def hostile_run(standin, tmp_path, scenario, **limits):
     token = standin.add(scenario)
     stack = stack_file(tmp_path, [HR])
-    options = DoctorOptions(stack, date_today(), tmp_path, standin.origin, DEPLOYER_APP,
-                            limits=GraphLimits(**{"request_timeout": 1.0, "deadline": 15.0, **limits}))
+    options = DoctorOptions(
+        stack,
+        date_today(),
+        tmp_path,
+        standin.origin,
+        DEPLOYER_APP,
+        limits=GraphLimits(**{"request_timeout": 1.0, "deadline": 15.0, **limits}),
+    )
     started = time.monotonic()
     report = run_doctor(options, {"INTREXX_GRAPH_TOKEN": token})
     checks = {c.id: c for c in report.checks}
@@ -549,15 +793,15 @@ CA_PATH = "/identity/conditionalAccess/policies"
 
 
 def test_a_body_that_is_not_json_fails_the_check(standin, tmp_path):
-    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={
-        CA_PATH: Fault(200, b"<html><body>Sign in to continue</body></html>")}))
+    checks, _, _ = hostile_run(
+        standin, tmp_path, tenant(faults={CA_PATH: Fault(200, b"<html><body>Sign in to continue</body></html>")})
+    )
     assert checks["conditional-access"].status == "fail"
     assert "the answer is not JSON (content type text/html; charset=utf-8)" in checks["conditional-access"].detail
 
 
 def test_value_that_is_not_a_list_fails_the_check(standin, tmp_path):
-    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={
-        CA_PATH: Fault(200, {"value": {"id": "x"}})}))
+    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, {"value": {"id": "x"}})}))
     assert "the answer's 'value' is an object, not a list" in checks["conditional-access"].detail
 
 
@@ -566,16 +810,19 @@ def test_fields_of_the_wrong_type_fail_the_check_with_one_line(standin, tmp_path
     broken["conditions"]["users"]["includeUsers"] = "All"
     weird = copy.deepcopy(broken)
     weird["conditions"] = ["not", "an", "object"]
-    for policy, words in ((broken, "conditions.users.includeUsers is a string"),
-                          (weird, "is inside a list, not an object")):
+    for policy, words in (
+        (broken, "conditions.users.includeUsers is a string"),
+        (weird, "is inside a list, not an object"),
+    ):
         checks, _, _ = hostile_run(standin, tmp_path, tenant(policies=[policy]))
         assert checks["conditional-access"].status == "fail" and words in checks["conditional-access"].detail
 
 
 def test_a_next_link_to_another_host_is_not_followed(standin, tmp_path):
     with silent_server() as elsewhere:
-        checks, _, token = hostile_run(standin, tmp_path, tenant(
-            next_links={CA_PATH: f"{elsewhere.origin}/v1.0{CA_PATH}?$skiptoken=1"}))
+        checks, _, _ = hostile_run(
+            standin, tmp_path, tenant(next_links={CA_PATH: f"{elsewhere.origin}/v1.0{CA_PATH}?$skiptoken=1"})
+        )
         time.sleep(0.2)
         assert not elsewhere._connections, "doctor followed a nextLink to another host"
     assert "@odata.nextLink points away from" in checks["conditional-access"].detail
@@ -583,56 +830,78 @@ def test_a_next_link_to_another_host_is_not_followed(standin, tmp_path):
 
 
 def test_endless_paging_stops_at_the_page_cap(standin, tmp_path):
-    checks, elapsed, token = hostile_run(standin, tmp_path, tenant(next_links={CA_PATH: "endless"}),
-                                         max_pages=5)
+    checks, _, token = hostile_run(standin, tmp_path, tenant(next_links={CA_PATH: "endless"}), max_pages=5)
     assert "still more after 5 pages; stopped" in checks["conditional-access"].detail
     assert len([r for r in standin.requests(token) if r.path.endswith(CA_PATH)]) == 5
 
 
 def test_a_slow_server_meets_the_request_timeout(standin, tmp_path):
-    checks, elapsed, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, {"value": []},
-                                                                                            delay=2.5)}))
+    checks, elapsed, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, {"value": []}, delay=2.5)}))
     assert "answer within 1 s" in checks["conditional-access"].detail
     assert "--request-timeout" in checks["conditional-access"].remedy
     assert elapsed < 2.4  # the other checks did not wait for the slow one
 
 
 def test_a_dripping_body_meets_the_request_timeout(standin, tmp_path):
-    checks, elapsed, _ = hostile_run(standin, tmp_path, tenant(faults={
-        CA_PATH: Fault(200, b'{"value": []}' + b" " * 20, drip=0.1)}))
+    checks, elapsed, _ = hostile_run(
+        standin, tmp_path, tenant(faults={CA_PATH: Fault(200, b'{"value": []}' + b" " * 20, drip=0.1)})
+    )
     assert "no complete answer within 1 s" in checks["conditional-access"].detail
     assert elapsed < 2.4
 
 
 def test_a_huge_answer_is_not_read(standin, tmp_path):
     huge = {"value": [ca_policy(f"Policy {n}") for n in range(300)]}
-    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, huge)}),
-                               max_bytes=64 * 1024)
+    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={CA_PATH: Fault(200, huge)}), max_bytes=64 * 1024)
     assert "the answer is larger than 65536 bytes; not read" in checks["conditional-access"].detail
 
 
 def test_a_redirect_is_not_followed(standin, tmp_path):
-    checks, _, _ = hostile_run(standin, tmp_path, tenant(faults={
-        CA_PATH: Fault(307, b"", headers={"Location": f"https://127.0.0.2:9/v1.0{CA_PATH}"})}))
-    assert "HTTP 307 redirect to" in checks["conditional-access"].detail and "not followed" in \
-        checks["conditional-access"].detail
+    checks, _, _ = hostile_run(
+        standin,
+        tmp_path,
+        tenant(faults={CA_PATH: Fault(307, b"", headers={"Location": f"https://127.0.0.2:9/v1.0{CA_PATH}"})}),
+    )
+    assert (
+        "HTTP 307 redirect to" in checks["conditional-access"].detail
+        and "not followed" in checks["conditional-access"].detail
+    )
 
 
-def test_an_error_that_echoes_the_token_does_not_print_it(capsys, monkeypatch, standin,
-                                                          tmp_path):
+def test_an_error_that_echoes_the_token_does_not_print_it(capsys, monkeypatch, standin, tmp_path):
     token = "echo-" + "x" * 40
-    scenario = tenant(faults={CA_PATH: Fault(400, {"error": {"code": "BadRequest",
-                                                            "message": f"bad token {token} in request"}})})
-    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], "--deployer-client-id", DEPLOYER_APP,
-                 token=token, json_output=True)
+    scenario = tenant(
+        faults={CA_PATH: Fault(400, {"error": {"code": "BadRequest", "message": f"bad token {token} in request"}})}
+    )
+    run = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        scenario,
+        tmp_path,
+        [HR],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        token=token,
+        json_output=True,
+    )
     assert run.code == 1 and "bad token [token] in request" in run.check("conditional-access")["detail"]
 
 
 # Usage and configuration ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("endpoint", ["http://graph.microsoft.com", "https://graph.microsoft.com/v1.0",
-                                      "https://user:pw@graph.microsoft.com", "https://graph.microsoft.com?x=1",
-                                      "graph.microsoft.com", "https://graph.microsoft.com:99999"])
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://graph.microsoft.com",
+        "https://graph.microsoft.com/v1.0",
+        "https://user:pw@graph.microsoft.com",
+        "https://graph.microsoft.com?x=1",
+        "graph.microsoft.com",
+        "https://graph.microsoft.com:99999",
+    ],
+)
 def test_a_bad_graph_endpoint_is_a_usage_error(capsys, monkeypatch, tmp_path, endpoint):
     monkeypatch.setenv("INTREXX_GRAPH_TOKEN", "t")
     stack = stack_file(tmp_path, [HR])
@@ -679,8 +948,10 @@ def test_without_a_token_azure_identity_is_asked_for_the_clouds_graph(capsys, mo
 
         def get_token(self, *scopes):
             asked["scopes"] = scopes
-            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included "
-                                            "credentials.\nAttempted credentials: ...")
+            raise ClientAuthenticationError(
+                "DefaultAzureCredential failed to retrieve a token from the included "
+                "credentials.\nAttempted credentials: ..."
+            )
 
     monkeypatch.setattr(azure.identity, "DefaultAzureCredential", NoCredential)
     stack = stack_file(tmp_path, [HR], cloud="usgovernment")

@@ -26,16 +26,23 @@ def idp(identity_provider):
 
 def register(idp, document, roles=None, delay=0.0, secret=None):
     for name, portal in document[PORTALS].items():
-        idp.add_client(portal["tenantId"], portal["clientId"], secret or document[CLIENT_SECRETS][name],
-                       roles=(roles or {}).get(name, ()), replication_delay_seconds=delay)
+        idp.add_client(
+            portal["tenantId"],
+            portal["clientId"],
+            secret or document[CLIENT_SECRETS][name],
+            roles=(roles or {}).get(name, ()),
+            replication_delay_seconds=delay,
+        )
 
 
 def run(idp, document, progress=None, **options):
     options.setdefault("timeout", 10.0)
     lines = [] if progress is None else progress
-    return verify_portals(parse_outputs(json.dumps(document)),
-                          VerifyOptions(authority_host=idp.origin, http_client=idp.session(), **options),
-                          lines.append)
+    return verify_portals(
+        parse_outputs(json.dumps(document)),
+        VerifyOptions(authority_host=idp.origin, http_client=idp.session(), **options),
+        lines.append,
+    )
 
 
 def test_healthy_portals_get_tokens_and_roles_are_checked(idp):
@@ -102,8 +109,11 @@ def test_a_server_that_never_answers_ends_by_the_timeout():
     document = stack_outputs([HR])
     with silent_server() as server:
         started = time.monotonic()
-        (result,) = verify_portals(parse_outputs(json.dumps(document)),
-                                   VerifyOptions(authority_host=server.origin, timeout=2.0), lambda line: None)
+        (result,) = verify_portals(
+            parse_outputs(json.dumps(document)),
+            VerifyOptions(authority_host=server.origin, timeout=2.0),
+            lambda line: None,
+        )
     assert not result.ok and "gave up after 2 s" in result.reason
     assert time.monotonic() - started < 4.5
 
@@ -114,8 +124,9 @@ def test_an_opaque_token_ends_with_a_warning_well_within_the_timeout(idp):
     the timeout would only delay the answer."""
     document = stack_outputs([WIDE])
     portal = document[PORTALS]["wide"]
-    idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], document[CLIENT_SECRETS]["wide"],
-                   roles=WIDE_ROLES, opaque_tokens=True)
+    idp.add_client(
+        portal["tenantId"], portal["clientId"], document[CLIENT_SECRETS]["wide"], roles=WIDE_ROLES, opaque_tokens=True
+    )
     lines = []
     started = time.monotonic()
     (result,) = run(idp, document, lines, timeout=30)
@@ -129,8 +140,7 @@ def test_an_opaque_token_ends_with_a_warning_well_within_the_timeout(idp):
 def test_an_opaque_token_needs_no_warning_where_no_role_is_checked(idp):
     document = stack_outputs([HR])
     portal = document[PORTALS]["hr"]
-    idp.add_client(portal[Field.TENANT_ID], portal[Field.CLIENT_ID], document[CLIENT_SECRETS]["hr"],
-                   opaque_tokens=True)
+    idp.add_client(portal["tenantId"], portal["clientId"], document[CLIENT_SECRETS]["hr"], opaque_tokens=True)
     (result,) = run(idp, document, timeout=10)
     assert result.ok and result.warnings == [] and result.attempts == 1
 
@@ -168,8 +178,10 @@ def test_end_to_end_program_outputs_through_render_and_verify(idp, tmp_path, cap
 def loopback_apis(document, origin):
     """Point the portals' resource APIs at the provider's mailbox stand-ins (Graph under /graph, EWS under /ews)."""
     for portal in document[PORTALS].values():
-        for real, local in (("https://graph.microsoft.com", f"{origin}/graph"),
-                            ("https://outlook.office365.com", f"{origin}/ews")):
+        for real, local in (
+            ("https://graph.microsoft.com", f"{origin}/graph"),
+            ("https://outlook.office365.com", f"{origin}/ews"),
+        ):
             portal["scopes"] = [s.replace(real, local) for s in portal["scopes"]]
             portal["resource"] = portal["resource"].replace(real, local)
         if "ewsUrl" in portal:
@@ -180,10 +192,15 @@ def loopback_apis(document, origin):
 @pytest.mark.parametrize("portal", [HR, LEGACY], ids=["graph", "ews"])
 def test_device_code_signs_a_mailbox_user_in_and_reads_the_inbox(idp, portal):
     document = loopback_apis(stack_outputs([portal]), idp.origin)
-    (name, fields), = document[PORTALS].items()
+    ((name, fields),) = document[PORTALS].items()
     scopes = [s.rsplit("/", 1)[-1] for s in fields["scopes"]]
-    idp.add_client(fields["tenantId"], fields["clientId"], document[CLIENT_SECRETS][name],
-                   public_client_flows=True, delegated_scopes=scopes)
+    idp.add_client(
+        fields["tenantId"],
+        fields["clientId"],
+        document[CLIENT_SECRETS][name],
+        public_client_flows=True,
+        delegated_scopes=scopes,
+    )
     shown = []
 
     def scripted_user(portal_outputs, flow):
