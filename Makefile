@@ -12,7 +12,7 @@ POLICY_VENV := policy/venv
 POLICY := $(POLICY_VENV)/.installed
 CONNECTOR := $(PY) -m intrexx_connector
 
-.PHONY: plan test lint format up render verify status bench clean policy-venv
+.PHONY: plan test lint format up render verify status doctor bench clean policy-venv
 
 plan: $(RUNTIME)
 	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
@@ -42,6 +42,9 @@ verify: $(RUNTIME)
 
 status: $(RUNTIME)
 	$(CONNECTOR) status --stack $(STACK)
+
+doctor: $(RUNTIME)
+	$(CONNECTOR) doctor --stack $(STACK)
 
 bench: $(DEV) $(IDP)
 	$(PY) bench/run.py

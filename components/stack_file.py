@@ -149,6 +149,13 @@ def _is_secure(value: object) -> bool:
     return isinstance(value, Mapping) and set(value) == {"secure"}
 
 
+def default_project_dir() -> Path:
+    """Where Pulumi.<stack>.yaml is looked for: the current directory when it holds a Pulumi.yaml (as for
+    `pulumi`), else this project."""
+    here = Path.cwd()
+    return here if (here / "Pulumi.yaml").is_file() else Path(__file__).resolve().parent.parent
+
+
 def stack_file_path(stack: str, project_dir: Path) -> Path:
     return Path(project_dir) / f"Pulumi.{stack}.yaml"
 

@@ -93,6 +93,44 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="exit 1 when a secret expires within N days (default 30)",
     )
+    doctor = command(
+        "doctor",
+        _doctor,
+        "read-only checks of the tenant against Pulumi.<stack>.yaml before `pulumi up` (Microsoft Graph, GET only)",
+        outputs=False,
+    )
+    doctor.add_argument(
+        "--graph-endpoint",
+        metavar="URL",
+        help="Microsoft Graph origin, e.g. https://graph.microsoft.com (default: the stack's cloud)",
+    )
+    doctor.add_argument(
+        "--deployer-client-id",
+        metavar="GUID",
+        help="client id of the service principal that runs `pulumi up` (default: ARM_CLIENT_ID, "
+        "AZURE_CLIENT_ID, else the Graph token's claims)",
+    )
+    doctor.add_argument(
+        "--project-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder holding Pulumi.<stack>.yaml (default: the current folder when it has a "
+        "Pulumi.yaml, else this project)",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="give up on Graph after S seconds in all (default 60)",
+    )
+    doctor.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="give up on one Graph request after S seconds (default 10)",
+    )
     return parser
 
 
@@ -261,6 +299,42 @@ def _apply(args) -> int:
     for number, step in enumerate(result.manual_steps, 1):
         print(f"  {number}. {step}")
     return 0
+
+
+# doctor -----------------------------------------------------------------------------------------------------
+
+
+def _doctor(args) -> int:
+    from .doctor import DoctorOptions, run_doctor
+    from .graph import GraphLimits
+
+    if not args.stack:
+        from .errors import UsageError
+
+        raise UsageError("doctor needs --stack S (the stack file Pulumi.<S>.yaml to check the tenant against)")
+    options = DoctorOptions(
+        stack=args.stack,
+        today=today(),
+        project_dir=args.project_dir,
+        graph_endpoint=args.graph_endpoint,
+        deployer_client_id=args.deployer_client_id,
+        portal=args.portal,
+        limits=GraphLimits(request_timeout=args.request_timeout, deadline=args.timeout),
+    )
+    report = run_doctor(options)
+    if args.json:
+        _emit_json(report.as_dict())
+        return 0 if report.ok else 1
+    print(f"doctor: stack '{report.stack}' on {report.today.isoformat()}, Microsoft Graph at {report.graph_endpoint}")
+    for check in report.checks:
+        print(f"{check.status.upper():<5} {check.id}: {check.title}")
+        for line in check.detail.splitlines():
+            print(f"      {line}")
+        if check.remedy and check.status != "pass":
+            print(f"      to do: {check.remedy}")
+    counts = report.counts
+    print(f"{counts['fail']} failed, {counts['warn']} warning(s), {counts['pass']} passed")
+    return 0 if report.ok else 1
 
 
 # status -----------------------------------------------------------------------------------------------------

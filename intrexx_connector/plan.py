@@ -7,7 +7,7 @@ from typing import Any
 
 from components.contract import PORTALS, PortalOutput
 from components.portal import COMPONENT_TYPE
-from components.stack_file import load_stack_settings, stack_file_path
+from components.stack_file import default_project_dir, load_stack_settings, stack_file_path
 
 from .errors import UsageError
 from .simulation import (
@@ -91,17 +91,10 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
     }
 
 
-def project_dir_for(stack: str) -> Path:
-    """Where Pulumi.<stack>.yaml is looked for: the current directory when it holds a Pulumi.yaml (as for
-    `pulumi`), else this project."""
-    here = Path.cwd()
-    return here if (here / "Pulumi.yaml").is_file() else Path(__file__).resolve().parent.parent
-
-
 def plan_stack(stack: str, today: date, project_dir: Path | None = None) -> Plan:
     """Plan Pulumi.<stack>.yaml. Raises UsageError for a missing stack file, StackFileError for an unreadable
     one, ConfigError for bad configuration."""
-    project_dir = project_dir or project_dir_for(stack)
+    project_dir = project_dir or default_project_dir()
     try:
         settings = load_stack_settings(stack, project_dir, today)
     except FileNotFoundError:

@@ -58,6 +58,7 @@ GUIDANCE = {
     700024: "client assertion invalid",
 }
 RETRYABLE_CODES = frozenset({700016, 65001, 500011})
+OPAQUE_TOKEN_WARNING = "roles not checkable (opaque token)"
 # An invalid secret right after creation is replication; later it is a wrong secret. Retry it only this long.
 INVALID_SECRET_GRACE = 120.0
 
@@ -85,6 +86,7 @@ class PortalResult:
     roles: list = field(default_factory=list)
     codes: list = field(default_factory=list)
     inbox: dict | None = None
+    warnings: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -96,11 +98,13 @@ class PortalResult:
             "roles": self.roles,
             "aadstsCodes": self.codes,
             "inbox": self.inbox,
+            "warnings": self.warnings,
         }
 
     def summary_line(self) -> str:
         waited = f" (after {self.attempts} attempts, {self.elapsed:.1f} s)" if self.attempts > 1 else ""
-        return f"{self.name}: {'ok' if self.ok else 'FAILED'}: {self.reason}{waited}"
+        warned = "".join(f"; warning: {warning}" for warning in self.warnings)
+        return f"{self.name}: {'ok' if self.ok else 'FAILED'}: {self.reason}{waited}{warned}"
 
 
 class _TimedHttp:
@@ -174,8 +178,13 @@ def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report
         request_started = time.monotonic()
         try:
             token = _client_token(portal, options, http, deadline)
-            result.roles = sorted(_claims(token).get("roles", []))
-            _check_roles(portal, result.roles)
+            claims = _claims(token)
+            if claims is None and _required_roles(portal):
+                # Waiting would not help: no later token of this kind shows its roles either.
+                result.warnings = [OPAQUE_TOKEN_WARNING]
+            else:
+                result.roles = sorted((claims or {}).get("roles", []))
+                _check_roles(portal, result.roles)
             result.ok, result.reason = True, _success_reason(portal, result.roles)
             break
         except _Retry as retry:
@@ -261,13 +270,16 @@ def _token_error(answer: dict, elapsed: float) -> Exception:
     return TokenError(f"{label}{sentence}", error, codes)
 
 
-def _claims(token: str) -> dict:
-    """The token's claims. It came straight from the token endpoint over TLS, so its signature is not re-checked."""
+def _claims(token: str) -> dict | None:
+    """The token's claims, or None when it is not a JWT that can be decoded: "Tokens that a Microsoft API receives
+    might not always be a JWT that can be decoded" (learn.microsoft.com/entra/identity-platform/access-tokens).
+    It came straight from the token endpoint over TLS, so its signature is not re-checked."""
     try:
         payload = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return {}
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _required_roles(portal: PortalOutput) -> list[str]:

@@ -297,12 +297,14 @@ class IdentityProvider:
         replication_delay_seconds: float = 0,
         public_client_flows: bool = False,
         delegated_scopes: Sequence[str] = (),
+        opaque_tokens: bool = False,
     ) -> None:
         """Register (or replace) a confidential client using client_secret_post.
 
         ``public_client_flows`` is Entra's "Allow public client flows": requests without
         client authentication (device authorization, device code polling, refresh) are
-        then served as a public client with ``delegated_scopes`` (see add_public_client)."""
+        then served as a public client with ``delegated_scopes`` (see add_public_client).
+        ``opaque_tokens``: its access tokens are opaque strings, not decodable JWTs."""
         self._call(
             "POST",
             f"/tenants/{tenant_id}/clients",
@@ -313,6 +315,7 @@ class IdentityProvider:
                 "replication_delay_seconds": replication_delay_seconds,
                 "allow_public_client_flows": bool(public_client_flows),
                 "delegated_scopes": list(delegated_scopes),
+                "opaque_access_tokens": bool(opaque_tokens),
             },
         )
 

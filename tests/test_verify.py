@@ -118,6 +118,33 @@ def test_a_server_that_never_answers_ends_by_the_timeout():
     assert time.monotonic() - started < 4.5
 
 
+def test_an_opaque_token_ends_with_a_warning_well_within_the_timeout(idp):
+    """Microsoft: "Tokens that a Microsoft API receives might not always be a JWT that can be decoded"
+    (learn.microsoft.com/entra/identity-platform/access-tokens). Roles cannot be read then; waiting for them until
+    the timeout would only delay the answer."""
+    document = stack_outputs([WIDE])
+    portal = document[PORTALS]["wide"]
+    idp.add_client(
+        portal["tenantId"], portal["clientId"], document[CLIENT_SECRETS]["wide"], roles=WIDE_ROLES, opaque_tokens=True
+    )
+    lines = []
+    started = time.monotonic()
+    (result,) = run(idp, document, lines, timeout=30)
+    assert time.monotonic() - started < 5
+    assert result.ok and result.attempts == 1 and not lines, (result, lines)
+    assert result.warnings == ["roles not checkable (opaque token)"] and result.roles == []
+    assert result.summary_line().endswith("; warning: roles not checkable (opaque token)")
+    assert result.as_dict()["warnings"] == ["roles not checkable (opaque token)"]
+
+
+def test_an_opaque_token_needs_no_warning_where_no_role_is_checked(idp):
+    document = stack_outputs([HR])
+    portal = document[PORTALS]["hr"]
+    idp.add_client(portal["tenantId"], portal["clientId"], document[CLIENT_SECRETS]["hr"], opaque_tokens=True)
+    (result,) = run(idp, document, timeout=10)
+    assert result.ok and result.warnings == [] and result.attempts == 1
+
+
 def test_authority_must_be_https():
     document = stack_outputs([HR])
     with pytest.raises(UsageError, match="must be an https URL"):

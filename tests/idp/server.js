@@ -7,7 +7,11 @@
 //
 //   POST /_control/tenants/<tenant>/clients        register or replace a client (creates the tenant):
 //        {"client_id", "client_secret", "roles", "replication_delay_seconds",
-//         "allow_public_client_flows", "delegated_scopes"} or {"client_id", "public": true, "delegated_scopes"}
+//         "allow_public_client_flows", "delegated_scopes", "opaque_access_tokens"}
+//        or {"client_id", "public": true, "delegated_scopes"}
+//        opaque_access_tokens: access tokens are opaque strings, not JWTs, as Microsoft's APIs may receive
+//        ("Tokens that a Microsoft API receives might not always be a JWT that can be decoded",
+//        learn.microsoft.com/entra/identity-platform/access-tokens)
 //   POST /_control/tenants/<tenant>/faults         {"status": 503, "count": 2} | {"hang": true} | {}
 //   POST /_control/tenants/<tenant>/device/approve {"user_code", "username"}: the scripted user
 //   GET  /_control/requests                        token requests per client_id (DELETE resets)
@@ -223,6 +227,7 @@ function registerClient(tenant, body) {
     publicClientFlows,
     roles: Array.isArray(body.roles) ? body.roles.map(String) : [],
     delegatedScopes: Array.isArray(body.delegated_scopes) ? body.delegated_scopes.map(String) : [],
+    opaqueAccessTokens: body.opaque_access_tokens === true,
     activeFrom: Date.now() + delay * 1000,
     metadata: isPublic ? publicMetadata : confidentialMetadata,
     publicMetadata: publicClientFlows ? publicMetadata : undefined,
@@ -341,13 +346,9 @@ function createProvider(tenant) {
     if (registration && client.clientAuthMethod === 'none') {
       scopes.push(...tenant.delegatedScopesFor(registration, resource));
     }
-    return {
-      scope: [...new Set(scopes)].join(' '),
-      audience: resource,
-      accessTokenTTL: 3600,
-      accessTokenFormat: 'jwt',
-      jwt: { sign: { alg: 'RS256' } },
-    };
+    const info = { scope: [...new Set(scopes)].join(' '), audience: resource, accessTokenTTL: 3600 };
+    if (registration?.opaqueAccessTokens) return { ...info, accessTokenFormat: 'opaque' };
+    return { ...info, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
   };
 
   // Entra v2.0 access token claims: tid, appid/azp, roles (app) or scp (delegated).

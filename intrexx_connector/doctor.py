@@ -1,0 +1,303 @@
+"""doctor: read-only checks of the tenant against a stack file, before `pulumi up`.
+
+`run_doctor` reads Pulumi.<stack>.yaml through the program's own validation, gets a Microsoft Graph token
+(INTREXX_GRAPH_TOKEN, else azure-identity's DefaultAzureCredential), and runs the checks of `doctor_checks`
+with a GET-only, bounded Graph client. A Graph failure fails the check it happened in, with one line and what
+doctor needs to read it; it never stops the other checks. Bad usage or configuration raises UsageError or
+ConfigError (exit 2). Nothing here prints.
+"""
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from components.config import StackSettings, is_guid
+from components.stack_file import default_project_dir, stack_file_path
+from components.stack_file import load_stack_settings as read_stack_settings
+
+from .doctor_checks import (
+    FAIL,
+    PASS,
+    READS,
+    WARN,
+    Check,
+    DoctorContext,
+    check_app_management_policies,
+    check_conditional_access,
+    check_deployer,
+    check_display_name,
+    check_ews,
+    display_name_targets,
+)
+from .errors import UsageError
+from .graph import (
+    GraphAuthError,
+    GraphClient,
+    GraphError,
+    GraphForbidden,
+    GraphLimits,
+    GraphProtocolError,
+    GraphThrottled,
+    GraphTokenError,
+    GraphUnreachable,
+    one_line,
+)
+
+TOKEN_VARIABLE = "INTREXX_GRAPH_TOKEN"
+CLIENT_ID_VARIABLES = ("ARM_CLIENT_ID", "AZURE_CLIENT_ID")
+# RFC 6750 b64token characters; anything else (white space, control characters) is not a bearer token.
+_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    stack: str
+    today: date
+    project_dir: Path | None = None
+    graph_endpoint: str | None = None  # a bare origin such as https://graph.microsoft.com
+    deployer_client_id: str | None = None
+    portal: str | None = None
+    limits: GraphLimits = field(default_factory=GraphLimits)
+    token_timeout: float = 30.0
+
+
+@dataclass
+class DoctorReport:
+    stack: str
+    today: date
+    graph_endpoint: str
+    checks: list = field(default_factory=list)
+    identity: dict = field(default_factory=dict)
+    graph_requests: int = 0
+
+    @property
+    def counts(self) -> dict:
+        return {status: sum(c.status == status for c in self.checks) for status in (PASS, WARN, FAIL)}
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status == FAIL for c in self.checks)
+
+    def as_dict(self) -> dict:
+        return {
+            "stack": self.stack,
+            "date": self.today.isoformat(),
+            "graphEndpoint": self.graph_endpoint,
+            "ok": self.ok,
+            "identity": self.identity,
+            "summary": self.counts,
+            "graphRequests": self.graph_requests,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def load_stack_settings(stack: str, project_dir: Path | None, today: date) -> StackSettings:
+    """The stack's settings, checked by the program's own validation, as `plan` reads them."""
+    project_dir = project_dir or default_project_dir()
+    try:
+        return read_stack_settings(stack, project_dir, today)
+    except FileNotFoundError:
+        raise UsageError(
+            f"--stack {stack}: no stack file {stack_file_path(stack, project_dir).name} in {project_dir}"
+        ) from None
+
+
+def graph_origin(value: str) -> str:
+    """--graph-endpoint: a bare https origin; doctor adds the version (/v1.0)."""
+    example = "a bare https origin such as https://graph.microsoft.com"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"--graph-endpoint must be {example}, got {value!r}") from None
+    problems = []
+    if parts.scheme != "https" or not parts.hostname:
+        problems.append("https with a host")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        problems.append("no credentials")
+    if parts.path not in ("", "/"):
+        problems.append("no path (doctor adds /v1.0)")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        problems.append("no query or fragment")
+    if any(ch.isspace() for ch in value):
+        problems.append("no white space")
+    if problems:
+        raise UsageError(f"--graph-endpoint must be {example} ({', '.join(problems)}), got {value!r}")
+    return f"https://{parts.hostname}" + (f":{port}" if port else "")
+
+
+def deployer_client_id(explicit: str | None, environ) -> tuple[str | None, str]:
+    """The deploying service principal's client id: --deployer-client-id, else ARM_CLIENT_ID (the azuread
+    provider's variable), else AZURE_CLIENT_ID (azure-identity's)."""
+    candidates = [("--deployer-client-id", explicit)] + [(name, environ.get(name)) for name in CLIENT_ID_VARIABLES]
+    for source, value in candidates:
+        if value:
+            if not is_guid(value.strip()):
+                raise UsageError(f"{source} must be a client id (a GUID), got {one_line(value, 60)!r}")
+            return value.strip().lower(), source
+    return None, ""
+
+
+def acquire_token(origin: str, settings: StackSettings, environ, timeout: float) -> tuple[str, str]:
+    """(token, where it came from). The token is for `<origin>/.default`; it is never printed."""
+    given = environ.get(TOKEN_VARIABLE)
+    if given is not None:
+        token = given.strip()
+        if not _TOKEN_PATTERN.fullmatch(token):
+            raise UsageError(
+                f"{TOKEN_VARIABLE} is set but holds no bearer token (empty, or white space or other "
+                "characters a token cannot have); unset it to sign in with azure-identity"
+            )
+        return token, TOKEN_VARIABLE
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError:
+        raise GraphTokenError(
+            f"azure-identity is not installed (pip install -r requirements.txt), and {TOKEN_VARIABLE} is not set"
+        ) from None
+    outcome: dict = {}
+
+    def work():
+        try:
+            # authority: the cloud's login host (azure-identity: "AzureAuthorityHosts defines authorities for other
+            # clouds"; learn.microsoft.com/python/api/azure-identity/azure.identity.defaultazurecredential).
+            credential = DefaultAzureCredential(authority=settings.cloud.login, process_timeout=max(1, int(timeout)))
+            outcome["token"] = credential.get_token(f"{origin}/.default").token
+        except Exception as error:  # noqa: BLE001 - azure-identity raises several types; all mean "no token"
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, name="graph-token", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise GraphTokenError(f"no Graph token from azure-identity within {timeout:g} s")
+    if "error" in outcome:
+        error = outcome["error"]
+        raise GraphTokenError(
+            f"azure-identity found no usable credential ({type(error).__name__}: {one_line(str(error), 240)})"
+        )
+    return outcome["token"], "azure-identity (DefaultAzureCredential)"
+
+
+def run_doctor(options: DoctorOptions, environ=os.environ) -> DoctorReport:
+    settings = load_stack_settings(options.stack, options.project_dir, options.today)
+    portals = tuple(p for p in settings.portals if options.portal in (None, p.name))
+    if not portals:
+        raise UsageError(f"--portal {options.portal}: no such portal in Pulumi.{options.stack}.yaml")
+    origin = graph_origin(options.graph_endpoint) if options.graph_endpoint else settings.cloud.graph
+    client_id, client_id_source = deployer_client_id(options.deployer_client_id, environ)
+    report = DoctorReport(options.stack, options.today, origin)
+    title = "A Microsoft Graph token"
+    try:
+        token, token_source = acquire_token(origin, settings, environ, options.token_timeout)
+    except GraphTokenError as error:
+        report.checks.append(
+            Check(
+                "graph-access",
+                FAIL,
+                title,
+                str(error),
+                "sign in with `az login` (a person), run in a pipeline with workload identity or a "
+                f"managed identity, or set {TOKEN_VARIABLE} to a token for {origin}",
+            )
+        )
+        return report
+    report.checks.append(Check("graph-access", PASS, title, f"token from {token_source} for {origin}"))
+    graph = GraphClient(origin, token, options.limits)
+    ctx = DoctorContext(settings, portals, graph, token, options.today, options.stack, client_id, client_id_source)
+    report.checks.append(
+        _guarded(ctx, "deployer-permissions", "The deploying identity may do what pulumi up will do", check_deployer)
+    )
+    report.checks.append(
+        _guarded(
+            ctx,
+            "conditional-access",
+            "Conditional Access lets mailbox users sign in with the device code flow",
+            check_conditional_access,
+        )
+    )
+    report.checks.append(
+        _guarded(
+            ctx,
+            "app-management-policy",
+            "App management policies allow our client secrets",
+            check_app_management_policies,
+        )
+    )
+    for index, portal in display_name_targets(ctx):
+        report.checks.append(
+            _guarded(
+                ctx,
+                f"display-name/{portal.name}",
+                "No application has the display name yet",
+                lambda c, i=index, p=portal: check_display_name(c, i, p),
+            )
+        )
+    report.checks.extend(check_ews(ctx))
+    report.identity = ctx.identity
+    report.graph_requests = graph.requests
+    return report
+
+
+def _guarded(ctx: DoctorContext, check_id: str, title: str, check):
+    """Run one check; a Graph failure becomes that check's failure with one line and what to do."""
+    try:
+        return check(ctx)
+    except GraphError as error:
+        failed = Check(
+            check_id,
+            FAIL,
+            title,
+            f"could not read Microsoft Graph: {error}",
+            _remedy(error, check_id, ctx.graph.origin),
+        )
+    except (TypeError, KeyError, AttributeError, ValueError) as error:
+        # A shape the checks did not foresee: still one line, never a traceback.
+        failed = Check(
+            check_id,
+            FAIL,
+            title,
+            f"could not read Microsoft Graph's answer ({type(error).__name__})",
+            "run doctor again; if it persists, Graph answered in a shape doctor does not know",
+        )
+    return failed
+
+
+def _remedy(error: GraphError, check_id: str, origin: str) -> str:
+    if isinstance(error, GraphForbidden):
+        needed = READS[check_id.split("/")[0]]
+        return (
+            f"doctor needs {needed} to read this: grant it to the identity doctor runs as (a signed-in user also "
+            "needs a directory role that may read it, e.g. Global Reader), or run doctor as one that has it"
+        )
+    if isinstance(error, GraphAuthError):
+        return (
+            f"Graph refused the token: sign in again (az login) or renew {TOKEN_VARIABLE}; the token must be for "
+            f"{origin}"
+        )
+    if isinstance(error, GraphThrottled):
+        return "Graph is throttling this client: run doctor again in a few minutes"
+    if isinstance(error, GraphUnreachable):
+        return (
+            f"check the network path to {origin} (proxy, REQUESTS_CA_BUNDLE) or give doctor more time "
+            "(--timeout, --request-timeout)"
+        )
+    if isinstance(error, GraphProtocolError):
+        return f"the answer was not what Microsoft Graph sends: check that {origin} is Microsoft Graph"
+    return "see Graph's message above"
+
+
+__all__ = [
+    "FAIL",
+    "PASS",
+    "WARN",
+    "DoctorOptions",
+    "DoctorReport",
+    "graph_origin",
+    "load_stack_settings",
+    "run_doctor",
+]
