@@ -33,20 +33,24 @@ NAMESPACE = "intrexx-exchange"
 SCOPE_GROUP = "0b7f6a2e-4c1d-4e8f-9a3b-2d5c6e7f8a9b"
 
 # api x access profiles of measurement 2: the portal entry's extra keys.
+USERS_PATH = "service/oauth2/token/D2A7C1E0B9F84A6C3E5D7F9A1B3C5E7F9A1B3C5D"
+# connector x access profiles of measurement 2: the portal entry's extra keys.
 PROFILES = {
-    "graph/delegated": {},
-    "graph/application": {"access": "application"},
-    "graph/application+mailboxScope": {"access": "application", "mailboxScope": {"groupId": SCOPE_GROUP}},
-    "ews/delegated": {"api": "ews"},
-    "ews/application": {"api": "ews", "access": "application"},
-    "ews/application+mailboxScope": {"api": "ews", "access": "application", "mailboxScope": {"groupId": SCOPE_GROUP}},
+    "exchange/delegated": {},
+    "m365/delegated": {"connector": "m365", "redirectPaths": [USERS_PATH], "publicClientFlows": True},
+    "m365/application": {"connector": "m365", "access": "application"},
+    "m365/application+mailboxScope": {
+        "connector": "m365",
+        "access": "application",
+        "mailboxScope": {"groupId": SCOPE_GROUP},
+    },
 }
 # The portals verify is measured on, round robin: every token shape verify handles.
-VERIFY_MIX = ("graph/delegated", "graph/application", "ews/application", "graph/application+mailboxScope")
+VERIFY_MIX = ("exchange/delegated", "m365/delegated", "m365/application", "m365/application+mailboxScope")
 
 
 def default_portals(count: int) -> list[dict]:
-    """`count` default portals (graph, delegated): the shape the floor program reproduces."""
+    """`count` default portals (the Exchange connector): the shape the floor program reproduces."""
     return [{"name": f"p{i:04d}", "baseUrl": f"https://intrexx{i}.example.com/portal"} for i in range(count)]
 
 

@@ -1,7 +1,8 @@
 """The benchmark's floor: the fewest pulumi_azuread calls that give each portal the product's resources.
 
-One Application, one ServicePrincipal, one delegated grant to Microsoft Graph and two ApplicationPasswords per
-portal, with the same names and the same inputs as the product sends for a default portal (graph, delegated), so
+One Application, one ServicePrincipal, one delegated grant each to Exchange Online and Microsoft Graph and two
+ApplicationPasswords per portal, with the same names and the same inputs as the product sends for a default portal
+(the Exchange connector), so
 that the simulated tenant does the same work for both. No component resources, no catalogue, no output contract:
 what the product costs on top of this is the price of its structure. It is evaluated by the product's own harness,
 `intrexx_connector.simulation.evaluate(settings, program=floor_build)`.
@@ -19,8 +20,10 @@ import pulumi_azuread as azuread
 from components.config import StackSettings
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-CLAIMS = ["Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite", "offline_access", "User.Read"]
-REDIRECT_PATH = "service/oauth2/token/msexchange"
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+EXCHANGE_CLAIMS = ["EWS.AccessAsUser.All"]
+GRAPH_CLAIMS = ["offline_access", "openid", "profile"]
+REDIRECT_PATHS = ["oauth2/token/msexchange", "service/oauth2/token/msexchange"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class FloorExports:
 def floor_build(settings: StackSettings) -> FloorExports:
     stack, today, rotation_days = settings.stack, settings.today, settings.secret_rotation_days
     client = azuread.get_client_config()
+    exchange = azuread.get_service_principal(client_id=EXCHANGE_APP_ID)
     graph = azuread.get_service_principal(client_id=GRAPH_APP_ID)
 
     # Two staggered secret slots, as the product's rotation computes them (components/rotation.py).
@@ -43,16 +47,18 @@ def floor_build(settings: StackSettings) -> FloorExports:
         slots.append((index, created, created + timedelta(days=2 * rotation_days)))
     newer = period % 2
 
+    grants = ((EXCHANGE_APP_ID, "exchange", exchange, EXCHANGE_CLAIMS), (GRAPH_APP_ID, "graph", graph, GRAPH_CLAIMS))
     required_access = [
         azuread.ApplicationRequiredResourceAccessArgs(
-            resource_app_id=GRAPH_APP_ID,
+            resource_app_id=app_id,
             resource_accesses=[
                 azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
-                    id=graph.oauth2_permission_scope_ids[name], type="Scope"
+                    id=principal.oauth2_permission_scope_ids[name], type="Scope"
                 )
-                for name in CLAIMS
+                for name in claims
             ],
         )
+        for app_id, _, principal, claims in grants
     ]
     owners = [client.object_id]
     exported, secrets = {}, {}
@@ -70,7 +76,7 @@ def floor_build(settings: StackSettings) -> FloorExports:
             service_management_reference=f"intrexx-exchange/{stack}/{name}",
             web=azuread.ApplicationWebArgs(
                 homepage_url=base_url,
-                redirect_uris=[f"{base_url}/{REDIRECT_PATH}"],
+                redirect_uris=[f"{base_url}/{path}" for path in REDIRECT_PATHS],
                 implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
                     id_token_issuance_enabled=False, access_token_issuance_enabled=False
                 ),
@@ -80,12 +86,13 @@ def floor_build(settings: StackSettings) -> FloorExports:
         sp = azuread.ServicePrincipal(
             f"{name}-sp", client_id=app.client_id, owners=owners, app_role_assignment_required=False
         )
-        azuread.ServicePrincipalDelegatedPermissionGrant(
-            f"{name}-grant-graph",
-            service_principal_object_id=sp.object_id,
-            resource_service_principal_object_id=graph.object_id,
-            claim_values=CLAIMS,
-        )
+        for _, key, principal, claims in grants:
+            azuread.ServicePrincipalDelegatedPermissionGrant(
+                f"{name}-grant-{key}",
+                service_principal_object_id=sp.object_id,
+                resource_service_principal_object_id=principal.object_id,
+                claim_values=claims,
+            )
         passwords = [
             azuread.ApplicationPassword(
                 f"{name}-secret-{index}",

@@ -196,14 +196,14 @@ def measure_evaluation(p: dict) -> dict:
 
 def minimum_for(profile: str, catalogue: dict) -> dict:
     """What the job needs, from the catalogue's default permission sets alone (not from the product's code)."""
-    api, access = profile.split("/")[0], profile.split("/")[1].split("+")[0]
-    home = catalogue["apis"][api]
+    connector, access = profile.split("/")[0], profile.split("/")[1].split("+")[0]
+    home = catalogue["connectors"][connector]
     kind = "scopes" if access == "delegated" else "roles"
 
     def resource_of(name):
         return home if name in catalogue["resources"][home][kind] else "graph"
 
-    names = catalogue["profiles"][api][access]
+    names = catalogue["profiles"][connector][access]
     if access == "delegated":
         consent = len({resource_of(n) for n in names})  # one grant per resource API
     else:  # one assignment per role, except the roles Exchange RBAC grants under a mailbox scope

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .contract import Access, Api, PermissionType
+from .contract import Access, Connector, PermissionType
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 
@@ -33,30 +33,33 @@ class ResourceApp:
 @dataclass(frozen=True)
 class Catalogue:
     resources: dict[str, ResourceApp]  # by key
-    apis: dict[Api, str]  # api -> resource key
+    connectors: dict[Connector, str]  # connector -> the key of the resource it talks to
     openid_scopes: frozenset[str]
-    profiles: dict[tuple[Api, Access], tuple[str, ...]]
+    profiles: dict[tuple[Connector, Access], tuple[str, ...]]
     sign_in: tuple[str, ...]
 
-    def resource_of(self, api: Api) -> ResourceApp:
-        return self.resources[self.apis[api]]
+    def resource_of(self, connector: Connector) -> ResourceApp:
+        return self.resources[self.connectors[connector]]
 
-    def lookup(self, api: Api, name: str, kind: PermissionType) -> Permission | None:
-        """The permission `name` of `kind`, from the api's own resource first, then from Microsoft Graph."""
-        for key in dict.fromkeys((self.apis[api], "graph")):
+    def _search_order(self, connector: Connector) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.connectors[connector], "graph")))
+
+    def lookup(self, connector: Connector, name: str, kind: PermissionType) -> Permission | None:
+        """The permission `name` of `kind`, from the connector's resource first, then from Microsoft Graph."""
+        for key in self._search_order(connector):
             permission = self.resources[key].permissions.get((kind, name))
             if permission:
                 return permission
         return None
 
-    def kinds_of(self, api: Api, name: str) -> list[PermissionType]:
-        return [kind for kind in PermissionType if self.lookup(api, name, kind)]
+    def kinds_of(self, connector: Connector, name: str) -> list[PermissionType]:
+        return [kind for kind in PermissionType if self.lookup(connector, name, kind)]
 
-    def close_matches(self, api: Api, name: str, kind: PermissionType) -> list[str]:
+    def close_matches(self, connector: Connector, name: str, kind: PermissionType) -> list[str]:
         candidates = sorted(
             {
                 p.name
-                for key in dict.fromkeys((self.apis[api], "graph"))
+                for key in self._search_order(connector)
                 for p in self.resources[key].permissions.values()
                 if p.kind == kind
             }
@@ -80,9 +83,9 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
             )
         resources[key] = ResourceApp(key, entry["displayName"], entry["appId"], entry["endpoint"], permissions)
     profiles = {
-        (Api(api), Access(access)): tuple(names)
-        for api, by_access in raw["profiles"].items()
+        (Connector(connector), Access(access)): tuple(names)
+        for connector, by_access in raw["profiles"].items()
         for access, names in by_access.items()
     }
-    apis = {Api(api): key for api, key in raw["apis"].items()}
-    return Catalogue(resources, apis, frozenset(raw["openIdScopes"]), profiles, tuple(raw["signIn"]))
+    connectors = {Connector(connector): key for connector, key in raw["connectors"].items()}
+    return Catalogue(resources, connectors, frozenset(raw["openIdScopes"]), profiles, tuple(raw["signIn"]))

@@ -73,10 +73,13 @@ CLOUDS: dict[CloudName, Cloud] = {
             "https://microsoft.com/deviceloginus",
             "O365USGovDoD",
         ),
+        # China: MSAL marks login.chinacloudapi.cn as deprecated in favour of login.partner.microsoftonline.cn
+        # (msal/authority.py AZURE_CHINA). DoD: webmail.apps.mil is the documented Exchange endpoint but not
+        # confirmed for EWS OAuth here, so the stack key `exchangeEndpoint` overrides any cloud's Exchange endpoint.
         Cloud(
             CloudName.CHINA,
             ("china",),
-            "https://login.chinacloudapi.cn",
+            "https://login.partner.microsoftonline.cn",
             "https://microsoftgraph.chinacloudapi.cn",
             "https://partner.outlook.cn",
             "https://microsoft.com/deviceloginchina",
@@ -92,7 +95,7 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
         *(cloud.login.removeprefix("https://") for cloud in CLOUDS.values()),
         "login.microsoft.com",
         "login.windows.net",
-        "login.partner.microsoftonline.cn",
+        "login.chinacloudapi.cn",
     }
 )
 

@@ -11,7 +11,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import TypeVar
@@ -19,22 +19,44 @@ from urllib.parse import urlsplit
 
 from .catalogue import Permission, load_catalogue
 from .clouds import CLOUDS, Cloud, CloudName, cloud_of_provider
-from .contract import KIND_OF_ACCESS, PORTAL_NAME_PATTERN, Access, Api, MailboxScope, PermissionType
+from .contract import KIND_OF_ACCESS, PORTAL_NAME_PATTERN, Access, Api, Connector, MailboxScope, PermissionType
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 
 Choice = TypeVar("Choice", bound=StrEnum)
 
 NAMESPACE = "intrexx-exchange"
-DEFAULT_REDIRECT_PATHS = ("service/oauth2/token/msexchange",)
+# The Connector for Microsoft Exchange's redirect URI: Intrexx's app-registration page shows
+# `<base URL>/oauth2/token/msexchange` in its "Redirect URI" box, while Intrexx serves its OAuth2 endpoints under
+# `/service/` (help.intrexx.com integration-connector-exchange-connection; its Connector API and SharePoint
+# examples). Both are registered: an extra redirect URI costs nothing, a missing one costs AADSTS50011.
+EXCHANGE_REDIRECT_PATHS = ("oauth2/token/msexchange", "service/oauth2/token/msexchange")
+DEFAULT_REDIRECT_PATHS = EXCHANGE_REDIRECT_PATHS  # also the example in messages about redirectPaths
 SIGN_IN_PATH = "login/oic/authenticate"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # Entra: a redirect URI is at most 256 characters (learn.microsoft.com/entra/identity-platform/reply-url).
 MAX_REDIRECT_URI_LENGTH = 256
 MAX_ENVIRONMENT_LENGTH = 64
 
-STACK_KEYS = ("portals", "environment", "cloud", "secretRotationDays", "protect", "allowRetiredEws")
-PORTAL_KEYS = ("name", "baseUrl", "api", "access", "permissions", "redirectPaths", "signIn", "owners", "mailboxScope")
+STACK_KEYS = ("portals", "environment", "cloud", "exchangeEndpoint", "secretRotationDays", "protect", "allowRetiredEws")
+PORTAL_KEYS = (
+    "name",
+    "baseUrl",
+    "connector",
+    "access",
+    "permissions",
+    "redirectPaths",
+    "signIn",
+    "publicClientFlows",
+    "owners",
+    "mailboxScope",
+)
+# Keys of earlier versions, and what to write instead.
+REPLACED_PORTAL_KEYS = {
+    "api": "replaced by `connector`: write `connector: exchange` for the Connector for Microsoft Exchange (EWS, "
+    "api: ews) or `connector: m365` for the Connector for Microsoft 365 and Teams (Microsoft Graph, "
+    "api: graph)",
+}
 
 
 class ConfigError(ValueError):
@@ -51,14 +73,19 @@ class ConfigError(ValueError):
 class PortalSettings:
     name: str
     base_url: str  # without trailing slash
-    api: Api
+    connector: Connector
     access: Access
     permissions: tuple[Permission, ...]  # the profile or `permissions`, plus sign-in scopes
     redirect_uris: tuple[str, ...]
     sign_in: bool
+    public_client_flows: bool
     owners: tuple[str, ...]
     mailbox_scope: MailboxScope | None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def api(self) -> Api:
+        return self.connector.api
 
     @property
     def delegated(self) -> bool:
@@ -150,6 +177,7 @@ def parse_stack_config(
                 f"azuread:environment {CLOUDS[cloud].azuread_environment}` so that the "
                 "registrations are made in the cloud the outputs describe",
             )
+    exchange_endpoint = _endpoint(raw.get("exchangeEndpoint"), "exchangeEndpoint", problems)
     rotation_days = _integer(
         raw.get("secretRotationDays"),
         "secretRotationDays",
@@ -165,8 +193,9 @@ def parse_stack_config(
     if problems.lines:
         raise ConfigError(problems.lines)
     assert environment is not None and cloud is not None and rotation_days is not None
+    cloud_record = CLOUDS[cloud] if exchange_endpoint is None else replace(CLOUDS[cloud], exchange=exchange_endpoint)
     return StackSettings(
-        stack, tuple(portals), environment, CLOUDS[cloud], rotation_days, bool(protect), bool(allow_retired_ews), today
+        stack, tuple(portals), environment, cloud_record, rotation_days, bool(protect), bool(allow_retired_ews), today
     )
 
 
@@ -206,6 +235,9 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
 def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_retired_ews: bool) -> PortalSettings | None:
     before = len(problems.lines)
     for key in sorted(set(entry) - set(PORTAL_KEYS), key=str):
+        if key in REPLACED_PORTAL_KEYS:
+            problems.add(f"{path}.{key}", REPLACED_PORTAL_KEYS[key])
+            continue
         problems.add(
             f"{path}.{key}", f"unknown key{_did_you_mean(str(key), PORTAL_KEYS)}; known keys: {', '.join(PORTAL_KEYS)}"
         )
@@ -220,26 +252,42 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
             f"letters, digits or '-', at most 40), got {_describe(name)}",
         )
     base_url = _base_url(entry.get("baseUrl"), f"{path}.baseUrl", problems)
-    api = _choice(entry.get("api"), f"{path}.api", Api, problems, default=Api.GRAPH)
+    connector = _choice(entry.get("connector"), f"{path}.connector", Connector, problems, default=Connector.EXCHANGE)
     access = _choice(entry.get("access"), f"{path}.access", Access, problems, default=Access.DELEGATED)
+    if connector is Connector.EXCHANGE and access is Access.APPLICATION:
+        problems.add(
+            f"{path}.access",
+            'the Connector for Microsoft Exchange signs each mailbox user in (delegated access, "Request MS365 '
+            "Refresh Token\"); app-only access is the Microsoft 365 connector's service account: write "
+            "`connector: m365` with `access: application`",
+        )
+        access = None
     sign_in = _boolean(entry.get("signIn"), f"{path}.signIn", problems, default=False)
     owners = _owners(entry.get("owners"), f"{path}.owners", problems)
-    mailbox_scope = _mailbox_scope(entry.get("mailboxScope"), f"{path}.mailboxScope", problems, access)
-    redirect_paths = _redirect_paths(entry.get("redirectPaths"), f"{path}.redirectPaths", problems)
+    mailbox_scope = _mailbox_scope(entry.get("mailboxScope"), f"{path}.mailboxScope", problems, connector, access)
+    redirect_paths = _portal_redirect_paths(
+        entry.get("redirectPaths"), f"{path}.redirectPaths", problems, connector, access
+    )
+    public_client_flows = _public_client_flows(
+        entry.get("publicClientFlows"), f"{path}.publicClientFlows", problems, connector, access
+    )
 
     warnings = []
-    if api is Api.EWS:
+    if connector is Connector.EXCHANGE:
         if ews_phase(today) is EwsPhase.RETIRED and not allow_retired_ews:
             problems.add(
-                f"{path}.api",
-                f"'ews' is switched off in Exchange Online since {EWS_SHUTDOWN}; "
-                "use 'graph' (or set allowRetiredEws: true to keep a retired registration)",
+                f"{path}.connector",
+                f"'exchange' reaches Exchange Online through EWS, switched off since {EWS_SHUTDOWN}: move the portal "
+                "to `connector: m365` (or set allowRetiredEws: true to keep a retired registration)",
             )
-        warnings.append(f"portal '{name}' uses api 'ews': {ews_state(today)}; Microsoft Graph replaces it (api: graph)")
+        warnings.append(
+            f"portal '{name}' uses the Connector for Microsoft Exchange: {ews_state(today)}; move to the "
+            'Microsoft 365 connector (connector: m365, README "Migrating from EWS to Microsoft Graph")'
+        )
     permissions: tuple[Permission, ...] = ()
-    if api is not None and access is not None:
+    if connector is not None and access is not None:
         permissions = _permissions(
-            entry.get("permissions"), f"{path}.permissions", problems, api, access, bool(sign_in)
+            entry.get("permissions"), f"{path}.permissions", problems, connector, access, bool(sign_in)
         )
         if access is Access.APPLICATION and not mailbox_scope:
             warnings.append(
@@ -251,7 +299,8 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
     if len(problems.lines) > before:
         return None
     # Every check above passed, so none of these is missing.
-    assert name is not None and base_url is not None and api is not None and access is not None
+    assert name is not None and base_url is not None and connector is not None and access is not None
+    assert public_client_flows is not None
     redirect_uris = tuple(join_url(base_url, p) for p in redirect_paths)
     if sign_in:
         redirect_uris += (join_url(base_url, SIGN_IN_PATH),)
@@ -265,11 +314,12 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
     return PortalSettings(
         name,
         base_url,
-        api,
+        connector,
         access,
         permissions,
         tuple(dict.fromkeys(redirect_uris)),
         bool(sign_in),
+        public_client_flows,
         owners,
         mailbox_scope,
         tuple(warnings),
@@ -319,6 +369,74 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
     return None if reasons else value.rstrip("/")
 
 
+def _portal_redirect_paths(
+    value: object, path: str, problems: _Problems, connector: Connector | None, access: Access | None
+) -> tuple[str, ...]:
+    """The connector's redirect paths, or the ones configured. The Microsoft 365 connector's redirect URI is not a
+    fixed path in Intrexx's documentation: its registration wizard shows it ("The redirect URI is shown here ...
+    You must store the redirect URI in Microsoft Azure", help.intrexx.com connectors/ms-365), so a user-account
+    registration needs it given; service accounts (client credentials) need none."""
+    if value is not None:
+        return _redirect_paths(value, path, problems)
+    if connector is Connector.EXCHANGE:
+        return EXCHANGE_REDIRECT_PATHS
+    if connector is Connector.M365 and access is Access.DELEGATED:
+        problems.add(
+            path,
+            "required for `connector: m365` with delegated access (Intrexx user accounts): copy the "
+            "redirect URI that Intrexx's Microsoft 365 registration wizard shows and give its path "
+            "relative to baseUrl, e.g. [<path shown by Intrexx>]",
+        )
+    return ()
+
+
+def _public_client_flows(
+    value: object, path: str, problems: _Problems, connector: Connector | None, access: Access | None
+) -> bool | None:
+    """Entra's "Allow public client flows". The Exchange connector needs it: "Request MS365 Refresh Token" is a
+    device code sign-in, refused with AADSTS7000218 without it. The Microsoft 365 connector signs users in through
+    the browser (authorization code) or as a service account, so it is off unless asked for (e.g. to test user
+    accounts with `verify --device-code`); app-only registrations never sign users in."""
+    default = connector is Connector.EXCHANGE
+    enabled = _boolean(value, path, problems, default=default)
+    if enabled is False and connector is Connector.EXCHANGE:
+        problems.add(
+            path,
+            'must stay true for `connector: exchange`: Intrexx\'s "Request MS365 Refresh Token" is a '
+            "device code sign-in, which Entra refuses without public client flows (AADSTS7000218)",
+        )
+    if enabled and access is Access.APPLICATION:
+        problems.add(path, "must be false for `access: application`: a service account never signs a user in")
+    return enabled
+
+
+def _endpoint(value: object, path: str, problems: _Problems) -> str | None:
+    """An https origin (scheme and host, no path), e.g. the Exchange Online endpoint of a national cloud."""
+    if value is None:
+        return None
+    example = "an https origin such as https://outlook.office365.us"
+    if not isinstance(value, str) or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        problems.add(path, f"must be {example}, got {_describe(value)}")
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+    ):
+        problems.add(path, f"must be {example} (no path, query or credentials), got {_describe(value)}")
+        return None
+    return f"https://{parts.netloc}"
+
+
 def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
     if value is None:
         return DEFAULT_REDIRECT_PATHS
@@ -355,42 +473,38 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
 
 
 def _permissions(
-    value: object, path: str, problems: _Problems, api: Api, access: Access, sign_in: bool
+    value: object, path: str, problems: _Problems, connector: Connector, access: Access, sign_in: bool
 ) -> tuple[Permission, ...]:
     catalogue = load_catalogue()
     kind = KIND_OF_ACCESS[access]
+    profile = catalogue.profiles.get((connector, access), ())
     if value is None:
-        names = list(catalogue.profiles[(api, access)])
+        names = list(profile)
     elif not isinstance(value, list) or not value:
         problems.add(
             path,
-            f"must be a non-empty list of permission names (default for {api} + {access}: "
-            f"{', '.join(catalogue.profiles[(api, access)])}), got {_describe(value)}",
+            f"must be a non-empty list of permission names (default for connector {connector} with {access} "
+            f"access: {', '.join(profile)}), got {_describe(value)}",
         )
         return ()
     else:
         names = value
-    permissions = []
+    permissions: list[Permission] = []
     for index, name in enumerate(names):
         item_path = f"{path}[{index}]"
         if not isinstance(name, str):
             problems.add(item_path, f"must be a permission name, got {_describe(name)}")
             continue
-        permission = catalogue.lookup(api, name, kind)
+        permission = catalogue.lookup(connector, name, kind)
         if permission is None:
-            other_kinds = catalogue.kinds_of(api, name)
-            if other_kinds:
-                wanted = "delegated" if kind is PermissionType.SCOPE else "application"
-                article = "a" if kind is PermissionType.SCOPE else "an"
-                problems.add(
-                    item_path,
-                    f"'{name}' is not {article} {wanted} permission "
-                    f"of api '{api}', and access '{access}' needs {wanted} permissions",
-                )
+            if catalogue.kinds_of(connector, name):
+                problems.add(item_path, _wrong_kind(name, kind, connector))
             else:
-                matches = catalogue.close_matches(api, name, kind)
+                matches = catalogue.close_matches(connector, name, kind)
                 hint = f"; did you mean {', '.join(matches)}?" if matches else ""
-                problems.add(item_path, f"unknown permission '{name}' for api '{api}' with {access} access{hint}")
+                problems.add(
+                    item_path, f"unknown permission '{name}' for connector {connector} with {access} access{hint}"
+                )
             continue
         if permission in permissions:
             problems.add(item_path, f"'{name}' is listed twice")
@@ -398,10 +512,24 @@ def _permissions(
         permissions.append(permission)
     if sign_in:
         for name in catalogue.sign_in:
-            scope = catalogue.lookup(api, name, PermissionType.SCOPE)
+            scope = catalogue.lookup(connector, name, PermissionType.SCOPE)
             if scope is not None and scope not in permissions:
                 permissions.append(scope)
     return tuple(permissions)
+
+
+def _wrong_kind(name: str, wanted: PermissionType, connector: Connector) -> str:
+    if wanted is PermissionType.ROLE:
+        return (
+            f"'{name}' is a delegated permission (for signed-in users), but `access: application` (a service "
+            "account) needs application permissions"
+        )
+    if connector is Connector.M365:
+        return (
+            f"'{name}' is an application permission (for service accounts), but `access: delegated` (Intrexx "
+            "user accounts) needs delegated permissions"
+        )
+    return f"'{name}' is an application permission, but the Connector for Microsoft Exchange signs users in (delegated)"
 
 
 def _owners(value, path: str, problems: _Problems) -> tuple:
@@ -422,18 +550,20 @@ def _owners(value, path: str, problems: _Problems) -> tuple:
     return tuple(owners)
 
 
-def _mailbox_scope(value, path: str, problems: _Problems, access) -> MailboxScope | None:
+def _mailbox_scope(
+    value, path: str, problems: _Problems, connector: Connector | None, access: Access | None
+) -> MailboxScope | None:
     if value is None:
         return None
     expected = "an object with exactly one of groupId (a GUID) or recipientFilter (an OPATH filter)"
     if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"groupId", "recipientFilter"}:
         problems.add(path, f"must be {expected}, got {_describe(value)}")
         return None
-    if access is not Access.APPLICATION:
+    if connector is not Connector.M365 or access is not Access.APPLICATION:
         problems.add(
             path,
-            "applies to application access only (delegated access already acts for one signed-in "
-            "user); remove it or set access: application",
+            "applies to the Microsoft 365 connector's service accounts only (`connector: m365`, `access: "
+            "application`): delegated access already acts for one signed-in user; remove it",
         )
     if "groupId" in value:
         if not is_guid(value["groupId"]):
@@ -484,7 +614,8 @@ def _choice(value: object, path: str, choices: type[Choice], problems: _Problems
         return default
     words = [member.value for member in choices]
     if not isinstance(value, str) or value not in words:
-        problems.add(path, f"must be one of {' | '.join(words)}, got {_describe(value)}")
+        hint = _did_you_mean(value, tuple(words)) if isinstance(value, str) else ""
+        problems.add(path, f"must be one of {' | '.join(words)}, got {_describe(value)}{hint}")
         return None
     return choices(value)
 

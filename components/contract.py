@@ -43,6 +43,17 @@ class Api(StrEnum):
     EWS = "ews"
 
 
+class Connector(StrEnum):
+    """Which Intrexx connector uses a registration (help.intrexx.com, see README "Intrexx's two connectors")."""
+
+    EXCHANGE = "exchange"  # Connector for Microsoft Exchange: MediaGateway, EWS, per-user refresh tokens
+    M365 = "m365"  # Connector for Microsoft 365 and Teams: Microsoft Graph, user accounts or service accounts
+
+    @property
+    def api(self) -> Api:
+        return Api.EWS if self is Connector.EXCHANGE else Api.GRAPH
+
+
 class PermissionType(StrEnum):
     """Entra's own words for delegated and application permissions (requiredResourceAccess.type)."""
 
@@ -223,7 +234,8 @@ class PortalOutput(_Record):
     display_name: str
     environment: str
     cloud: CloudName
-    api: Api
+    connector: Connector
+    api: Api  # the connector's API, written for readers of the outputs
     access: Access
     base_url: str
     sign_in: bool
@@ -257,10 +269,16 @@ class PortalOutput(_Record):
         if isinstance(value, Mapping):
             _check_schema_version(value.get(camel("schema_version")), f"{path}.schemaVersion")
         portal: PortalOutput = super().from_output(value, path)
+        if portal.api is not portal.connector.api:
+            raise ContractError(
+                f"{path}.api",
+                f"must be {portal.connector.api.value!r} for connector "
+                f"{portal.connector.value!r}, got {portal.api.value!r}",
+            )
         if portal.sign_in and portal.sign_in_redirect_uri is None:
             raise ContractError(f"{path}.signInRedirectUri", "missing (required when signIn is true)")
         if portal.uses_ews and portal.ews_url is None:
-            raise ContractError(f"{path}.ewsUrl", "missing (required for api ews)")
+            raise ContractError(f"{path}.ewsUrl", "missing (required for connector exchange)")
         return portal
 
     @property
@@ -282,7 +300,7 @@ class PortalOutput(_Record):
 
     @property
     def uses_ews(self) -> bool:
-        return self.api is Api.EWS
+        return self.connector is Connector.EXCHANGE
 
     @property
     def rbac_permissions(self) -> tuple[GrantedPermission, ...]:

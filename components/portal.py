@@ -53,8 +53,8 @@ class PortalRegistration(pulumi.ComponentResource):
             sign_in_audience="AzureADMyOrg",
             owners=owners,
             prevent_duplicate_names=True,
-            # Intrexx asks for each mailbox user's refresh token with the device code flow, a public client flow.
-            fallback_public_client_enabled=portal.delegated,
+            # Public client flows: the Exchange connector's device code sign-in needs them (config.py says when).
+            fallback_public_client_enabled=portal.public_client_flows,
             notes=f"Managed by Pulumi ({PROJECT}, stack {args.stack}, portal {portal.name}): "
             "changes made by hand are overwritten by the next `pulumi up`.",
             service_management_reference=f"{PROJECT}/{args.stack}/{portal.name}",
@@ -159,7 +159,7 @@ def static_output(args: PortalRegistrationArgs) -> PortalOutput:
     portal, cloud, tenant = args.portal, args.cloud, args.tenant
     catalogue = load_catalogue()
     endpoints = TenantEndpoints(cloud.login, tenant.tenant_id)
-    api_resource = catalogue.resource_of(portal.api)
+    api_resource = catalogue.resource_of(portal.connector)
     resource_url = getattr(cloud, api_resource.endpoint)
     if portal.delegated:
         scopes = tuple(
@@ -192,11 +192,12 @@ def static_output(args: PortalRegistrationArgs) -> PortalOutput:
         display_name=display_name(portal.name, args.environment),
         environment=args.environment,
         cloud=cloud.name,
+        connector=portal.connector,
         api=portal.api,
         access=portal.access,
         base_url=portal.base_url,
         sign_in=portal.sign_in,
-        public_client=portal.delegated,
+        public_client=portal.public_client_flows,
         authority_host=cloud.login,
         authority=endpoints.authority,
         token_endpoint=endpoints.token,

@@ -193,12 +193,12 @@ def _plan(args) -> int:
         if args.portal not in (None, name):
             continue
         print(
-            f"\n{name}: {portal['displayName']}  ({portal['api']}, {portal['access']} access"
-            f"{', public client flows on' if portal['publicClient'] else ''})"
+            f"\n{name}: {portal['displayName']}  (connector {portal['connector']}, {portal['api']}, "
+            f"{portal['access']} access{', public client flows on' if portal['publicClient'] else ''})"
         )
         for resource in portal["resources"]:
             print(f"  + {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}")
-        print("  redirect URIs:")
+        print("  redirect URIs:" if portal["redirectUris"] else "  redirect URIs: none (no user signs in)")
         for uri in portal["redirectUris"]:
             print(f"    {uri}")
         print("  permissions:")

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
 from components.config import PortalSettings, StackSettings, is_guid
-from components.contract import Api, PermissionType
+from components.contract import Api, Connector, PermissionType
 from components.portal import display_name
 
 from .graph import GraphClient, GraphProtocolError, _kind, odata_string, one_line
@@ -84,13 +84,13 @@ def worst(statuses) -> str:
 
 
 def uses_device_code(portal: PortalSettings) -> bool:
-    """Intrexx requests each mailbox user's refresh token ("Request MS365 Refresh Token") with the device code
-    flow; the program turns public client flows on for exactly these portals (components/portal.py)."""
-    return portal.delegated
+    """The Connector for Microsoft Exchange requests each mailbox user's refresh token ("Request MS365 Refresh
+    Token") with the device code flow; the Microsoft 365 connector signs users in through the browser."""
+    return portal.connector is Connector.EXCHANGE
 
 
 def uses_ews(portal: PortalSettings) -> bool:
-    """Portals whose connector speaks EWS (today `api: ews`; with issue 7 `connector: exchange`)."""
+    """Portals whose connector speaks EWS: the Connector for Microsoft Exchange."""
     return portal.api is Api.EWS
 
 

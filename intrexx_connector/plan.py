@@ -76,6 +76,7 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
     output = portal.to_output()
     return {
         "displayName": portal.display_name,
+        "connector": output["connector"],
         "api": output["api"],
         "access": output["access"],
         "publicClient": portal.public_client,

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from components.clouds import CloudName
 from components.contract import GrantedPermission, PortalOutput, timestamp
 from components.ews import EWS_BLOCKED_FROM, EWS_SHUTDOWN
 
@@ -81,8 +82,12 @@ def render_portal(portal: PortalOutput, out_dir: Path) -> list[Path]:
 
 
 def exchange_server(portal: PortalOutput) -> str:
-    """What goes into the data source's server URL: `Office365`, or the cloud's EWS endpoint for ews portals."""
-    return portal.ews_url if portal.uses_ews and portal.ews_url else OFFICE365_SERVER
+    """What goes into the Exchange data source's server field: `Office365` for Microsoft 365 in the global cloud
+    ("Wenn Sie Microsoft Office 365 verwenden, tragen Sie hier einfach Office365 ein", help.intrexx.com
+    integration-connector-exchange-connection), else the cloud's EWS endpoint."""
+    if portal.cloud is CloudName.GLOBAL or not portal.ews_url:
+        return OFFICE365_SERVER
+    return portal.ews_url
 
 
 def sign_in_provider_name(portal: PortalOutput) -> str:
@@ -414,7 +419,7 @@ def portal_manager_sheet(portal: PortalOutput, connector_file: Path) -> str:
                     "  ```",
                     "",
                     f"- On {EWS_SHUTDOWN.isoformat()} EWS is switched off for good.",
-                    "- Move this portal to Microsoft Graph: set `api: graph` for it in the stack configuration.",
+                    "- Move this portal to Microsoft Graph: the Microsoft 365 connector (`connector: m365`).",
                 ],
             )
         )

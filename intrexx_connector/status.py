@@ -72,5 +72,9 @@ def portal_status(portal: PortalOutput, today: date, warn_days: int) -> PortalSt
 
 
 def ews_status(today: date, client_id: str) -> str:
-    """One line on EWS in Exchange Online as of `today`, for the app `client_id`."""
-    return f"{ews_state(today)} (this app: {client_id}): move to api: graph"
+    """One line on EWS in Exchange Online as of `today`, for the app `client_id`, and the way off it."""
+    return (
+        f"{ews_state(today)} (this app: {client_id}). Move to Microsoft Graph: add a `connector: m365` portal entry "
+        "for this portal, move its Intrexx applications to the Microsoft 365 connector, then remove this "
+        '`connector: exchange` entry (README "Migrating from EWS to Microsoft Graph")'
+    )

@@ -286,7 +286,7 @@ def _required_roles(portal: PortalOutput) -> list[str]:
     """The roles the token for `<resource>/.default` must carry: those consented tenant-wide on that resource."""
     if portal.delegated or portal.scoped:
         return []
-    resource_key = load_catalogue().apis[portal.api]
+    resource_key = load_catalogue().connectors[portal.connector]
     return sorted(p.name for p in portal.consented_roles if p.resource == resource_key)
 
 

@@ -9,21 +9,34 @@ from helpers import TODAY, settings_for
 
 from intrexx_connector.simulation import evaluate
 
+# The Connector for Microsoft Exchange (the default connector): with portal sign-in, and without.
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr", "signIn": True}
+LEGACY = {"name": "legacy", "baseUrl": "https://old.example.com"}
+# The Connector for Microsoft 365 and Teams: service accounts scoped by a filter or a group, one unscoped, and
+# user accounts (whose redirect path Intrexx's registration wizard shows; public client flows on for verify
+# --device-code).
 OPS = {
     "name": "ops",
+    "connector": "m365",
     "baseUrl": "https://ops.example.com",
     "access": "application",
     "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"},
 }
-LEGACY = {"name": "legacy", "baseUrl": "https://old.example.com", "api": "ews"}
 TEAM = {
     "name": "team",
+    "connector": "m365",
     "baseUrl": "https://team.example.com",
     "access": "application",
     "mailboxScope": {"groupId": "0b7f6a2e-4c1d-4e8f-9a3b-2d5c6e7f8a9b"},
 }
-WIDE = {"name": "wide", "baseUrl": "https://wide.example.com", "access": "application"}
+WIDE = {"name": "wide", "connector": "m365", "baseUrl": "https://wide.example.com", "access": "application"}
+USERS = {
+    "name": "users",
+    "connector": "m365",
+    "baseUrl": "https://users.example.com",
+    "publicClientFlows": True,
+    "redirectPaths": ["service/oauth2/token/D2A7C1E0B9F84A6C3E5D7F9A1B3C5E7F9A1B3C5D"],
+}
 SAMPLE_PORTALS = [HR, OPS, LEGACY]
 
 

@@ -11,6 +11,8 @@ from components.config import ConfigError, parse_stack_config
 
 TODAY = date(2026, 11, 24)
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
+USERS = {**HR, "connector": "m365", "redirectPaths": ["service/oauth2/token/D2A7C1E0B9F84A6C3E5D7F9A1B3C5E7F9A1B3C5D"]}
+SERVICE = {**HR, "connector": "m365", "access": "application"}
 
 
 def parse(portals, today=TODAY, **keys):
@@ -28,15 +30,19 @@ def problems(portals, **keys) -> list[str]:
 def test_minimal_portal_gets_the_defaults():
     settings_ = parse([HR])
     portal = settings_.portals[0]
-    assert (portal.api, portal.access, portal.sign_in, portal.owners) == ("graph", "delegated", False, ())
-    assert portal.redirect_uris == ("https://intrexx.example.com/hr/service/oauth2/token/msexchange",)
-    assert [p.name for p in portal.permissions] == [
-        "Mail.ReadWrite",
-        "Calendars.ReadWrite",
-        "Contacts.ReadWrite",
-        "offline_access",
-        "User.Read",
-    ]
+    assert (portal.connector, portal.api, portal.access, portal.sign_in, portal.owners) == (
+        "exchange",
+        "ews",
+        "delegated",
+        False,
+        (),
+    )
+    assert portal.public_client_flows is True
+    assert portal.redirect_uris == (
+        "https://intrexx.example.com/hr/oauth2/token/msexchange",
+        "https://intrexx.example.com/hr/service/oauth2/token/msexchange",
+    )
+    assert [p.name for p in portal.permissions] == ["EWS.AccessAsUser.All", "offline_access", "openid", "profile"]
     assert (settings_.environment, settings_.cloud.name, settings_.secret_rotation_days) == ("dev", "global", 90)
     assert (settings_.protect, settings_.allow_retired_ews) == (False, False)
 
@@ -53,7 +59,10 @@ def test_minimal_portal_gets_the_defaults():
     ],
 )
 def test_redirect_uri_keeps_the_base_path(base_url, expected):
-    assert parse([{**HR, "baseUrl": base_url}]).portals[0].redirect_uris == (expected,)
+    assert parse([{**HR, "baseUrl": base_url}]).portals[0].redirect_uris == (
+        expected.replace("/service/oauth2/", "/oauth2/"),
+        expected,
+    )
 
 
 def test_sign_in_adds_the_login_module_redirect_and_openid_scopes():
@@ -109,7 +118,7 @@ def test_redirect_paths_cannot_escape_the_base(path, fragment):
 def test_every_problem_is_reported_at_once():
     found = problems(
         [
-            {"name": "HR", "baseUrl": "http://x.example.com", "api": "soap", "access": "root"},
+            {"name": "HR", "baseUrl": "http://x.example.com", "connector": "soap", "access": "root"},
             {
                 "name": "ok",
                 "baseUrl": "https://ok.example.com",
@@ -127,7 +136,7 @@ def test_every_problem_is_reported_at_once():
     for key in (
         "portals[0].name",
         "portals[0].baseUrl",
-        "portals[0].api",
+        "portals[0].connector",
         "portals[0].access",
         "portals[1].owners[0]",
         "portals[1].mailboxScope",
@@ -176,33 +185,82 @@ def test_unknown_permission_lists_close_matches():
 
 
 def test_permission_of_the_wrong_kind():
-    found = problems([{**HR, "access": "application", "permissions": ["offline_access"]}])
+    found = problems([{**SERVICE, "permissions": ["offline_access"]}])
     assert found == [
-        "portals[0].permissions[0]: 'offline_access' is not an application permission of api "
-        "'graph', and access 'application' needs application permissions"
+        "portals[0].permissions[0]: 'offline_access' is a delegated permission (for signed-in users), but "
+        "`access: application` (a service account) needs application permissions"
     ]
-    found = problems([{**HR, "api": "ews", "permissions": ["full_access_as_app"]}])
-    assert "needs delegated permissions" in found[0]
+    found = problems([{**HR, "permissions": ["full_access_as_app"]}])
+    assert found == [
+        "portals[0].permissions[0]: 'full_access_as_app' is an application permission, but the Connector for "
+        "Microsoft Exchange signs users in (delegated)"
+    ]
 
 
-def test_mailbox_scope_only_for_application_access():
-    found = problems([{**HR, "mailboxScope": {"recipientFilter": "Department -eq 'HR'"}}])
-    assert found[0].startswith("portals[0].mailboxScope: applies to application access only")
+def test_mailbox_scope_only_for_m365_service_accounts():
+    scope = {"recipientFilter": "Department -eq 'HR'"}
+    for portal in (HR, USERS):
+        found = problems([{**portal, "mailboxScope": scope}])
+        assert found[0].startswith("portals[0].mailboxScope: applies to the Microsoft 365 connector's service accounts")
     for bad in ({"groupId": "nope"}, {"groupId": "x", "recipientFilter": "y"}, {"recipientFilter": ""}, "HR"):
-        assert problems([{**HR, "access": "application", "mailboxScope": bad}])
+        assert problems([{**SERVICE, "mailboxScope": bad}])
 
 
 def test_mailbox_scope_moves_mailbox_roles_to_exchange_rbac():
-    portal = parse(
-        [{**HR, "access": "application", "mailboxScope": {"groupId": "11111111-2222-3333-4444-555555555555"}}]
-    ).portals[0]
+    portal = parse([{**SERVICE, "mailboxScope": {"groupId": "11111111-2222-3333-4444-555555555555"}}]).portals[0]
     assert all(portal.exchange_rbac(p) for p in portal.permissions)
     assert not portal.warnings
 
 
 def test_unscoped_application_access_warns():
-    portal = parse([{**HR, "access": "application"}]).portals[0]
+    portal = parse([SERVICE]).portals[0]
     assert "every mailbox in the tenant" in portal.warnings[0] and "'hr'" in portal.warnings[0]
+
+
+def test_the_old_api_key_says_what_to_write_instead():
+    for api in ("graph", "ews"):
+        found = problems([{**HR, "api": api}])
+        assert found == [
+            "portals[0].api: replaced by `connector`: write `connector: exchange` for the Connector for Microsoft "
+            "Exchange (EWS, api: ews) or `connector: m365` for the Connector for Microsoft 365 and Teams "
+            "(Microsoft Graph, api: graph)"
+        ]
+
+
+def test_a_misspelt_connector_gets_a_did_you_mean():
+    assert problems([{**HR, "connector": "m356"}]) == [
+        "portals[0].connector: must be one of exchange | m365, got 'm356' (did you mean 'm365'?)"
+    ]
+    assert problems([{**HR, "connector": "Exchange"}])[0].endswith("(did you mean 'exchange'?)")
+
+
+def test_the_exchange_connector_has_no_app_only_access():
+    found = problems([{**HR, "access": "application"}])
+    assert found == [
+        "portals[0].access: the Connector for Microsoft Exchange signs each mailbox user in (delegated access, "
+        '"Request MS365 Refresh Token"); app-only access is the Microsoft 365 connector\'s service account: '
+        "write `connector: m365` with `access: application`"
+    ]
+
+
+def test_m365_user_accounts_need_the_redirect_uri_intrexx_shows():
+    without_paths = {key: value for key, value in USERS.items() if key != "redirectPaths"}
+    found = problems([without_paths])
+    assert found[0].startswith("portals[0].redirectPaths: required for `connector: m365` with delegated access")
+    assert parse([SERVICE]).portals[0].redirect_uris == ()
+
+
+def test_public_client_flows_follow_the_connector():
+    assert parse([HR]).portals[0].public_client_flows is True
+    assert parse([USERS]).portals[0].public_client_flows is False
+    assert parse([{**USERS, "publicClientFlows": True}]).portals[0].public_client_flows is True
+    assert parse([SERVICE]).portals[0].public_client_flows is False
+    assert problems([{**HR, "publicClientFlows": False}])[0].startswith(
+        "portals[0].publicClientFlows: must stay true for `connector: exchange`"
+    )
+    assert problems([{**SERVICE, "publicClientFlows": True}])[0].startswith(
+        "portals[0].publicClientFlows: must be false for `access: application`"
+    )
 
 
 @pytest.mark.parametrize("value", ["6", "366", "ninety", "30.5", "", "true", "1e2"])
@@ -212,11 +270,12 @@ def test_rotation_days_range_and_type(value):
 
 
 def test_ews_warns_before_and_fails_after_the_shutdown():
-    portal = parse([{**HR, "api": "ews"}], today=date(2026, 9, 1)).portals[0]
+    portal = parse([HR], today=date(2026, 9, 1)).portals[0]
     assert "2026-10-01" in portal.warnings[0] and "2027-04-01" in portal.warnings[0]
-    found = problems_on([{**HR, "api": "ews"}], date(2027, 4, 1))
-    assert found[0].startswith("portals[0].api: 'ews' is switched off")
-    assert parse([{**HR, "api": "ews"}], today=date(2027, 4, 1), allowRetiredEws="true").portals[0].warnings
+    found = problems_on([HR], date(2027, 4, 1))
+    assert found[0].startswith("portals[0].connector: 'exchange' reaches Exchange Online through EWS, switched off")
+    assert parse([HR], today=date(2027, 4, 1), allowRetiredEws="true").portals[0].warnings
+    assert not parse([USERS], today=date(2027, 4, 1)).portals[0].warnings
 
 
 def problems_on(portals, today):
@@ -234,8 +293,8 @@ texts = st.one_of(
             "https://intrexx.example.com/hr",
             "http://localhost:1337",
             "https://a.example.com/x/",
-            "graph",
-            "ews",
+            "exchange",
+            "m365",
             "delegated",
             "application",
             "true",
@@ -261,8 +320,9 @@ values = st.recursive(
 portal_entries = st.fixed_dictionaries(
     {"name": st.one_of(st.sampled_from(["hr", "ops", "a-1"]), texts), "baseUrl": texts},
     optional={
-        "api": texts,
+        "connector": texts,
         "access": texts,
+        "publicClientFlows": scalars,
         "signIn": scalars,
         "permissions": st.lists(texts, max_size=4),
         "redirectPaths": st.lists(texts, max_size=3),
@@ -294,5 +354,5 @@ def test_any_configuration_parses_or_raises_one_config_error(raw, today):
         return
     assert settings_.portals
     for portal in settings_.portals:
-        assert portal.redirect_uris and portal.permissions
+        assert portal.permissions and (portal.redirect_uris or portal.access == "application")
         assert all(uri.startswith(("https://", "http://localhost", "http://127.0.0.1")) for uri in portal.redirect_uris)

@@ -14,6 +14,7 @@ from components.contract import (
     OUTPUT_SCHEMA_VERSION,
     Access,
     Api,
+    Connector,
     ContractError,
     GrantedBy,
     PortalOutput,
@@ -37,7 +38,9 @@ def test_derived_facts_are_properties():
     portals = StackOutputs.from_output(DOCUMENT).portals
     assert portals["hr"].delegated and not portals["hr"].scoped and portals["hr"].access is Access.DELEGATED
     assert portals["ops"].scoped and portals["team"].scoped and not portals["wide"].scoped
-    assert portals["legacy"].uses_ews and portals["legacy"].api is Api.EWS and not portals["hr"].uses_ews
+    assert portals["legacy"].uses_ews and portals["legacy"].api is Api.EWS and portals["hr"].uses_ews
+    assert portals["legacy"].connector is Connector.EXCHANGE and portals["ops"].connector is Connector.M365
+    assert not portals["ops"].uses_ews and portals["ops"].api is Api.GRAPH
     assert {p.granted_by for p in portals["ops"].rbac_permissions} == {GrantedBy.EXCHANGE_RBAC}
     assert not portals["ops"].consented_roles and portals["wide"].consented_roles
     assert portals["hr"].cloud_record.login == portals["hr"].authority_host
@@ -63,10 +66,17 @@ def test_outputs_of_a_newer_version_ask_for_an_upgrade():
         StackOutputs.from_output(document)
 
 
+def test_the_api_must_be_the_connectors():
+    document = copy.deepcopy(DOCUMENT)
+    document["portals"]["ops"]["api"] = "ews"
+    with pytest.raises(ContractError, match=r"^portals\.ops\.api: must be 'graph' for connector 'm365', got 'ews'"):
+        StackOutputs.from_output(document)
+
+
 def test_a_missing_conditional_field_is_named():
     document = copy.deepcopy(DOCUMENT)
     del document["portals"]["legacy"]["ewsUrl"]
-    with pytest.raises(ContractError, match=r"^portals\.legacy\.ewsUrl: missing \(required for api ews\)"):
+    with pytest.raises(ContractError, match=r"^portals\.legacy\.ewsUrl: missing \(required for connector exchange\)"):
         StackOutputs.from_output(document)
     document = copy.deepcopy(DOCUMENT)
     del document["portals"]["hr"]["signInRedirectUri"]

@@ -47,8 +47,8 @@ PIPELINE_ROLES = (
 )
 
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
-WIDE = {"name": "wide", "baseUrl": "https://wide.example.com", "access": "application"}
-LEGACY = {"name": "legacy", "baseUrl": "https://old.example.com", "api": "ews"}
+WIDE = {"name": "wide", "connector": "m365", "baseUrl": "https://wide.example.com", "access": "application"}
+LEGACY = {"name": "legacy", "baseUrl": "https://old.example.com"}
 
 
 # Graph documents ------------------------------------------------------------------------------------------------
@@ -348,7 +348,7 @@ def test_a_healthy_tenant_passes_every_check(capsys, monkeypatch, standin, tmp_p
         capsys, monkeypatch, standin, tenant(), tmp_path, [HR, WIDE], "--deployer-client-id", DEPLOYER_APP
     )
     assert text.code == 0, text.out
-    assert "0 failed, 0 warning(s)" in text.out
+    assert "0 failed, 1 warning(s)" in text.out, "only the EWS allow list, which Graph cannot read, stays a warning"
     document = machine.document
     assert document["ok"] and document["summary"]["fail"] == 0
     assert {c["id"] for c in document["checks"]} == {
@@ -358,6 +358,7 @@ def test_a_healthy_tenant_passes_every_check(capsys, monkeypatch, standin, tmp_p
         "app-management-policy",
         "display-name/hr",
         "display-name/wide",
+        "ews-allow-list/hr",
     }
     assert all(set(c) >= {"id", "status", "title", "detail", "remedy"} for c in document["checks"])
     assert document["identity"] == {
@@ -755,7 +756,7 @@ def test_a_token_graph_refuses_fails_every_read_with_one_line(capsys, monkeypatc
     )
     document = json.loads(capsys.readouterr().out)
     assert code == 1
-    graph_checks = [c for c in document["checks"] if c["id"] != "graph-access"]
+    graph_checks = [c for c in document["checks"] if c["id"] != "graph-access" and not c["id"].startswith("ews-")]
     assert graph_checks and all(
         c["status"] == "fail" and "HTTP 401 InvalidAuthenticationToken" in c["detail"] for c in graph_checks
     )

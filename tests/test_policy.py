@@ -53,12 +53,24 @@ def stacks(records):
 
 @pytest.fixture(scope="module")
 def app_only(pack):
-    """Unscoped application access (graph and ews): the simulator's AppRoleAssignments."""
+    """Unscoped application access: the simulator's AppRoleAssignments of a Microsoft 365 service account, and
+    Exchange Online's full_access_as_app assigned the way another program (an EWS app-only registration) would."""
     portals = [
-        {"name": "mail", "baseUrl": "https://mail.contoso.example", "access": "application"},
-        {"name": "legacy", "baseUrl": "https://legacy.contoso.example", "access": "application", "api": "ews"},
+        {"name": "mail", "connector": "m365", "baseUrl": "https://mail.contoso.example", "access": "application"}
     ]
-    return harness.from_recorded(harness.recorded_resources("dev", TODAY, portals), "dev")
+    resources = harness.from_recorded(harness.recorded_resources("dev", TODAY, portals), "dev")
+    sp = named(resources, "mail-sp")
+    return harness.add_resource(
+        resources,
+        APP_ROLE_ASSIGNMENT,
+        "legacy-role-exchange-full_access_as_app",
+        {
+            "appRoleId": "dc890d15-9560-4a4c-9b7f-a736ec74ec40",  # full_access_as_app
+            "principalObjectId": sp.outputs["objectId"],
+            "resourceObjectId": "0ac14a4f-2fb4-5c1a-9a64-4a7a45cba1b2",
+        },
+        parent="mail",
+    )
 
 
 def named(resources, name):

@@ -52,7 +52,22 @@ def grants(evaluation) -> dict:
     }
 
 
-def test_graph_delegated_registration():
+EXCHANGE_REDIRECTS = [
+    "https://intrexx.example.com/hr/oauth2/token/msexchange",
+    "https://intrexx.example.com/hr/service/oauth2/token/msexchange",
+]
+M365_USERS = {
+    "name": "hr",
+    "connector": "m365",
+    "baseUrl": "https://intrexx.example.com/hr",
+    "redirectPaths": ["service/oauth2/token/D2A7C1E0B9F84A6C3E5D7F9A1B3C5E7F9A1B3C5D"],
+}
+M365_SERVICE = {"name": "hr", "connector": "m365", "baseUrl": "https://intrexx.example.com/hr", "access": "application"}
+
+
+def test_the_default_portal_is_an_exchange_connector_registration():
+    """Connector for Microsoft Exchange: EWS as the signed-in mailbox user plus a refresh token, public client flows
+    for the device code sign-in, both msexchange redirect URIs, and no Microsoft Graph mail scope at all."""
     e = run_program([HR])
     app = only(e, APPLICATION, "hr-app")
     assert app.inputs["displayName"] == "Intrexx hr (dev)"
@@ -62,8 +77,44 @@ def test_graph_delegated_registration():
     assert app.inputs["owners"] == [e.tenant.deployer_object_id]
     assert "stack dev" in app.inputs["notes"] and "portal hr" in app.inputs["notes"]
     assert app.inputs["serviceManagementReference"] == "intrexx-exchange/dev/hr"
-    assert app.inputs["web"]["redirectUris"] == ["https://intrexx.example.com/hr/service/oauth2/token/msexchange"]
+    assert app.inputs["web"]["redirectUris"] == EXCHANGE_REDIRECTS
     assert app.inputs["web"]["implicitGrant"]["idTokenIssuanceEnabled"] is False
+    assert resource_accesses(app) == {
+        (EXCHANGE, "Scope", "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5"),  # EWS.AccessAsUser.All
+        (GRAPH, "Scope", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),  # offline_access
+        (GRAPH, "Scope", "37f7f235-527c-4136-accd-4a02d197296e"),  # openid
+        (GRAPH, "Scope", "14dad69e-099b-42c9-810b-d002981feec1"),  # profile
+    }
+    sp = only(e, SERVICE_PRINCIPAL, "hr-sp")
+    assert sp.inputs["clientId"] == app.state["clientId"] and sp.inputs["owners"] == app.inputs["owners"]
+    assert grants(e) == {EXCHANGE: ["EWS.AccessAsUser.All"], GRAPH: ["offline_access", "openid", "profile"]}
+    for grant in e.of_type(DELEGATED_GRANT):
+        assert grant.inputs["servicePrincipalObjectId"] == sp.state["objectId"]
+        assert "userObjectId" not in grant.inputs, "admin consent is for all users"
+    assert not e.of_type(APP_ROLE_ASSIGNMENT)
+    portal = e.outputs[PORTALS]["hr"]
+    assert portal["connector"] == "exchange" and portal["api"] == "ews" and portal["publicClient"] is True
+    assert portal["scopes"] == [
+        "https://outlook.office365.com/EWS.AccessAsUser.All",
+        "offline_access",
+        "openid",
+        "profile",
+    ]
+    assert not any(scope.startswith("https://graph.microsoft.com/") for scope in portal["scopes"])
+    assert portal["ewsUrl"] == "https://outlook.office365.com/EWS/Exchange.asmx"
+    assert portal["resource"] == "https://outlook.office365.com"
+    assert "signInRedirectUri" not in portal
+    assert len(e.warnings) == 1
+    assert all(fact in e.warnings[0] for fact in ("2026-10-01", "2027-04-01", "EwsAllowedAppIDs", "connector: m365"))
+
+
+def test_m365_user_accounts_get_delegated_graph_consent_and_the_redirect_uri_intrexx_shows():
+    e = run_program([M365_USERS])
+    app = only(e, APPLICATION, "hr-app")
+    assert app.inputs["fallbackPublicClientEnabled"] is False, "Intrexx signs M365 user accounts in in the browser"
+    assert app.inputs["web"]["redirectUris"] == [
+        "https://intrexx.example.com/hr/service/oauth2/token/D2A7C1E0B9F84A6C3E5D7F9A1B3C5E7F9A1B3C5D"
+    ]
     assert resource_accesses(app) == {
         (GRAPH, "Scope", "024d486e-b451-40bb-833d-3e66d98c5c73"),  # Mail.ReadWrite
         (GRAPH, "Scope", "1ec239c2-d7c9-4623-a91a-a9775856bb36"),  # Calendars.ReadWrite
@@ -71,16 +122,11 @@ def test_graph_delegated_registration():
         (GRAPH, "Scope", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),  # offline_access
         (GRAPH, "Scope", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),  # User.Read
     }
-    sp = only(e, SERVICE_PRINCIPAL, "hr-sp")
-    assert sp.inputs["clientId"] == app.state["clientId"] and sp.inputs["owners"] == app.inputs["owners"]
     assert grants(e) == {
         GRAPH: ["Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite", "offline_access", "User.Read"]
     }
-    grant = only(e, DELEGATED_GRANT)
-    assert grant.inputs["servicePrincipalObjectId"] == sp.state["objectId"]
-    assert "userObjectId" not in grant.inputs, "admin consent is for all users"
-    assert not e.of_type(APP_ROLE_ASSIGNMENT)
     portal = e.outputs[PORTALS]["hr"]
+    assert portal["connector"] == "m365" and portal["api"] == "graph" and portal["publicClient"] is False
     assert portal["scopes"] == [
         "https://graph.microsoft.com/Mail.ReadWrite",
         "https://graph.microsoft.com/Calendars.ReadWrite",
@@ -91,12 +137,14 @@ def test_graph_delegated_registration():
     assert portal["resource"] == "https://graph.microsoft.com"
     assert "ewsUrl" not in portal and "signInRedirectUri" not in portal
     assert not e.warnings
+    assert run_program([{**M365_USERS, "publicClientFlows": True}]).outputs[PORTALS]["hr"]["publicClient"] is True
 
 
-def test_graph_application_registration_consents_each_role_and_warns():
-    e = run_program([{**HR, "access": "application"}])
+def test_m365_service_account_consents_each_role_and_warns():
+    e = run_program([M365_SERVICE])
     app = only(e, APPLICATION)
     assert app.inputs["fallbackPublicClientEnabled"] is False
+    assert app.inputs["web"]["redirectUris"] == [], "client credentials need no redirect URI"
     roles = {
         "e2a3a72e-5f79-4c64-b1b1-878b674786c9",
         "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
@@ -113,46 +161,18 @@ def test_graph_application_registration_consents_each_role_and_warns():
     assert len(e.warnings) == 1 and "every mailbox in the tenant" in e.warnings[0] and "'hr'" in e.warnings[0]
 
 
-def test_ews_delegated_grants_per_resource_api_and_warns_of_retirement():
-    e = run_program([{**HR, "api": "ews"}])
-    app = only(e, APPLICATION)
-    assert resource_accesses(app) == {
-        (EXCHANGE, "Scope", "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5"),
-        (GRAPH, "Scope", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),
-        (GRAPH, "Scope", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
-    }
-    assert grants(e) == {EXCHANGE: ["EWS.AccessAsUser.All"], GRAPH: ["offline_access", "User.Read"]}
-    portal = e.outputs[PORTALS]["hr"]
-    assert portal["scopes"] == ["https://outlook.office365.com/EWS.AccessAsUser.All", "offline_access"]
-    assert portal["ewsUrl"] == "https://outlook.office365.com/EWS/Exchange.asmx"
-    assert portal["resource"] == "https://outlook.office365.com"
-    assert len(e.warnings) == 1
-    assert all(fact in e.warnings[0] for fact in ("2026-10-01", "2027-04-01", "EwsAllowedAppIDs", "Graph"))
-
-
-def test_ews_application_assigns_full_access_as_app():
-    e = run_program([{**HR, "api": "ews", "access": "application"}])
-    assignment = only(e, APP_ROLE_ASSIGNMENT)
-    assert assignment.inputs["appRoleId"] == "dc890d15-9560-4a4c-9b7f-a736ec74ec40"
-    assert assignment.inputs["resourceObjectId"] == e.tenant.resource_service_principals[EXCHANGE]["objectId"]
-    assert e.outputs[PORTALS]["hr"]["scopes"] == ["https://outlook.office365.com/.default"]
-    assert len(e.warnings) == 2  # EWS retirement, and every mailbox
-
-
-def test_ews_after_shutdown_is_a_config_error_unless_allowed():
-    with pytest.raises(ConfigError, match=r"portals\[0\]\.api: 'ews' is switched off"):
-        settings_for([{**HR, "api": "ews"}], today=date(2027, 4, 1))
-    e = run_program([{**HR, "api": "ews"}], today=date(2027, 4, 1), allowRetiredEws=True)
+def test_exchange_after_the_ews_shutdown_is_a_config_error_unless_allowed():
+    with pytest.raises(ConfigError, match=r"portals\[0\]\.connector: 'exchange' reaches Exchange Online through EWS"):
+        settings_for([HR], today=date(2027, 4, 1))
+    e = run_program([HR], today=date(2027, 4, 1), allowRetiredEws=True)
     assert e.of_type(APPLICATION)
 
 
-def test_sign_in_portal():
-    e = run_program([{**HR, "signIn": True}])
+@pytest.mark.parametrize("portal", [HR, M365_USERS], ids=["exchange", "m365"])
+def test_sign_in_works_with_both_connectors(portal):
+    e = run_program([{**portal, "signIn": True}])
     app = only(e, APPLICATION)
-    assert app.inputs["web"]["redirectUris"] == [
-        "https://intrexx.example.com/hr/service/oauth2/token/msexchange",
-        "https://intrexx.example.com/hr/login/oic/authenticate",
-    ]
+    assert app.inputs["web"]["redirectUris"][-1] == "https://intrexx.example.com/hr/login/oic/authenticate"
     assert app.inputs["web"]["implicitGrant"]["idTokenIssuanceEnabled"] is True
     assert set(grants(e)[GRAPH]) >= {"openid", "profile", "email"}
     portal = e.outputs[PORTALS]["hr"]
@@ -160,16 +180,9 @@ def test_sign_in_portal():
     assert portal["jwksUri"] == f"https://login.microsoftonline.com/{e.tenant.tenant_id}/discovery/v2.0/keys"
 
 
-def test_mailbox_scope_replaces_tenant_wide_consent_with_exchange_rbac():
+def test_a_scoped_m365_service_account_holds_no_tenant_wide_mail_consent():
     e = run_program(
-        [
-            {
-                **HR,
-                "access": "application",
-                "permissions": ["Mail.ReadWrite", "Mail.Send"],
-                "mailboxScope": {"groupId": GROUP},
-            }
-        ]
+        [{**M365_SERVICE, "permissions": ["Mail.ReadWrite", "Mail.Send"], "mailboxScope": {"groupId": GROUP}}]
     )
     assert not e.of_type(APP_ROLE_ASSIGNMENT) and not e.of_type(DELEGATED_GRANT)
     assert only(e, APPLICATION).inputs["requiredResourceAccesses"] == []
@@ -189,7 +202,7 @@ def test_several_portals_have_their_own_children_and_owners():
         [
             HR,
             {"name": "ops", "baseUrl": "https://ops.example.com", "owners": [owner.upper()]},
-            {"name": "mail", "baseUrl": "https://mail.example.com", "access": "application"},
+            {"name": "mail", "connector": "m365", "baseUrl": "https://mail.example.com", "access": "application"},
         ],
         protect=True,
         environment="Production",
@@ -207,8 +220,8 @@ def test_several_portals_have_their_own_children_and_owners():
     assert only(e, APPLICATION, "ops-app").inputs["owners"] == [e.tenant.deployer_object_id, owner]
     assert only(e, APPLICATION, "mail-app").inputs["displayName"] == "Intrexx mail (Production)"
     assert set(e.outputs[PORTALS]) == set(e.outputs[CLIENT_SECRETS]) == {"hr", "ops", "mail"}
-    # invokes once per stack, not once per portal
-    assert sum(call["token"] == GET_SERVICE_PRINCIPAL for call in e.tenant.calls) == 1
+    # invokes once per stack and resource API (Exchange Online, Microsoft Graph), not once per portal
+    assert sum(call["token"] == GET_SERVICE_PRINCIPAL for call in e.tenant.calls) == 2
 
 
 @pytest.mark.parametrize(
@@ -224,14 +237,14 @@ def test_several_portals_have_their_own_children_and_owners():
         ("dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://webmail.apps.mil"),
         (
             "china",
-            "https://login.chinacloudapi.cn",
+            "https://login.partner.microsoftonline.cn",
             "https://microsoftgraph.chinacloudapi.cn",
             "https://partner.outlook.cn",
         ),
     ],
 )
 def test_national_clouds(cloud, login, graph, exchange):
-    e = run_program([HR, {"name": "old", "baseUrl": "https://old.example.com", "api": "ews"}], cloud=cloud)
+    e = run_program([M365_USERS, {"name": "old", "baseUrl": "https://old.example.com"}], cloud=cloud)
     tenant = e.tenant.tenant_id
     hr, old = e.outputs[PORTALS]["hr"], e.outputs[PORTALS]["old"]
     assert hr["cloud"] == cloud
@@ -242,7 +255,12 @@ def test_national_clouds(cloud, login, graph, exchange):
     assert hr["resource"] == graph and hr["scopes"][0] == f"{graph}/Mail.ReadWrite"
     assert old["resource"] == exchange and old["ewsUrl"] == f"{exchange}/EWS/Exchange.asmx"
     every_url = json.dumps(e.outputs[PORTALS])
-    for other in {"login.microsoftonline.com", "graph.microsoft.com", "outlook.office365.com"} - {
+    for other in {
+        "login.microsoftonline.com",
+        "graph.microsoft.com",
+        "outlook.office365.com",
+        "login.chinacloudapi.cn",
+    } - {
         login.split("//")[1],
         graph.split("//")[1],
         exchange.split("//")[1],
@@ -263,6 +281,18 @@ def test_cloud_must_match_the_azuread_provider():
         settings = parse_stack_config({**raw, "cloud": "dod"}, "dev", TODAY, provider_environment=alias)
         assert evaluate(settings).outputs[PORTALS]["hr"]["cloud"] == "dod"
     assert parse_stack_config(raw, "dev", TODAY, provider_environment=None).cloud.name == "china"
+
+
+def test_the_exchange_endpoint_can_be_overridden_for_a_national_cloud():
+    e = run_program([HR], cloud="dod", exchangeEndpoint="https://outlook-dod.office365.us/")
+    portal = e.outputs[PORTALS]["hr"]
+    assert portal["resource"] == "https://outlook-dod.office365.us"
+    assert portal["ewsUrl"] == "https://outlook-dod.office365.us/EWS/Exchange.asmx"
+    assert portal["scopes"][0] == "https://outlook-dod.office365.us/EWS.AccessAsUser.All"
+    assert portal["graphEndpoint"] == "https://dod-graph.microsoft.us"
+    for bad in ("http://outlook.example", "https://outlook.example/EWS", "outlook.example", "https://u:p@x.example"):
+        with pytest.raises(ConfigError, match=r"^invalid stack configuration \(1 problem\):\n  - exchangeEndpoint: "):
+            settings_for([HR], exchangeEndpoint=bad)
 
 
 def test_secret_slots_follow_the_schedule():
@@ -289,6 +319,7 @@ def test_outputs_hold_every_field_and_the_secret_only_in_client_secrets():
             HR,
             {
                 "name": "ops",
+                "connector": "m365",
                 "baseUrl": "https://ops.example.com",
                 "access": "application",
                 "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"},
@@ -313,7 +344,7 @@ def test_outputs_hold_every_field_and_the_secret_only_in_client_secrets():
 
 
 def test_two_evaluations_ask_for_identical_inputs():
-    portals = [HR, {"name": "ops", "baseUrl": "https://ops.example.com", "api": "ews", "access": "application"}]
+    portals = [HR, {**M365_SERVICE, "name": "ops"}]
 
     def inputs(e):
         return sorted((r.type, r.name, json.dumps(r.inputs, sort_keys=True)) for r in e.tenant.resources)
@@ -327,8 +358,8 @@ def test_tenant_without_a_permission_stops_the_deployment():
     from components.tenant import TenantError
 
     tenant = SimulatedTenant(TODAY)
-    del tenant.resource_service_principals[GRAPH]["scopes"]["Contacts.ReadWrite"]
-    with pytest.raises(TenantError, match=r"publishes no delegated permission 'Contacts\.ReadWrite'"):
+    del tenant.resource_service_principals[EXCHANGE]["scopes"]["EWS.AccessAsUser.All"]
+    with pytest.raises(TenantError, match=r"publishes no delegated permission 'EWS\.AccessAsUser\.All'"):
         evaluate(settings_for([HR]), tenant)
     assert not [r for r in tenant.resources if r.type != PORTAL_COMPONENT]
 
@@ -364,7 +395,9 @@ urls = st.sampled_from(
 entries = st.fixed_dictionaries(
     {"name": names, "baseUrl": urls},
     optional={
-        "api": st.sampled_from(["graph", "ews", "soap"]),
+        "connector": st.sampled_from(["exchange", "m365", "ews"]),
+        "api": st.sampled_from(["graph"]),
+        "publicClientFlows": st.sampled_from([True, False]),
         "access": st.sampled_from(["delegated", "application", "x"]),
         "signIn": st.sampled_from([True, False, "yes"]),
         "permissions": st.lists(

@@ -125,15 +125,18 @@ def test_exchange_connector_json_holds_everything_the_connector_needs(portals, r
         ConnectorKey.PROTOCOL: "gRPC",
     }
     assert document[ConnectorKey.EXCHANGE_SERVER] == "Office365"
-    assert "ewsUrl" not in document
-
-
-def test_ews_portals_name_the_ews_endpoint(portals, rendered):
-    document = json.loads((rendered["legacy"] / CONNECTOR_FILE).read_text())
     assert document["ewsUrl"] == "https://outlook.office365.com/EWS/Exchange.asmx"
+    assert "ewsUrl" not in json.loads((rendered["ops"] / CONNECTOR_FILE).read_text())
+
+
+@pytest.mark.parametrize("cloud", ["usgovernment", "dod", "china"])
+def test_exchange_portals_in_a_national_cloud_name_its_ews_endpoint(cloud, tmp_path):
+    (legacy,) = portals_of([LEGACY], cloud=cloud).values()
+    render_portal(legacy, tmp_path)
+    document = json.loads((tmp_path / "legacy" / CONNECTOR_FILE).read_text())
+    assert document["ewsUrl"] == CLOUDS[cloud].ews_url
     assert document[ConnectorKey.EXCHANGE_SERVER] == document["ewsUrl"]
-    sheet = (rendered["legacy"] / SHEET_FILE).read_text()
-    assert "https://outlook.office365.com/EWS/Exchange.asmx" in sheet
+    assert CLOUDS[cloud].ews_url in (tmp_path / "legacy" / SHEET_FILE).read_text()
 
 
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
@@ -157,7 +160,8 @@ def test_every_endpoint_follows_the_portals_cloud(cloud, tmp_path):
         assert document["authorizeEndpoint"] == f"{this.login}/{tenant}/oauth2/v2.0/authorize"
         assert document["deviceCodeEndpoint"] == f"{this.login}/{tenant}/oauth2/v2.0/devicecode"
         assert document["cloud"] == cloud
-    assert json.loads((tmp_path / "hr" / CONNECTOR_FILE).read_text())["resource"] == this.graph
+    assert json.loads((tmp_path / "ops" / CONNECTOR_FILE).read_text())["resource"] == this.graph
+    assert json.loads((tmp_path / "hr" / CONNECTOR_FILE).read_text())["resource"] == this.exchange
     assert json.loads((tmp_path / "legacy" / CONNECTOR_FILE).read_text())["ewsUrl"] == this.ews_url
     provider = ElementTree.parse(tmp_path / "hr" / SIGN_IN_FILE).getroot().find("provider")
     assert provider.get("auth-access-token-url").startswith(this.login + "/")
@@ -211,6 +215,7 @@ def test_the_sheet_walks_the_dialogs_in_order(portals, rendered):
         "Redirect URIs",
         "Request MS365 Refresh Token",
         "Client secret expiry and rotation",
+        "EWS retirement",
         "Portal sign-in with Entra ID",
     ]
     hr = portals["hr"]
@@ -239,7 +244,7 @@ def test_the_sheet_of_an_ews_portal_explains_the_retirement(portals, rendered):
     assert titles[-1] == "EWS retirement"
     assert "2026-10-01" in sheet and "2027-04-01" in sheet
     assert f'Set-OrganizationConfig -EwsAllowedAppIDs @{{Add="{portals["legacy"].client_id}"}}' in sheet
-    assert "EWSEnabled" in sheet and "api: graph" in sheet
+    assert "EWSEnabled" in sheet and "connector: m365" in sheet
 
 
 def test_the_sheet_of_an_application_portal_says_what_the_app_reaches(rendered):

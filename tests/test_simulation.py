@@ -75,7 +75,7 @@ def test_read_settings_reports_what_only_the_stack_file_shows(project):
         "environment: config keys need a namespace; write 'intrexx-exchange:environment'",
         "intrexx-exchang:protect: unknown namespace 'intrexx-exchang'; did you mean 'intrexx-exchange:protect'?",
         "secretRotationDay: unknown key (did you mean 'secretRotationDays'?); known keys: portals, environment, "
-        "cloud, secretRotationDays, protect, allowRetiredEws",
+        "cloud, exchangeEndpoint, secretRotationDays, protect, allowRetiredEws",
     ]
 
 

@@ -26,8 +26,8 @@ ROTATES = HR.secret_rotates_at
 
 
 def test_status_needs_no_secrets_and_reads_the_dates():
-    status = portal_status(HR, TODAY, 30)
-    assert status.name == "hr"
+    status = portal_status(OPS, TODAY, 30)
+    assert status.name == "ops"
     assert status.secret_expires_at == EXPIRES
     assert status.rotates_at == ROTATES
     assert status.days_left == (EXPIRES - TODAY).days
@@ -78,21 +78,21 @@ def test_ews_status_while_blocked(today):
     assert "blocked since 2026-10-01" in line
     assert "EwsAllowedAppIDs" in line and "EWSEnabled" in line and "app-id" in line
     assert f"in {(EWS_SHUTDOWN - today).days} days" in line
-    assert "api: graph" in line
+    assert "connector: m365" in line and "remove this `connector: exchange` entry" in line
 
 
 @pytest.mark.parametrize("today", [EWS_SHUTDOWN, date(2028, 1, 1)])
 def test_ews_status_after_the_shutdown(today):
     line = ews_status(today, "app-id")
     assert line.startswith("EWS in Exchange Online was switched off on 2027-04-01")
-    assert "api: graph" in line
+    assert "connector: m365" in line and "remove this `connector: exchange` entry" in line
 
 
 def test_only_ews_portals_carry_an_ews_status():
     legacy = portal_status(LEGACY, TODAY, 30)
     assert legacy.ews == ews_status(TODAY, LEGACY.client_id)
     assert legacy.ews in legacy.messages
-    assert portal_status(HR, TODAY, 30).ews is None
+    assert portal_status(HR, TODAY, 30).ews == ews_status(TODAY, HR.client_id)
     assert portal_status(OPS, TODAY, 30).ews is None
 
 

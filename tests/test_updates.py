@@ -14,11 +14,12 @@ COMPLETE = [
         "name": "hr",
         "baseUrl": "https://intrexx.example.com/hr",
         "signIn": True,
-        "permissions": ["Mail.Read", "Calendars.Read", "offline_access", "User.Read"],
+        "permissions": ["EWS.AccessAsUser.All", "offline_access"],
         "owners": ["3f2504e0-4f89-41d3-9a0c-0305e82c3301"],
     },
     {
         "name": "ops",
+        "connector": "m365",
         "baseUrl": "https://ops.example.com",
         "access": "application",
         "mailboxScope": {"recipientFilter": "Department -eq 'Ops'"},
