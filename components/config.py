@@ -38,7 +38,16 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 MAX_REDIRECT_URI_LENGTH = 256
 MAX_ENVIRONMENT_LENGTH = 64
 
-STACK_KEYS = ("portals", "environment", "cloud", "exchangeEndpoint", "secretRotationDays", "protect", "allowRetiredEws")
+STACK_KEYS = (
+    "portals",
+    "deployers",
+    "environment",
+    "cloud",
+    "exchangeEndpoint",
+    "secretRotationDays",
+    "protect",
+    "allowRetiredEws",
+)
 PORTAL_KEYS = (
     "name",
     "baseUrl",
@@ -50,7 +59,12 @@ PORTAL_KEYS = (
     "publicClientFlows",
     "owners",
     "mailboxScope",
+    "adopt",
+    "renamedFrom",
 )
+ADOPT_KEYS = ("applicationObjectId", "servicePrincipalObjectId", "grants", "roleAssignments", "handMadeSecretKeyIds")
+# Ids of oauth2PermissionGrants and appRoleAssignments: base64url strings, e.g. "aaBBcDDeFG6h5JKLMN2PQrrssTTUUvW".
+GRAPH_OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 # Keys of earlier versions, and what to write instead.
 REPLACED_PORTAL_KEYS = {
     "api": "replaced by `connector`: write `connector: exchange` for the Connector for Microsoft Exchange (EWS, "
@@ -70,6 +84,19 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Adoption:
+    """A registration made by hand, imported instead of created (`portals[].adopt`): its object ids, and the ids of
+    the consent objects Entra would refuse to create twice (a delegated grant per resource API for all users, an
+    app role assignment per role)."""
+
+    application_object_id: str
+    service_principal_object_id: str
+    grants: Mapping[str, str] = field(default_factory=dict)  # catalogue resource key -> oauth2PermissionGrant id
+    role_assignments: Mapping[str, str] = field(default_factory=dict)  # role name -> appRoleAssignment id
+    hand_made_secret_key_ids: tuple[str, ...] = ()  # the secrets made by hand: to remove once Intrexx has ours
+
+
+@dataclass(frozen=True)
 class PortalSettings:
     name: str
     base_url: str  # without trailing slash
@@ -82,6 +109,8 @@ class PortalSettings:
     owners: tuple[str, ...]
     mailbox_scope: MailboxScope | None
     warnings: tuple[str, ...] = ()
+    adopt: Adoption | None = None
+    renamed_from: str | None = None
 
     @property
     def api(self) -> Api:
@@ -105,6 +134,7 @@ class StackSettings:
     stack: str
     portals: tuple[PortalSettings, ...]
     environment: str
+    deployers: tuple[str, ...] | None  # None: the identity that runs the program owns what it creates
     cloud: Cloud
     secret_rotation_days: int
     protect: bool
@@ -188,6 +218,16 @@ def parse_stack_config(
     )
     protect = _boolean(raw.get("protect"), "protect", problems, default=False)
     allow_retired_ews = _boolean(raw.get("allowRetiredEws"), "allowRetiredEws", problems, default=False)
+    deployers = None
+    listed = _json(raw.get("deployers"), "deployers", problems)
+    if listed is not _MISSING and listed is not _INVALID:
+        deployers = _owners(listed, "deployers", problems)
+        if not deployers:
+            problems.add(
+                "deployers",
+                "must list at least one object id: the users and service principals that "
+                "must own every registration (or leave it out)",
+            )
 
     portals = _portals(raw.get("portals"), problems, today, bool(allow_retired_ews))
     if problems.lines:
@@ -195,7 +235,15 @@ def parse_stack_config(
     assert environment is not None and cloud is not None and rotation_days is not None
     cloud_record = CLOUDS[cloud] if exchange_endpoint is None else replace(CLOUDS[cloud], exchange=exchange_endpoint)
     return StackSettings(
-        stack, tuple(portals), environment, cloud_record, rotation_days, bool(protect), bool(allow_retired_ews), today
+        stack,
+        tuple(portals),
+        environment,
+        deployers,
+        cloud_record,
+        rotation_days,
+        bool(protect),
+        bool(allow_retired_ews),
+        today,
     )
 
 
@@ -215,6 +263,7 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
         return []
     portals: list[PortalSettings] = []
     seen: dict[str, int] = {}
+    adopted: dict[str, int] = {}
     for index, entry in enumerate(entries):
         path = f"portals[{index}]"
         if not isinstance(entry, dict):
@@ -228,7 +277,29 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
                 f"{path}.name", f"'{portal.name}' is already used by portals[{seen[portal.name]}]; names must be unique"
             )
         seen.setdefault(portal.name, index)
+        if portal.adopt is not None:
+            object_id = portal.adopt.application_object_id
+            if object_id in adopted:
+                problems.add(
+                    f"{path}.adopt.applicationObjectId",
+                    f"{object_id} is adopted by portals[{adopted[object_id]}] already",
+                )
+            adopted.setdefault(object_id, index)
         portals.append(portal)
+    names = {portal.name for portal in portals}
+    renamed: dict[str, str] = {}
+    for index, portal in enumerate(portals):
+        old = portal.renamed_from
+        if old is None:
+            continue
+        if old in names:
+            problems.add(
+                f"portals[{index}].renamedFrom",
+                f"'{old}' is still a portal of this stack: a renamed portal's old name must be gone",
+            )
+        elif old in renamed:
+            problems.add(f"portals[{index}].renamedFrom", f"'{old}' is renamed to '{renamed[old]}' already")
+        renamed.setdefault(old, portal.name)
     return portals
 
 
@@ -271,6 +342,15 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
     public_client_flows = _public_client_flows(
         entry.get("publicClientFlows"), f"{path}.publicClientFlows", problems, connector, access
     )
+    renamed_from = entry.get("renamedFrom")
+    if renamed_from is not None and (
+        not isinstance(renamed_from, str) or not PORTAL_NAME_PATTERN.match(renamed_from) or renamed_from == name
+    ):
+        problems.add(
+            f"{path}.renamedFrom",
+            "must be the portal's previous name (a name other than its own, matching "
+            f"{PORTAL_NAME_PATTERN.pattern}), got {_describe(renamed_from)}",
+        )
 
     warnings = []
     if connector is Connector.EXCHANGE:
@@ -296,6 +376,7 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
                 "Applications"
             )
 
+    adopt = _adopt(entry.get("adopt"), f"{path}.adopt", problems, permissions, mailbox_scope)
     if len(problems.lines) > before:
         return None
     # Every check above passed, so none of these is missing.
@@ -323,6 +404,8 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
         owners,
         mailbox_scope,
         tuple(warnings),
+        adopt,
+        renamed_from,
     )
 
 
@@ -548,6 +631,87 @@ def _owners(value, path: str, problems: _Problems) -> tuple:
         elif owner.lower() not in owners:
             owners.append(owner.lower())
     return tuple(owners)
+
+
+def _adopt(
+    value: object, path: str, problems: _Problems, permissions: tuple[Permission, ...], scoped: object
+) -> Adoption | None:
+    """`adopt`: object ids of a registration made by hand (Entra admin center: App registrations -> the app ->
+    Overview shows "Object ID"; Enterprise applications -> the app shows the service principal's "Object ID"; or
+    `az ad app show --id <client id> --query id` and `az ad sp show --id <client id> --query id`)."""
+    if value is None:
+        return None
+    example = "{applicationObjectId: <GUID>, servicePrincipalObjectId: <GUID>}"
+    if not isinstance(value, dict):
+        problems.add(path, f"must be an object such as {example}, got {_describe(value)}")
+        return None
+    for key in sorted(set(value) - set(ADOPT_KEYS), key=str):
+        problems.add(
+            f"{path}.{key}", f"unknown key{_did_you_mean(str(key), ADOPT_KEYS)}; known keys: {', '.join(ADOPT_KEYS)}"
+        )
+    ids = {}
+    for key in ("applicationObjectId", "servicePrincipalObjectId"):
+        if not is_guid(value.get(key)):
+            problems.add(
+                f"{path}.{key}",
+                f"required: the object id (GUID) of the registration made by hand, got {_describe(value.get(key))}",
+            )
+        else:
+            ids[key] = str(value[key]).lower()
+    consented_resources = {p.resource for p in permissions if p.kind is PermissionType.SCOPE}
+    consented_roles = {p.name for p in permissions if p.kind is PermissionType.ROLE} if not scoped else set()
+    grants = _id_map(
+        value.get("grants"),
+        f"{path}.grants",
+        problems,
+        consented_resources,
+        "the resource APIs this portal gets delegated consent for",
+    )
+    role_assignments = _id_map(
+        value.get("roleAssignments"),
+        f"{path}.roleAssignments",
+        problems,
+        consented_roles,
+        "the application permissions this portal gets tenant-wide consent for",
+    )
+    hand_made = value.get("handMadeSecretKeyIds", [])
+    if not isinstance(hand_made, list) or not all(is_guid(key_id) for key_id in hand_made):
+        problems.add(
+            f"{path}.handMadeSecretKeyIds",
+            "must be a list of secret ids (GUIDs, Entra admin center: "
+            f"Certificates & secrets -> Secret ID), got {_describe(hand_made)}",
+        )
+        hand_made = []
+    if len(ids) < 2:
+        return None
+    return Adoption(
+        ids["applicationObjectId"],
+        ids["servicePrincipalObjectId"],
+        grants,
+        role_assignments,
+        tuple(str(key_id).lower() for key_id in hand_made),
+    )
+
+
+def _id_map(value: object, path: str, problems: _Problems, allowed: set[str], what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(path, f"must map {what} to the ids of the existing objects, got {_describe(value)}")
+        return {}
+    result = {}
+    for key, object_id in value.items():
+        if key not in allowed:
+            choices = ", ".join(sorted(allowed)) or "none"
+            problems.add(f"{path}.{key}", f"is not one of {what} ({choices})")
+        elif not isinstance(object_id, str) or not GRAPH_OBJECT_ID.match(object_id):
+            problems.add(
+                f"{path}.{key}",
+                f"must be the existing object's id (letters, digits, '-' and '_'), got {_describe(object_id)}",
+            )
+        else:
+            result[str(key)] = object_id
+    return result
 
 
 def _mailbox_scope(

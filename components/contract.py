@@ -253,13 +253,16 @@ class PortalOutput(_Record):
     scopes: tuple[str, ...]
     permissions: tuple[GrantedPermission, ...]
     redirect_uris: tuple[str, ...]
-    secret_key_id: str
+    secret_key_id: str  # the published (newer) secret
     secret_expires_at: date
     secret_rotates_at: date
     secret_rotation_days: int
+    previous_secret_key_id: str  # the other slot: the secret published before, which Intrexx may still hold
+    previous_secret_expires_at: date  # it stops working then (the next rotation replaces it)
     sign_in_redirect_uri: str | None = None
     ews_url: str | None = None
     mailbox_scope: MailboxScope | None = None
+    hand_made_secret_key_ids: tuple[str, ...] | None = None  # adopted registrations: secrets to remove by hand
     client_secret: str | None = field(default=None, repr=False, compare=False)
 
     OMIT: ClassVar[frozenset[str]] = frozenset({"client_secret"})

@@ -26,6 +26,7 @@ class PortalRegistrationArgs:
     secrets: SecretSchedule
     protect: bool
     stack: str
+    deployers: tuple[str, ...] | None = None  # None: the identity running the program owns what it creates
 
 
 class PortalRegistration(pulumi.ComponentResource):
@@ -40,13 +41,19 @@ class PortalRegistration(pulumi.ComponentResource):
     client_secret: pulumi.Output[str]
 
     def __init__(self, name: str, args: PortalRegistrationArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(COMPONENT_TYPE, name, None, opts)
         portal = args.portal
+        # A renamed portal keeps its registration: the old name is an alias of the component and of every child
+        # (children's URNs carry the parent's type, not its name), so Pulumi moves them instead of replacing them.
+        self._portal_name, self._previous_name = name, portal.renamed_from
+        aliases = [] if portal.renamed_from is None else [pulumi.Alias(name=portal.renamed_from)]
+        super().__init__(
+            COMPONENT_TYPE, name, None, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases))
+        )
         for warning in portal.warnings:
             pulumi.log.warn(warning, resource=self)
 
-        owners = list(dict.fromkeys((args.tenant.deployer_object_id, *portal.owners)))
-        protected = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        owners = registration_owners(args)
+        adopt = portal.adopt
         self.application = azuread.Application(
             f"{name}-app",
             display_name=display_name(portal.name, args.environment),
@@ -67,14 +74,19 @@ class PortalRegistration(pulumi.ComponentResource):
                 ),
             ),
             required_resource_accesses=self._required_resource_accesses(args),
-            opts=protected,
+            # Import ids as pulumi-azuread 6.11 documents them: /applications/<object id>, and the bare object id
+            # of a service principal. An adopted object is imported and then brought to the desired state
+            # (pulumi/pulumi#19339: "the import will succeed, and the resource will then be modified").
+            opts=self._options(
+                f"{name}-app", args.protect, f"/applications/{adopt.application_object_id}" if adopt else None
+            ),
         )
         self.service_principal = azuread.ServicePrincipal(
             f"{name}-sp",
             client_id=self.application.client_id,
             owners=owners,
             app_role_assignment_required=False,
-            opts=protected,
+            opts=self._options(f"{name}-sp", args.protect, adopt.service_principal_object_id if adopt else None),
         )
         self._consent(name, args)
         self.passwords = [
@@ -84,11 +96,12 @@ class PortalRegistration(pulumi.ComponentResource):
                 display_name=f"{PROJECT} slot {slot.index} from {slot.created_in.isoformat()}",
                 end_date=slot.end_date,
                 rotate_when_changed={"period": slot.rotation_key},
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self._options(f"{name}-secret-{slot.index}"),
             )
             for slot in args.secrets.slots
         ]
         newer = self.passwords[args.secrets.newer.index]
+        older = self.passwords[1 - args.secrets.newer.index]
         # Under Pulumi's engine `value` is secret already; marking it here keeps that true everywhere.
         self.client_secret = pulumi.Output.secret(newer.value)
         self.client_id = self.application.client_id
@@ -98,6 +111,7 @@ class PortalRegistration(pulumi.ComponentResource):
             application_object_id=self.application.object_id,
             service_principal_object_id=self.service_principal.object_id,
             secret_key_id=newer.key_id,
+            previous_secret_key_id=older.key_id,
         ).apply(lambda ids: replace(known_before, **ids).to_output())
         self.register_outputs(
             {"clientId": self.client_id, "servicePrincipalObjectId": self.service_principal.object_id}
@@ -123,30 +137,57 @@ class PortalRegistration(pulumi.ComponentResource):
             )
         return accesses
 
+    def _options(self, child: str, protect: bool = False, import_id: str | None = None) -> pulumi.ResourceOptions:
+        """A child's options: parented to the component; for a renamed portal, the child's old name as an alias."""
+        aliases = []
+        if self._previous_name is not None:
+            aliases.append(pulumi.Alias(name=self._previous_name + child.removeprefix(self._portal_name)))
+        return pulumi.ResourceOptions(parent=self, protect=protect, import_=import_id or None, aliases=aliases)
+
     def _consent(self, name: str, args: PortalRegistrationArgs) -> None:
         """Admin consent: one delegated grant per resource API for all users, one assignment per app role."""
         portal = args.portal
-        opts = pulumi.ResourceOptions(parent=self)
+        adopt = portal.adopt
         scopes = sorted((p for p in portal.permissions if p.kind is PermissionType.SCOPE), key=lambda p: p.resource)
         for key, permissions in groupby(scopes, key=lambda p: p.resource):
+            # Import ids (pulumi-azuread 6.11): /oauth2PermissionGrants/<id>, and
+            # /servicePrincipals/<resource service principal>/appRoleAssignedTo/<assignment id> below. Entra refuses
+            # a second grant or assignment of the same kind, so an adopted registration's existing ones are imported.
+            grant = adopt.grants.get(key) if adopt else None
             azuread.ServicePrincipalDelegatedPermissionGrant(
                 f"{name}-grant-{key}",
                 service_principal_object_id=self.service_principal.object_id,
                 resource_service_principal_object_id=args.tenant.resource_apis[key].object_id,
                 claim_values=[p.name for p in permissions],
-                opts=opts,
+                opts=self._options(f"{name}-grant-{key}", import_id=grant and f"/oauth2PermissionGrants/{grant}"),
             )
         for permission in portal.permissions:
             if permission.kind is not PermissionType.ROLE or portal.exchange_rbac(permission):
                 continue
             resource_api = args.tenant.resource_apis[permission.resource]
+            child = f"{name}-role-{permission.resource}-{permission.name}"
+            assignment = adopt.role_assignments.get(permission.name) if adopt else None
             azuread.AppRoleAssignment(
-                f"{name}-role-{permission.resource}-{permission.name}",
+                child,
                 app_role_id=resource_api.permission_id(permission),
                 principal_object_id=self.service_principal.object_id,
                 resource_object_id=resource_api.object_id,
-                opts=opts,
+                opts=self._options(
+                    child,
+                    import_id=assignment
+                    and f"/servicePrincipals/{resource_api.object_id}/appRoleAssignedTo/{assignment}",
+                ),
             )
+
+
+def registration_owners(args: PortalRegistrationArgs) -> list[str]:
+    """Who owns the application and service principal. With `deployers`, exactly they and the portal's owners,
+    whoever runs the program; without it, the running identity and the portal's owners, as the azuread provider
+    does by default (it adds the caller first and removes it again when it is not among `owners`:
+    terraform-provider-azuread service_principal_resource.go). The provider removes every owner not listed, so
+    owners that depend on who runs the program churn between a person and a pipeline."""
+    first = args.deployers if args.deployers is not None else (args.tenant.deployer_object_id,)
+    return list(dict.fromkeys((*first, *args.portal.owners)))
 
 
 def display_name(portal: str, environment: str) -> str:
@@ -213,6 +254,9 @@ def static_output(args: PortalRegistrationArgs) -> PortalOutput:
         redirect_uris=portal.redirect_uris,
         secret_key_id="",
         secret_expires_at=args.secrets.newer.expires,
+        previous_secret_key_id="",
+        previous_secret_expires_at=args.secrets.older.expires,
+        hand_made_secret_key_ids=portal.adopt.hand_made_secret_key_ids if portal.adopt else None,
         secret_rotates_at=args.secrets.rotates_at,
         secret_rotation_days=args.secrets.rotation_days,
         sign_in_redirect_uri=portal.sign_in_redirect_uri,

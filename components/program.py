@@ -37,6 +37,12 @@ def build(settings: StackSettings) -> Exports:
     `getServicePrincipal` once per resource API the portals use."""
     tenant = read_tenant(p.resource for portal in settings.portals for p in portal.permissions)
     secrets = secret_schedule(settings.today, settings.secret_rotation_days)
+    if settings.deployers is not None and tenant.deployer_object_id not in settings.deployers:
+        pulumi.log.warn(
+            f"the identity running this deployment ({tenant.deployer_object_id}) is not in `deployers`: it does "
+            "not own the registrations and manages them through its directory role only (Application "
+            "Administrator, or Application.ReadWrite.All); add it to `deployers` if it should own them"
+        )
     registrations = {
         portal.name: PortalRegistration(
             portal.name,
@@ -48,6 +54,7 @@ def build(settings: StackSettings) -> Exports:
                 secrets=secrets,
                 protect=settings.protect,
                 stack=settings.stack,
+                deployers=settings.deployers,
             ),
         )
         for portal in settings.portals

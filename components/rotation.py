@@ -36,10 +36,15 @@ class SecretSlot:
 
 @dataclass(frozen=True)
 class SecretSchedule:
-    slots: tuple  # (SecretSlot, SecretSlot), by index
+    slots: tuple[SecretSlot, SecretSlot]  # by index
     newer: SecretSlot  # the slot rotated at the start of the current period: the one to publish
     rotates_at: date  # next period boundary: the other slot gets a new secret and is published then
     rotation_days: int
+
+    @property
+    def older(self) -> SecretSlot:
+        """The slot published before `newer`: Intrexx may still hold its secret, which expires at `rotates_at`."""
+        return self.slots[1 - self.newer.index]
 
 
 def period_start(index: int, rotation_days: int) -> date:
@@ -57,4 +62,4 @@ def secret_schedule(today: date, rotation_days: int) -> SecretSchedule:
         start = period_start(created, rotation_days)
         slots.append(SecretSlot(index, start, start + lifetime))
     newer = slots[current % 2]
-    return SecretSchedule(tuple(slots), newer, period_start(current + 1, rotation_days), rotation_days)
+    return SecretSchedule((slots[0], slots[1]), newer, period_start(current + 1, rotation_days), rotation_days)

@@ -85,6 +85,7 @@ class Recorded:
     urn: str = ""
     parent: str = ""
     protect: bool = False
+    aliases: list[str] = field(default_factory=list)  # names the resource had before (`aliases` option)
 
 
 def _is_object_id(value: object) -> bool:
@@ -98,8 +99,23 @@ def _is_object_id(value: object) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class HandMadeRegistration:
+    """A registration made by hand in the tenant's directory: what `portals[].adopt` imports."""
+
+    display_name: str
+    application_object_id: str
+    client_id: str
+    service_principal_object_id: str
+    grants: dict[str, str] = field(default_factory=dict)  # resource app id (client id) -> oauth2PermissionGrant id
+    role_assignments: dict[str, str] = field(default_factory=dict)  # app role id -> appRoleAssignment id
+
+
 class SimulatedTenant(Mocks):
-    """A `pulumi.runtime.Mocks` implementation that behaves like an Entra ID tenant."""
+    """A `pulumi.runtime.Mocks` implementation that behaves like an Entra ID tenant.
+
+    Its directory knows which object ids are groups (`groups`), and may hold registrations made by hand
+    (`hand_made`), which the program can only import, not create again."""
 
     def __init__(
         self,
@@ -107,16 +123,20 @@ class SimulatedTenant(Mocks):
         tenant_id: str | None = None,
         deployer_object_id: str | None = None,
         existing_display_names: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
+        hand_made: tuple[HandMadeRegistration, ...] = (),
     ):
         self.today = today
         self.tenant_id = tenant_id or self._id("tenant")
         self.deployer_object_id = deployer_object_id or self._id("deployer")
         self.resources: list[Recorded] = []
         self.calls: list[dict[str, Any]] = []
-        self.display_names = set(existing_display_names)
-        self.applications: dict[str, str] = {}  # object id -> client id
+        self.groups = {group.lower() for group in groups}
+        self.display_names = set(existing_display_names) | {r.display_name for r in hand_made}
+        self.applications: dict[str, str] = {r.application_object_id: r.client_id for r in hand_made}
         self.secret_values: dict[str, str] = {}  # ApplicationPassword resource name -> the value Entra generated
-        self.service_principals: set[str] = set()
+        # service principal object id -> client id
+        self.service_principals: dict[str, str] = {r.service_principal_object_id: r.client_id for r in hand_made}
         catalogue = load_catalogue()
         self.resource_service_principals: dict[str, ResourcePrincipal] = {
             app.app_id: {
@@ -129,6 +149,16 @@ class SimulatedTenant(Mocks):
             for app in catalogue.resources.values()
         }
         self._by_object_id = {sp["objectId"]: sp for sp in self.resource_service_principals.values()}
+        # Consent that exists already: (client service principal, resource service principal) -> grant id, and
+        # (client service principal, app role id) -> assignment id.
+        self.grants: dict[tuple[str, str], str] = {}
+        self.assignments: dict[tuple[str, str], str] = {}
+        for registration in hand_made:
+            for app_id, grant in registration.grants.items():
+                resource = self.resource_service_principals[app_id]["objectId"]
+                self.grants[(registration.service_principal_object_id, resource)] = grant
+            for role, assignment in registration.role_assignments.items():
+                self.assignments[(registration.service_principal_object_id, role)] = assignment
 
     def _id(self, name: str) -> str:
         return str(uuid.uuid5(_ID_NAMESPACE, name))
@@ -193,28 +223,21 @@ class SimulatedTenant(Mocks):
             APP_ROLE_ASSIGNMENT: self._app_role_assignment,
         }.get(args.typ)
         state: dict[str, Any]
+        import_id = args.resource_id or ""
         if handler is None:
             resource_id, state = f"{args.name}-id", {}
         else:
-            resource_id, state = handler(args.name, args.inputs)
-        self.resources.append(
-            Recorded(args.typ, args.name, args.inputs, resource_id, state, import_id=args.resource_id or "")
-        )
+            resource_id, state = handler(args.name, args.inputs, import_id)
+        self.resources.append(Recorded(args.typ, args.name, args.inputs, resource_id, state, import_id=import_id))
         return resource_id, {**args.inputs, **state}
 
     # resources -----------------------------------------------------------------------------------------------
 
-    def _application(self, name: str, inputs: dict) -> tuple[str, dict]:
+    def _application(self, name: str, inputs: dict, import_id: str) -> tuple[str, dict]:
         display_name = inputs.get("displayName", "")
         if not display_name:  # Graph: displayName is required when an application is created
             raise EntraRefusal(f"{name}: displayName is required")
-        if inputs.get("preventDuplicateNames") and display_name in self.display_names:
-            raise EntraRefusal(
-                f"{name}: an application named {display_name!r} already exists (prevent_duplicate_names)"
-            )
-        for owner in inputs.get("owners", []):
-            if not _is_object_id(owner):
-                raise EntraRefusal(f"{name}: owner {owner!r} is not an object id")
+        self._check_owners(name, inputs.get("owners", []))
         uris = (inputs.get("web") or {}).get("redirectUris", [])
         if len(set(uris)) != len(uris):
             raise EntraRefusal(f"{name}: redirect URIs must be unique")
@@ -230,6 +253,19 @@ class SimulatedTenant(Mocks):
                 published = sp["scopes"] if item["type"] == "Scope" else sp["roles"]
                 if item["type"] not in ("Scope", "Role") or item["id"] not in published.values():
                     raise EntraRefusal(f"{name}: {sp['displayName']} has no {item['type']} with id {item['id']}")
+        if import_id:
+            object_id = import_id.removeprefix("/applications/")
+            if not import_id.startswith("/applications/") or object_id not in self.applications:
+                raise EntraRefusal(f"{name}: no application to import as {import_id!r} (expected /applications/<id>)")
+            return import_id, {
+                "objectId": object_id,
+                "clientId": self.applications[object_id],
+                "publisherDomain": "contoso.onmicrosoft.com",
+            }
+        if inputs.get("preventDuplicateNames") and display_name in self.display_names:
+            raise EntraRefusal(
+                f"{name}: an application named {display_name!r} already exists (prevent_duplicate_names)"
+            )
         self.display_names.add(display_name)
         object_id, client_id = self._id(f"application/{name}"), self._id(f"client/{name}")
         self.applications[object_id] = client_id
@@ -238,6 +274,19 @@ class SimulatedTenant(Mocks):
             "clientId": client_id,
             "publisherDomain": "contoso.onmicrosoft.com",
         }
+
+    def _check_owners(self, name: str, owners: list) -> None:
+        """Owners of applications and service principals are users or service principals, never groups
+        (learn.microsoft.com/graph/api/application-post-owners and serviceprincipal-post-owners take a user or a
+        service principal as the new owner)."""
+        for owner in owners:
+            if not _is_object_id(owner):
+                raise EntraRefusal(f"{name}: owner {owner!r} is not an object id")
+            if str(owner).lower() in self.groups:
+                raise EntraRefusal(
+                    f"{name}: owner {owner} is a group; owners of applications and service principals must be users "
+                    "or service principals"
+                )
 
     @staticmethod
     def _check_redirect_uri(name: str, uri: str) -> None:
@@ -260,14 +309,28 @@ class SimulatedTenant(Mocks):
                 f"{name}: redirect URI {uri} contains characters Entra does not support: {' '.join(bad)}"
             )
 
-    def _service_principal(self, name: str, inputs: dict) -> tuple[str, dict]:
-        if inputs.get("clientId") not in self.applications.values():
-            raise EntraRefusal(f"{name}: no application with client id {inputs.get('clientId')!r}")
-        object_id = self._id(f"service-principal/{name}")
-        self.service_principals.add(object_id)
-        return f"/servicePrincipals/{object_id}", {"objectId": object_id, "applicationTenantId": self.tenant_id}
+    def _service_principal(self, name: str, inputs: dict, import_id: str) -> tuple[str, dict]:
+        client_id = inputs.get("clientId")
+        if client_id not in self.applications.values():
+            raise EntraRefusal(f"{name}: no application with client id {client_id!r}")
+        self._check_owners(name, inputs.get("owners", []))
+        if import_id:
+            # pulumi-azuread 6.11 imports a service principal by its bare object id, and uses it as the resource id.
+            if self.service_principals.get(import_id) != client_id:
+                raise EntraRefusal(f"{name}: no service principal {import_id!r} of the application {client_id}")
+            object_id = import_id
+        else:
+            if client_id in self.service_principals.values():
+                raise EntraRefusal(
+                    f"{name}: the application {client_id} has a service principal already (import it with adopt)"
+                )
+            object_id = self._id(f"service-principal/{name}")
+            self.service_principals[object_id] = str(client_id)
+        return object_id, {"objectId": object_id, "applicationTenantId": self.tenant_id}
 
-    def _password(self, name: str, inputs: dict) -> tuple[str, dict]:
+    def _password(self, name: str, inputs: dict, import_id: str) -> tuple[str, dict]:
+        if import_id:
+            raise EntraRefusal(f"{name}: application passwords cannot be imported (pulumi-azuread 6.11)")
         object_id = str(inputs.get("applicationId", "")).removeprefix("/applications/")
         if object_id not in self.applications:
             raise EntraRefusal(f"{name}: application_id must be an application's resource id /applications/<id>")
@@ -289,8 +352,8 @@ class SimulatedTenant(Mocks):
             "startDate": f"{self.today.isoformat()}T00:00:00Z",
         }
 
-    def _delegated_grant(self, name: str, inputs: dict) -> tuple[str, dict]:
-        self._check_principal(name, inputs.get("servicePrincipalObjectId"))
+    def _delegated_grant(self, name: str, inputs: dict, import_id: str) -> tuple[str, dict]:
+        client = self._check_principal(name, inputs.get("servicePrincipalObjectId"))
         sp = self._by_object_id.get(inputs.get("resourceServicePrincipalObjectId", ""))
         if sp is None:
             raise EntraRefusal(f"{name}: unknown resource service principal")
@@ -298,22 +361,53 @@ class SimulatedTenant(Mocks):
         unknown = [c for c in claims if c not in sp["scopes"]]
         if not claims or unknown or len(set(claims)) != len(claims):
             raise EntraRefusal(f"{name}: {sp['displayName']} publishes no delegated permissions {unknown}")
-        return self._id(f"grant/{name}"), {}
+        existing = self.grants.get((client, sp["objectId"]))
+        if import_id:
+            if import_id != f"/oauth2PermissionGrants/{existing}":
+                raise EntraRefusal(f"{name}: no delegated permission grant to import as {import_id!r}")
+            return import_id, {}
+        if existing:
+            # Graph answers 409 "Permission entry already exists" for a second grant with the same client,
+            # resource and consent type (learn.microsoft.com/graph/api/oauth2permissiongrant-post).
+            raise EntraRefusal(
+                f"{name}: a delegated grant of {sp['displayName']} for all users exists already ({existing}); "
+                "import it with adopt.grants"
+            )
+        grant = self._id(f"grant/{name}")
+        self.grants[(client, sp["objectId"])] = grant
+        return f"/oauth2PermissionGrants/{grant}", {}
 
-    def _app_role_assignment(self, name: str, inputs: dict) -> tuple[str, dict]:
-        self._check_principal(name, inputs.get("principalObjectId"))
+    def _app_role_assignment(self, name: str, inputs: dict, import_id: str) -> tuple[str, dict]:
+        client = self._check_principal(name, inputs.get("principalObjectId"))
         sp = self._by_object_id.get(inputs.get("resourceObjectId", ""))
-        if sp is None or inputs.get("appRoleId") not in sp["roles"].values():
-            raise EntraRefusal(f"{name}: the resource publishes no app role {inputs.get('appRoleId')}")
-        return self._id(f"assignment/{name}"), {"principalType": "ServicePrincipal"}
+        role = inputs.get("appRoleId")
+        if sp is None or role not in sp["roles"].values():
+            raise EntraRefusal(f"{name}: the resource publishes no app role {role}")
+        existing = self.assignments.get((client, str(role)))
+        prefix = f"/servicePrincipals/{sp['objectId']}/appRoleAssignedTo/"
+        if import_id:
+            if import_id != f"{prefix}{existing}":
+                raise EntraRefusal(f"{name}: no app role assignment to import as {import_id!r}")
+            return import_id, {"principalType": "ServicePrincipal"}
+        if existing:
+            # Graph refuses the same app role assigned twice to one principal ("Permission being assigned already
+            # exists on the object", learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto).
+            raise EntraRefusal(
+                f"{name}: the app role {role} is assigned already ({existing}); import it with adopt.roleAssignments"
+            )
+        assignment = self._id(f"assignment/{name}")
+        self.assignments[(client, str(role))] = assignment
+        return f"{prefix}{assignment}", {"principalType": "ServicePrincipal"}
 
-    def _check_principal(self, name: str, object_id: object) -> None:
+    def _check_principal(self, name: str, object_id: object) -> str:
         if object_id not in self.service_principals:
             raise EntraRefusal(f"{name}: no service principal with object id {object_id!r}")
+        return str(object_id)
 
 
 def _recording_monitor(tenant: SimulatedTenant) -> Any:
-    """The mock monitor, also noting what `Mocks.new_resource` is not told: a resource's URN, parent and protect.
+    """The mock monitor, also noting what `Mocks.new_resource` is not told: a resource's URN, parent, protect and
+    the names of its aliases.
 
     The one place that goes below Pulumi's public testing API: `MockMonitor` is what `set_mocks(monitor=...)`
     accepts, but it is not documented for subclassing, and `RegisterResource` receives the engine protocol's
@@ -325,14 +419,25 @@ def _recording_monitor(tenant: SimulatedTenant) -> Any:
         def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
+                aliases = [alias.spec.name for alias in request.aliases if alias.HasField("spec")]
                 for recorded in reversed(tenant.resources):
                     if recorded.name == request.name and recorded.type == request.type:
                         recorded.urn, recorded.parent, recorded.protect = response.urn, request.parent, request.protect
+                        recorded.aliases = aliases
                         break
                 else:
                     # A component: Mocks.new_resource is not called for it, but it has a URN of its own.
                     tenant.resources.append(
-                        Recorded(request.type, request.name, {}, "", {}, urn=response.urn, parent=request.parent)
+                        Recorded(
+                            request.type,
+                            request.name,
+                            {},
+                            "",
+                            {},
+                            urn=response.urn,
+                            parent=request.parent,
+                            aliases=aliases,
+                        )
                     )
             return response
 

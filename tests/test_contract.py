@@ -99,7 +99,7 @@ def test_hidden_secrets_and_foreign_names_are_refused():
 
 
 FIELDS = sorted(DOCUMENT["portals"]["team"])
-OPTIONAL = {"signInRedirectUri", "ewsUrl", "mailboxScope"}
+OPTIONAL = {"signInRedirectUri", "ewsUrl", "mailboxScope", "handMadeSecretKeyIds"}
 WRONG = [None, 1, 1.5, True, "text", [], ["x"], {}, {"a": 1}]
 
 
@@ -127,4 +127,4 @@ def test_camel_case_names_match_the_dataclass_fields():
     assert camel("service_principal_object_id") == "servicePrincipalObjectId"
     fields = {item.name for item in dataclasses.fields(PortalOutput)} - {"client_secret"}
     written = {camel(name) for name in fields}
-    assert written == set(DOCUMENT["portals"]["hr"]) | {"ewsUrl", "mailboxScope"}
+    assert written == set(DOCUMENT["portals"]["hr"]) | {"mailboxScope", "handMadeSecretKeyIds"}

@@ -74,8 +74,8 @@ def test_read_settings_reports_what_only_the_stack_file_shows(project):
     assert caught.value.problems == [
         "environment: config keys need a namespace; write 'intrexx-exchange:environment'",
         "intrexx-exchang:protect: unknown namespace 'intrexx-exchang'; did you mean 'intrexx-exchange:protect'?",
-        "secretRotationDay: unknown key (did you mean 'secretRotationDays'?); known keys: portals, environment, "
-        "cloud, exchangeEndpoint, secretRotationDays, protect, allowRetiredEws",
+        "secretRotationDay: unknown key (did you mean 'secretRotationDays'?); known keys: portals, deployers, "
+        "environment, cloud, exchangeEndpoint, secretRotationDays, protect, allowRetiredEws",
     ]
 
 
