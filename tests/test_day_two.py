@@ -148,9 +148,8 @@ def test_adopted_role_assignments_are_imported_with_the_resource_service_princip
     evaluation = run_program([{**SERVICE, "adopt": adopt}], tenant=tenant)
     graph_sp = tenant.resource_service_principals[GRAPH]["objectId"]
     imported = {a.name: a.import_id for a in evaluation.of_type(APP_ROLE_ASSIGNMENT) if a.import_id}
-    assert imported == {
-        "mail-role-graph-Mail.ReadWrite": f"/servicePrincipals/{graph_sp}/appRoleAssignedTo/assignment-AbCdEfGhIjKlMnOpQr"
-    }
+    expected = f"/servicePrincipals/{graph_sp}/appRoleAssignedTo/assignment-AbCdEfGhIjKlMnOpQr"
+    assert imported == {"mail-role-graph-Mail.ReadWrite": expected}
 
 
 @pytest.mark.parametrize(
