@@ -5,6 +5,7 @@ Exit codes: 0 all good, 1 a check failed, 2 bad usage or input. No secret is eve
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,11 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except (ConnectorError, ConfigError, StackFileError) as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return getattr(error, "exit_code", 2)
+        code = getattr(error, "exit_code", 2)
+        if args.json:
+            document = {"error": type(error).__name__, "message": str(error), "exitCode": code}
+            print(json.dumps(document, sort_keys=True), file=sys.stderr)
+        else:
+            print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`plan | head`): the rest of the output has nowhere to go. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again (docs.python.org, signal: "Note on
+        # SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,11 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="command")
 
-    def command(name, handler, help_text, outputs=True):
+    def command(name, handler, help_text, outputs=True, portal_help="only this portal (default: all)"):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(command=handler)
         sub.add_argument("--stack", help="Pulumi stack (default: the selected stack; plan: dev)")
-        sub.add_argument("--portal", metavar="NAME", help="only this portal (default: all)")
+        sub.add_argument("--portal", metavar="NAME", help=portal_help)
         sub.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         if outputs:
             sub.add_argument(
@@ -67,8 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--out", type=Path, metavar="DIR", help="also render the files, with placeholder secrets, under DIR/<portal>/"
     )
+    plan.add_argument(
+        "--save-outputs",
+        type=Path,
+        metavar="FILE",
+        help="write the simulated outputs as `pulumi stack output --json --show-secrets` would (placeholder "
+        "secrets, mode 0600), for trying render, status and apply offline",
+    )
+    plan.add_argument(
+        "--compare",
+        metavar="OUTPUTS",
+        help="outputs of a previous run (`pulumi stack output --json`): list the portals added, removed, renamed "
+        "and changed; exit 1 when a surviving portal's client id would change",
+    )
     render = command("render", _render, "write the connector configuration per portal")
-    render.add_argument("--out", type=Path, default=Path("build"), metavar="DIR", help="default: build/")
+    render.add_argument("--out", type=Path, metavar="DIR", help="default: build/<stack>/ with --stack, else build/")
     verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
     verify.add_argument("--authority-host", metavar="URL", help="override the authority host (https only)")
     verify.add_argument(
@@ -83,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also sign in a mailbox user with the device code flow and read the inbox",
     )
-    apply = command("apply", _apply, "merge the portal's sign-in provider into <portal-dir>/internal/cfg/om.cfg")
+    apply = command(
+        "apply",
+        _apply,
+        "merge the portal's sign-in provider into <portal-dir>/internal/cfg/om.cfg",
+        portal_help="the portal whose sign-in provider to merge (required)",
+    )
     apply.add_argument("--portal-dir", type=Path, required=True, metavar="DIR", help="the Intrexx portal folder")
     status = command("status", _status, "secret expiry, rotation, EWS status and refresh-token reminders")
     status.add_argument(
@@ -91,7 +121,20 @@ def _parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         default=30,
         metavar="N",
-        help="exit 1 when a secret expires within N days (default 30)",
+        help="exit 1 when the published secret expires within N days; also warn when the previous secret, which "
+        "Intrexx may still hold, stops working within N days (default 30)",
+    )
+    notice = command(
+        "rotation-notice",
+        _rotation_notice,
+        "after `pulumi up`: which portals got a new published secret, as Markdown for a job summary or an issue "
+        "(nothing when none did); no secret is read or printed",
+    )
+    notice.add_argument(
+        "--before",
+        required=True,
+        metavar="FILE",
+        help="`pulumi stack output --json` saved before `pulumi up` (a missing file means a first run)",
     )
     doctor = command(
         "doctor",
@@ -180,11 +223,23 @@ def _plan(args) -> int:
 
         raise UsageError(f"--portal {args.portal}: no such portal in Pulumi.{stack}.yaml")
     rendered = _render_files(portals, args.out) if args.out else {}
+    if args.save_outputs:
+        from .files import write_atomic
+
+        write_atomic(args.save_outputs, json.dumps(plan.outputs_document(), indent=2, sort_keys=True) + "\n", 0o600)
+    comparison = None
+    if args.compare:
+        from .handover import compare
+        from .stack_outputs import read_outputs_text
+
+        comparison = compare(read_outputs_text(args.compare, None), plan.portal_outputs(), plan.settings, "--compare")
     document = plan.as_dict()
     if args.json:
         document["rendered"] = rendered
+        if comparison is not None:
+            document["comparison"] = comparison.as_dict()
         _emit_json(document)
-        return 0
+        return 1 if comparison is not None and comparison.problems else 0
     print(
         f"Plan for stack '{stack}' on {document['date']} against the simulated tenant: "
         f"{len(document['portals'])} portal(s), {document['resources']} resources to create."
@@ -197,7 +252,9 @@ def _plan(args) -> int:
             f"{portal['access']} access{', public client flows on' if portal['publicClient'] else ''})"
         )
         for resource in portal["resources"]:
-            print(f"  + {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}")
+            mark = "=" if resource["action"] == "adopt" else "+"
+            line = f"  {mark} {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}"
+            print(line + (f"  (adopt {resource['importId']})" if resource["importId"] else ""))
         print("  redirect URIs:" if portal["redirectUris"] else "  redirect URIs: none (no user signs in)")
         for uri in portal["redirectUris"]:
             print(f"    {uri}")
@@ -221,14 +278,41 @@ def _plan(args) -> int:
             print(f"  rendered into {args.out / name}/ with a placeholder secret")
     for warning in document["warnings"]:
         print(f"\nwarning: {warning}")
+    for note in document["notes"]:
+        print(f"\nnote: {note}")
+    if args.save_outputs:
+        print(
+            f"\nsimulated outputs written to {args.save_outputs} (placeholder secrets): try "
+            f"`python -m intrexx_connector render --outputs {args.save_outputs}`"
+        )
+    if comparison is not None:
+        _print_comparison(comparison)
+        return 1 if comparison.problems else 0
     return 0
+
+
+def _print_comparison(comparison) -> None:
+    print("\nCompared with the previous outputs:")
+    lines = [f"  + added: {name}" for name in comparison.added]
+    lines += [f"  - removed: {name} (pulumi up deletes its registration)" for name in comparison.removed]
+    lines += [
+        f"  > renamed: {old} -> {new} (aliases keep the registration and its client id)"
+        for old, new in comparison.renamed.items()
+    ]
+    lines += [f"  ~ changed: {name}: {', '.join(fields)}" for name, fields in comparison.changed.items()]
+    print("\n".join(lines) if lines else "  no portal added, removed or changed")
+    for hint in comparison.hints:
+        print(f"  note: {hint}")
+    for problem in comparison.problems:
+        print(f"  PROBLEM: {problem}")
 
 
 # render -----------------------------------------------------------------------------------------------------
 
 
 def _render(args) -> int:
-    written = _render_files(_portals(args), args.out)
+    out = args.out or (Path("build") / args.stack if args.stack else Path("build"))
+    written = _render_files(_portals(args), out)
     if args.json:
         _emit_json({"rendered": written})
         return 0
@@ -343,18 +427,43 @@ def _doctor(args) -> int:
 def _status(args) -> int:
     from .status import portal_status
 
-    reports = [portal_status(p, today(), args.warn_days) for p in _portals(args, need_secrets=False)]
+    stack = args.stack or "<stack>"
+    reports = [portal_status(p, today(), args.warn_days, stack) for p in _portals(args, need_secrets=False)]
     if args.json:
         _emit_json({"warnDays": args.warn_days, "portals": [r.as_dict() for r in reports]})
     else:
         for report in reports:
             print(
-                f"{report.name}: secret expires {report.secret_expires_at} (in {report.days_left} days), "
-                f"next rotation {report.rotates_at}"
+                f"{report.name}: published secret {report.secret_key_id} expires {report.secret_expires_at} (in "
+                f"{report.days_left} days), next rotation {report.rotates_at}; the previous secret "
+                f"{report.previous_secret_key_id}, which Intrexx may still hold, stops working on "
+                f"{report.previous_secret_stops}"
             )
             for message in report.messages + ([report.refresh_token_reminder] if report.refresh_token_reminder else []):
                 print(f"  {message}")
     return 1 if any(r.expiring for r in reports) else 0
+
+
+# rotation-notice --------------------------------------------------------------------------------------------
+
+
+def _rotation_notice(args) -> int:
+    from .handover import rotation_notice
+
+    try:
+        before = Path(args.before).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        before = ""  # a first run: nothing was published before, so nothing was handed over
+    except (OSError, UnicodeDecodeError) as error:
+        from .errors import OutputsError
+
+        raise OutputsError(f"cannot read --before {args.before}: {getattr(error, 'strerror', None) or error}") from None
+    notice = rotation_notice(before, _portals(args, need_secrets=False), args.stack or "<stack>")
+    if args.json:
+        _emit_json(notice.as_dict())
+    else:
+        sys.stdout.write(notice.markdown())
+    return 0
 
 
 def run() -> None:

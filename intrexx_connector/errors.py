@@ -7,6 +7,7 @@
     +-- CheckFailed                exit 1: a check ran and failed (verify, status)
         +-- TokenError             Entra (or the identity provider) refused a token; carries the AADSTS code
                                    and one line of guidance
+        +-- RefusedByTenant        plan: the simulated tenant refuses what Entra would refuse
 
 components.config.ConfigError (bad stack configuration) is reported by `plan` the same way, with exit 2.
 No message ever contains a client secret.
@@ -39,3 +40,7 @@ class TokenError(CheckFailed):
         self.error = error
         self.codes = tuple(codes)
         self.retryable = retryable
+
+
+class RefusedByTenant(CheckFailed):
+    """`plan`: the configuration passed validation, but Entra would refuse what the program asks for."""

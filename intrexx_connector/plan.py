@@ -5,20 +5,24 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from components.contract import PORTALS, PortalOutput
+from components.config import StackSettings
+from components.contract import CLIENT_SECRETS, PORTALS, PortalOutput
 from components.portal import COMPONENT_TYPE
 from components.stack_file import default_project_dir, load_stack_settings, stack_file_path
+from components.tenant import TenantError
 
-from .errors import UsageError
+from .errors import RefusedByTenant, UsageError
 from .simulation import (
     APP_ROLE_ASSIGNMENT,
     APPLICATION,
     APPLICATION_PASSWORD,
     DELEGATED_GRANT,
     SERVICE_PRINCIPAL,
+    EntraRefusal,
     Evaluation,
     Recorded,
     evaluate,
+    tenant_for_plan,
 )
 
 PLACEHOLDER_SECRET = "PLACEHOLDER-run-make-up-for-the-real-secret"
@@ -29,6 +33,7 @@ _CREATION_ORDER = (APPLICATION, SERVICE_PRINCIPAL, DELEGATED_GRANT, APP_ROLE_ASS
 class Plan:
     stack: str
     today: date
+    settings: StackSettings
     evaluation: Evaluation
 
     def portal_outputs(self) -> list[PortalOutput]:
@@ -39,6 +44,11 @@ class Plan:
             for name in sorted(portals)
         ]
 
+    def outputs_document(self) -> dict[str, Any]:
+        """The simulated outputs as `pulumi stack output --json --show-secrets` prints them, placeholder secrets."""
+        portals = self.evaluation.outputs[PORTALS]
+        return {PORTALS: portals, CLIENT_SECRETS: {name: PLACEHOLDER_SECRET for name in portals}}
+
     def as_dict(self) -> dict[str, Any]:
         outputs = {portal.name: portal for portal in self.portal_outputs()}
         components = {r.urn: r.name for r in self.evaluation.of_type(COMPONENT_TYPE)}
@@ -46,11 +56,19 @@ class Plan:
         for resource in self.evaluation.tenant.resources:
             if resource.parent in components:
                 by_portal.setdefault(components[resource.parent], []).append(resource)
+        notes = []
+        if self.settings.deployers is None:
+            notes.append(
+                "`deployers` is not set: the identity that runs `pulumi up` becomes the owner of every registration "
+                "(with portals[].owners), and a run by another identity (a person, then the pipeline) replaces it. "
+                "Set `deployers` to the object ids of the pipeline's service principal and the administrators."
+            )
         return {
             "stack": self.stack,
             "date": self.today.isoformat(),
             "resources": sum(len(own) for own in by_portal.values()),
             "warnings": list(self.evaluation.warnings),
+            "notes": notes,
             PORTALS: {name: _portal(outputs[name], by_portal.get(name, [])) for name in sorted(outputs)},
         }
 
@@ -88,7 +106,16 @@ def _portal(portal: PortalOutput, own: list[Recorded]) -> dict[str, Any]:
         "secrets": sorted(secrets, key=lambda s: s["slot"]),
         "secretExpiresAt": output["secretExpiresAt"],
         "secretRotatesAt": output["secretRotatesAt"],
-        "resources": [{"type": r.type.split(":")[-1], "name": r.name, "protect": r.protect} for r in own],
+        "resources": [
+            {
+                "type": r.type.split(":")[-1],
+                "name": r.name,
+                "protect": r.protect,
+                "action": "adopt" if r.import_id else "create",
+                "importId": r.import_id or None,
+            }
+            for r in own
+        ],
     }
 
 
@@ -101,4 +128,8 @@ def plan_stack(stack: str, today: date, project_dir: Path | None = None) -> Plan
     except FileNotFoundError:
         path = stack_file_path(stack, project_dir)
         raise UsageError(f"--stack {stack}: no stack file {path.name} in {project_dir}") from None
-    return Plan(stack, today, evaluate(settings))
+    try:
+        evaluation = evaluate(settings, tenant_for_plan(settings))
+    except (EntraRefusal, TenantError) as refusal:
+        raise RefusedByTenant(f"the simulated tenant refuses it, as Entra would: {refusal}") from None
+    return Plan(stack, today, settings, evaluation)

@@ -14,12 +14,15 @@ Only Pulumi's public testing API is used (`pulumi.runtime.set_mocks`, `Mocks`, `
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
 import secrets
 import string
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypedDict
@@ -405,6 +408,29 @@ class SimulatedTenant(Mocks):
         return str(object_id)
 
 
+def tenant_for_plan(settings: StackSettings) -> SimulatedTenant:
+    """The tenant `plan` evaluates against: empty but for the registrations the configuration adopts, which a
+    tenant the configuration fits must hold (their display names and client ids stand in for the real ones)."""
+    catalogue = load_catalogue()
+    hand_made = []
+    for portal in settings.portals:
+        adopt = portal.adopt
+        if adopt is None:
+            continue
+        roles = {p.name: p.id for p in portal.permissions if p.kind is PermissionType.ROLE}
+        hand_made.append(
+            HandMadeRegistration(
+                display_name=f"(made by hand) {portal.name}",
+                application_object_id=adopt.application_object_id,
+                client_id=str(uuid.uuid5(_ID_NAMESPACE, f"hand-made-client/{adopt.application_object_id}")),
+                service_principal_object_id=adopt.service_principal_object_id,
+                grants={catalogue.resources[key].app_id: grant for key, grant in adopt.grants.items()},
+                role_assignments={roles[name]: assignment for name, assignment in adopt.role_assignments.items()},
+            )
+        )
+    return SimulatedTenant(settings.today, hand_made=tuple(hand_made))
+
+
 def _recording_monitor(tenant: SimulatedTenant) -> Any:
     """The mock monitor, also noting what `Mocks.new_resource` is not told: a resource's URN, parent, protect and
     the names of its aliases.
@@ -483,35 +509,63 @@ def evaluate(
     return evaluation
 
 
+@contextlib.contextmanager
+def event_loops() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop for one evaluation, and a thread pool whose threads get their loops from us, all closed at
+    the end. Pulumi's worker threads otherwise make loops of their own that nobody closes: finalized at the
+    interpreter's exit, after their file descriptors had gone, they printed "BaseEventLoop.__del__ ... Invalid
+    file descriptor: -1" in a few of several hundred `plan` runs."""
+    worker_loops: list[asyncio.AbstractEventLoop] = []
+
+    def give_the_worker_a_loop() -> None:
+        worker_loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(worker_loop)
+        worker_loops.append(worker_loop)
+
+    executor = ThreadPoolExecutor(thread_name_prefix="simulated-tenant", initializer=give_the_worker_a_loop)
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        executor.shutdown(wait=True)
+        for worker_loop in worker_loops:
+            worker_loop.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def _evaluate(evaluation: Evaluation, settings: StackSettings, program: Callable[[StackSettings], Exports]) -> None:
     logger = logging.getLogger(f"{PROJECT}.simulation")
     logger.propagate = False
     handler = _Collect(evaluation.warnings)
     logger.addHandler(handler)
     try:
-        pulumi.runtime.set_mocks(
-            evaluation.tenant,
-            project=PROJECT,
-            stack=settings.stack,
-            preview=False,
-            logger=logger,
-            monitor=_recording_monitor(evaluation.tenant),
-        )
+        with event_loops():
+            pulumi.runtime.set_mocks(
+                evaluation.tenant,
+                project=PROJECT,
+                stack=settings.stack,
+                preview=False,
+                logger=logger,
+                monitor=_recording_monitor(evaluation.tenant),
+            )
 
-        async def run() -> None:
-            evaluation.exports = program(settings)
-            for name, value in (
-                (PORTALS, evaluation.exports.portals),
-                (CLIENT_SECRETS, evaluation.exports.client_secrets),
-            ):
-                output = pulumi.Output.from_input(value)
-                if not await output.is_known():
-                    evaluation.unknown_outputs.add(name)
-                    continue
-                evaluation.outputs[name] = await output.future()
-                if await output.is_secret():
-                    evaluation.secret_outputs.add(name)
+            async def run() -> None:
+                evaluation.exports = program(settings)
+                for name, value in (
+                    (PORTALS, evaluation.exports.portals),
+                    (CLIENT_SECRETS, evaluation.exports.client_secrets),
+                ):
+                    output = pulumi.Output.from_input(value)
+                    if not await output.is_known():
+                        evaluation.unknown_outputs.add(name)
+                        continue
+                    evaluation.outputs[name] = await output.future()
+                    if await output.is_secret():
+                        evaluation.secret_outputs.add(name)
 
-        pulumi.runtime.test(run)()
+            pulumi.runtime.test(run)()
     finally:
         logger.removeHandler(handler)

@@ -11,7 +11,7 @@ from helpers import TODAY, run_program
 from components.config import ConfigError
 from components.portal import COMPONENT_TYPE
 from components.program import read_settings
-from intrexx_connector.simulation import APPLICATION, SERVICE_PRINCIPAL, SimulatedTenant
+from intrexx_connector.simulation import APPLICATION, SERVICE_PRINCIPAL, SimulatedTenant, event_loops
 
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
 
@@ -35,10 +35,15 @@ def test_the_recording_monitor_still_sees_urn_parent_and_protect():
 def read_settings_under_pulumi(config: dict, stack: str = "dev"):
     """read_settings as `pulumi up` runs it: the engine's config store, the stack file in the working directory."""
 
+    read = {}
+
     def run():
-        pulumi.runtime.set_mocks(SimulatedTenant(TODAY), project="intrexx-exchange", stack=stack, preview=False)
-        pulumi.runtime.set_all_config(config)
-        return read_settings()
+        with event_loops():
+            pulumi.runtime.set_mocks(SimulatedTenant(TODAY), project="intrexx-exchange", stack=stack, preview=False)
+            pulumi.runtime.set_all_config(config)
+            # Inside pulumi.runtime.test, which waits for the registrations set_mocks started (the root stack).
+            pulumi.runtime.test(lambda: read.update(settings=read_settings()))()
+            return read["settings"]
 
     return contextvars.Context().run(run)
 

@@ -26,7 +26,7 @@ ROTATES = HR.secret_rotates_at
 
 
 def test_status_needs_no_secrets_and_reads_the_dates():
-    status = portal_status(OPS, TODAY, 30)
+    status = portal_status(OPS, TODAY, 10)
     assert status.name == "ops"
     assert status.secret_expires_at == EXPIRES
     assert status.rotates_at == ROTATES
@@ -120,3 +120,25 @@ def test_a_malformed_date_is_an_outputs_error():
     outputs["portals"]["hr"]["secretExpiresAt"] = "soon"
     with pytest.raises(OutputsError, match=r"portals\.hr\.secretExpiresAt: must be an ISO 8601 date"):
         parse_outputs(json.dumps(outputs), need_secrets=False)
+
+
+def test_the_previous_secret_warns_before_it_stops_working():
+    stops = OPS.previous_secret_expires_at
+    assert stops == OPS.secret_rotates_at
+    quiet = portal_status(OPS, stops - timedelta(days=31), 30, stack="prod")
+    assert not any("previous secret" in m for m in quiet.messages)
+    status = portal_status(OPS, stops - timedelta(days=5), 30, stack="prod")
+    (message,) = [m for m in status.messages if "previous secret" in m]
+    assert OPS.previous_secret_key_id in message and "in 5 days" in message
+    assert (
+        "python -m intrexx_connector render --stack prod" in message and "build/prod/ops/m365-connector.json" in message
+    )
+    assert status.as_dict()["previousSecretStops"] == stops.isoformat()
+    assert status.expiring is False, "the previous secret's end is a warning, not a failure"
+
+
+def test_sign_in_portals_are_told_to_apply_and_restart():
+    status = portal_status(HR, HR.previous_secret_expires_at - timedelta(days=1), 30, stack="dev")
+    (message,) = [m for m in status.messages if "previous secret" in m]
+    assert "python -m intrexx_connector apply --stack dev --portal hr --portal-dir" in message
+    assert "restart the portal server" in message

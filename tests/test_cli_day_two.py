@@ -1,0 +1,265 @@
+"""The command line on day two: offline outputs, comparing runs, the rotation handover, and a newcomer's mistakes
+(a YAML error, a closed pipe, a bad pinned date) ending in one line, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, TODAY
+from outputs_fixtures import HR, OPS, stack_outputs
+
+from intrexx_connector.cli import main
+
+HAND_MADE_APP = "6a1f4c2e-8b3d-4e5f-9a0b-1c2d3e4f5a6b"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cli(cwd, *args, stdin=None, timeout=120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}
+    return subprocess.run(
+        [sys.executable, "-m", "intrexx_connector", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL if stdin is None else stdin,
+    )
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INTREXX_EXCHANGE_TODAY", TODAY.isoformat())
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    for stack in ("dev", "prod"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return tmp_path
+
+
+# plan --save-outputs and --compare ---------------------------------------------------------------------------------
+
+
+def test_saved_outputs_work_offline_with_render_status_and_apply(capsys, project):
+    code, out, err = run(capsys, "plan", "--stack", "dev", "--save-outputs", "outputs.json")
+    assert code == 0, err
+    saved = project / "outputs.json"
+    assert saved.stat().st_mode & 0o777 == 0o600 and "simulated outputs written to outputs.json" in out
+    document = json.loads(saved.read_text())
+    assert set(document) == {"portals", "clientSecrets"}
+    assert set(document["clientSecrets"]) == set(document["portals"]) == {"intranet", "sandbox"}
+    code, out, err = run(capsys, "render", "--outputs", "outputs.json", "--out", "build/dev")
+    assert code == 0, err
+    assert (project / "build" / "dev" / "intranet" / "exchange-connector.json").exists()
+    assert run(capsys, "status", "--outputs", "outputs.json", "--warn-days", "0")[0] == 0
+    config = project / "portal" / "internal" / "cfg"
+    config.mkdir(parents=True)
+    (config / "om.cfg").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<configuration>\n   <security/>\n</configuration>\n'
+    )
+    code, out, err = run(capsys, "apply", "--outputs", "outputs.json", "--portal", "intranet", "--portal-dir", "portal")
+    assert code == 0, err
+
+
+def saved_outputs(capsys, project, stack: str) -> dict:
+    code, _, err = run(capsys, "plan", "--stack", stack, "--save-outputs", f"{stack}.json")
+    assert code == 0, err
+    return json.loads((project / f"{stack}.json").read_text())
+
+
+def test_compare_lists_added_removed_renamed_and_changed(capsys, project):
+    previous = saved_outputs(capsys, project, "prod")
+    (project / "previous.json").write_text(json.dumps(previous))
+    stack = (project / "Pulumi.prod.yaml").read_text()
+    stack = stack.replace("    - name: hr\n", "    - name: people\n      renamedFrom: hr\n")
+    stack = stack.replace("      permissions: [Mail.ReadWrite, Mail.Send]\n", "      permissions: [Mail.ReadWrite]\n")
+    stack += "    - name: extra\n      baseUrl: https://extra.contoso.example\n"
+    (project / "Pulumi.prod.yaml").write_text(stack)
+    code, out, err = run(capsys, "plan", "--stack", "prod", "--compare", "previous.json")
+    assert code == 0, err
+    assert "  + added: extra" in out
+    assert "  > renamed: hr -> people (aliases keep the registration and its client id)" in out
+    assert "  ~ changed: helpdesk: permissions" in out
+    code, out, err = run(capsys, "plan", "--stack", "prod", "--compare", "previous.json", "--json")
+    comparison = json.loads(out)["comparison"]
+    assert comparison["renamed"] == {"hr": "people"} and comparison["added"] == ["extra"]
+    assert comparison["problems"] == [] and code == 0
+
+
+def test_compare_fails_when_a_surviving_portals_client_id_would_change(capsys, project):
+    previous = saved_outputs(capsys, project, "dev")
+    (project / "previous.json").write_text(json.dumps(previous))
+    stack = (
+        (project / "Pulumi.dev.yaml")
+        .read_text()
+        .replace(
+            "      signIn: true\n",
+            "      signIn: true\n      adopt:\n"
+            f"        applicationObjectId: {HAND_MADE_APP}\n"
+            "        servicePrincipalObjectId: c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f\n",
+        )
+    )
+    (project / "Pulumi.dev.yaml").write_text(stack)
+    code, out, _ = run(capsys, "plan", "--stack", "dev", "--compare", "previous.json")
+    assert code == 1
+    (problem,) = [line for line in out.splitlines() if "PROBLEM" in line]
+    assert "intranet: adopt.applicationObjectId" in problem and "Intrexx's client id would change" in problem
+    removed = {**previous, "portals": {**previous["portals"], "old": previous["portals"]["sandbox"]}}
+    (project / "previous.json").write_text(json.dumps(removed))
+    code, out, _ = run(capsys, "plan", "--stack", "dev", "--compare", "previous.json")
+    assert "  - removed: old (pulumi up deletes its registration)" in out
+
+
+def test_plan_says_adopt_for_imported_resources_and_notes_unset_deployers(capsys, project):
+    stack = (
+        (project / "Pulumi.dev.yaml")
+        .read_text()
+        .replace(
+            "      signIn: true\n",
+            "      signIn: true\n      adopt:\n"
+            f"        applicationObjectId: {HAND_MADE_APP}\n"
+            "        servicePrincipalObjectId: c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f\n",
+        )
+    )
+    (project / "Pulumi.dev.yaml").write_text(stack)
+    code, out, err = run(capsys, "plan", "--stack", "dev")
+    assert code == 0, err
+    assert f"  = Application                                intranet-app  (adopt /applications/{HAND_MADE_APP})" in out
+    assert "  = ServicePrincipal                           intranet-sp  (adopt c1d2e3f4-" in out
+    assert "  + ApplicationPassword                        intranet-secret-0" in out
+    code, out, _ = run(capsys, "plan", "--stack", "prod")
+    assert "note: `deployers` is not set" in out
+
+
+# The rotation handover ---------------------------------------------------------------------------------------------
+
+
+def test_rotation_notice_names_portals_environment_and_deadline_without_secrets(capsys, tmp_path):
+    before = stack_outputs([HR, OPS])
+    after = json.loads(json.dumps(before))
+    after["portals"]["hr"]["secretKeyId"] = "00000000-1111-4222-8333-444444444444"
+    del before["clientSecrets"]
+    (tmp_path / "before.json").write_text(json.dumps(before))
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    code, out, err = run(
+        capsys,
+        "rotation-notice",
+        "--stack",
+        "prod",
+        "--before",
+        str(tmp_path / "before.json"),
+        "--outputs",
+        str(tmp_path / "after.json"),
+    )
+    assert code == 0, err
+    assert out.startswith("## New client secrets for Intrexx: stack `prod`")
+    deadline = after["portals"]["hr"]["previousSecretExpiresAt"][:10]
+    assert f"| hr | dev | {deadline} |" in out and "| ops |" not in out
+    assert "python -m intrexx_connector render --stack prod" in out
+    assert "apply --stack prod --portal <portal>" in out, "hr signs users in: om.cfg holds the secret too"
+    for secret in after["clientSecrets"].values():
+        assert secret not in out
+    code, out, _ = run(
+        capsys,
+        "rotation-notice",
+        "--before",
+        str(tmp_path / "after.json"),
+        "--outputs",
+        str(tmp_path / "after.json"),
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["portals"] == []
+    code, out, _ = run(
+        capsys,
+        "rotation-notice",
+        "--before",
+        str(tmp_path / "absent.json"),
+        "--outputs",
+        str(tmp_path / "after.json"),
+    )
+    assert code == 0 and out == "", "a first run hands nothing over"
+
+
+# A newcomer's mistakes --------------------------------------------------------------------------------------------
+
+
+def test_a_yaml_error_is_one_line_with_file_line_and_column(project):
+    (project / "Pulumi.broken.yaml").write_text("config:\n  intrexx-exchange:portals:\n    - name: hr\n   baseUrl: x\n")
+    result = cli(project, "plan", "--stack", "broken")
+    assert result.returncode == 2
+    assert result.stderr.startswith("StackFileError: Pulumi.broken.yaml, line 4, column 4: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_keys_without_or_with_a_misspelt_namespace_name_the_key_expected(project):
+    (project / "Pulumi.loose.yaml").write_text(
+        "config:\n  portals:\n    - {name: hr, baseUrl: https://a.example.com}\n  intrexx-exchang:protect: true\n"
+    )
+    result = cli(project, "plan", "--stack", "loose")
+    assert result.returncode == 2
+    assert "portals: config keys need a namespace; write 'intrexx-exchange:portals'" in result.stderr
+    assert "intrexx-exchang:protect: unknown namespace 'intrexx-exchang'; did you mean 'intrexx-exchange:protect'?" in (
+        result.stderr
+    )
+
+
+def test_errors_come_as_json_on_stderr_with_json(project):
+    result = cli(project, "plan", "--stack", "missing", "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    error = json.loads(result.stderr)
+    assert error["error"] == "UsageError" and error["exitCode"] == 2 and "Pulumi.missing.yaml" in error["message"]
+
+
+def test_a_bad_pinned_date_is_one_line(project):
+    env_result = subprocess.run(
+        [sys.executable, "-m", "intrexx_connector", "plan", "--stack", "dev"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "INTREXX_EXCHANGE_TODAY": "yesterday"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert env_result.returncode == 2 and "Traceback" not in env_result.stderr
+    assert "INTREXX_EXCHANGE_TODAY: must be a date YYYY-MM-DD" in env_result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(project):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "intrexx_connector", "plan", "--stack", "prod"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    process.stdout.read(10)
+    process.stdout.close()  # what `| head -c 10` does
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+def test_plan_leaves_no_event_loop_noise_at_exit(project):
+    for _ in range(5):
+        result = cli(project, "plan", "--stack", "dev")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_apply_help_says_portal_is_required(capsys):
+    with pytest.raises(SystemExit):
+        main(["apply", "--help"])
+    out = capsys.readouterr().out
+    assert "the portal whose sign-in provider to merge (required)" in out and "default: all" not in out
+
+
+def test_render_with_a_stack_writes_into_build_stack(capsys, project):
+    (project / "out.json").write_text(json.dumps(stack_outputs([HR])))
+    code, _, err = run(capsys, "render", "--stack", "dev", "--outputs", "out.json")
+    assert code == 0, err
+    assert (project / "build" / "dev" / "hr" / "exchange-connector.json").exists()
