@@ -145,7 +145,12 @@ def _secret(portal: PortalOutput) -> str:
 
 
 def oauth2_element(portal: PortalOutput, indent: str = "", step: str = "   ", newline: str = "\n") -> str:
-    """The `<oauth2 name="entra-<portal>">` element for om.cfg; lines after the first start with `indent`."""
+    """The `<oauth2 name="entra-<portal>">` element for om.cfg; lines after the first start with `indent`.
+
+    With `auth-protocol="id_token"` the user comes back with an ID token posted to the portal (form_post), whose
+    claims carry the e-mail address: United Planet's OpenID Connect sample leaves `auth-user-info-url` empty for
+    exactly this protocol (github.com/UnitedPlanet/intrexx-sample-oauth2-oidc-login-module README:
+    `auth-protocol="id_token"` ... `auth-user-info-url=""`)."""
     provider = {
         "auth-grant-type": "authorization_code",
         "auth-scheme": "header",
@@ -154,7 +159,7 @@ def oauth2_element(portal: PortalOutput, indent: str = "", step: str = "   ", ne
         "auth-access-token-url": portal.token_endpoint,
         "auth-user-auth-url": portal.authorize_endpoint,
         "auth-pub-keys-src": portal.jwks_uri,
-        "auth-user-info-url": portal.user_info_endpoint,
+        "auth-user-info-url": "",
         "auth-scope": "openid email",
         "auth-client-id": portal.client_id,
         "auth-client-secret": _secret(portal),

@@ -166,7 +166,7 @@ def test_every_endpoint_follows_the_portals_cloud(cloud, tmp_path):
     provider = ElementTree.parse(tmp_path / "hr" / SIGN_IN_FILE).getroot().find("provider")
     assert provider.get("auth-access-token-url").startswith(this.login + "/")
     assert provider.get("auth-pub-keys-src").startswith(this.login + "/")
-    assert provider.get("auth-user-info-url") == f"{this.graph}/oidc/userinfo"
+    assert provider.get("auth-user-info-url") == ""
     sheet = (tmp_path / "hr" / SHEET_FILE).read_text()
     assert re.search(re.escape(DEVICE_LOGIN[cloud]) + r"\b", sheet)
     script = (tmp_path / "ops" / RBAC_FILE).read_text()
@@ -185,7 +185,8 @@ def test_sign_in_provider_block_follows_the_intrexx_login_module(portals, render
         "auth-access-token-url": hr.token_endpoint,
         "auth-user-auth-url": hr.authorize_endpoint,
         "auth-pub-keys-src": hr.jwks_uri,
-        "auth-user-info-url": hr.user_info_endpoint,
+        # Empty with the id_token protocol, as in United Planet's OpenID Connect sample (its README).
+        "auth-user-info-url": "",
         "auth-scope": "openid email",
         "auth-client-id": hr.client_id,
         "auth-client-secret": hr.client_secret,
