@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="DIR", help="also render the files, with placeholder secrets, under DIR/<portal>/"
     )
     render = command("render", _render, "write the connector configuration per portal")
-    render.add_argument("--out", type=Path, default=Path("build"), metavar="DIR", help="default: build/")
+    render.add_argument("--out", type=Path, metavar="DIR", help="default: build/<stack>/ with --stack, else build/")
     verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
     verify.add_argument("--authority-host", metavar="URL", help="override the authority host (https only)")
     verify.add_argument(
@@ -159,7 +159,7 @@ def _portals(args, need_secrets: bool = True):
 def _render_files(portals, out: Path) -> dict:
     from .render import render_all
 
-    return {name: [str(path) for path in paths] for name, paths in render_all(portals, out).items()}
+    return {name: [str(path) for path in paths] for name, paths in render_all(portals, out, today()).items()}
 
 
 def _emit_json(document) -> None:
@@ -228,7 +228,8 @@ def _plan(args) -> int:
 
 
 def _render(args) -> int:
-    written = _render_files(_portals(args), args.out)
+    out = args.out or (Path("build") / args.stack if args.stack else Path("build"))
+    written = _render_files(_portals(args), out)
     if args.json:
         _emit_json({"rendered": written})
         return 0
