@@ -202,7 +202,7 @@ def _portals(args, need_secrets: bool = True):
 def _render_files(portals, out: Path) -> dict:
     from .render import render_all
 
-    return {name: [str(path) for path in paths] for name, paths in render_all(portals, out).items()}
+    return {name: [str(path) for path in paths] for name, paths in render_all(portals, out, today()).items()}
 
 
 def _emit_json(document) -> None:

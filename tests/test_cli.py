@@ -48,11 +48,23 @@ def test_render_writes_every_file_and_prints_only_paths(capsys, outputs, tmp_pat
     code, out, err = run(capsys, "render", "--outputs", str(path), "--out", str(tmp_path / "build"))
     assert code == 0, err
     for name in ("hr", "ops", "legacy", "team", "wide"):
-        assert (tmp_path / "build" / name / "exchange-connector.json").stat().st_mode & 0o777 == 0o600
+        connector = "exchange" if name in ("hr", "legacy") else "m365"
+        assert (tmp_path / "build" / name / f"{connector}-connector.json").stat().st_mode & 0o777 == 0o600
         assert str(tmp_path / "build" / name / "portal-manager.md") in out
     assert (tmp_path / "build" / "hr" / "om.cfg.xml").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "build" / "legacy" / "ews-allow-list.ps1").exists()
     assert (tmp_path / "build" / "team" / "exchange-rbac.ps1").exists()
-    assert not (tmp_path / "build" / "wide" / "exchange-rbac.ps1").exists()
+    assert (tmp_path / "build" / "wide" / "exchange-rbac.ps1").exists(), "the unscoped service account's cleanup"
+    assert not (tmp_path / "build" / "ops" / "ews-allow-list.ps1").exists()
+
+
+def test_render_with_a_stack_writes_to_build_stack_by_default(capsys, outputs, tmp_path, monkeypatch):
+    path, _ = outputs
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "render", "--outputs", str(path), "--stack", "prod", "--portal", "hr")
+    assert code == 0, err
+    assert (tmp_path / "build" / "prod" / "hr" / "exchange-connector.json").exists()
+    assert "build/prod/hr/portal-manager.md" in out
 
 
 def test_outputs_without_show_secrets_are_refused(capsys, outputs, tmp_path):

@@ -116,6 +116,24 @@ def test_pip_install_gives_a_working_console_script(tmp_path):
         env=clean,
     )
     assert catalogue.returncode == 0 and int(catalogue.stdout) >= 2, catalogue.stderr
+    # The PowerShell templates render writes its scripts from ship as package data.
+    shipped = (ROOT / "intrexx_connector" / "templates").glob("*.ps1")
+    templates = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from importlib import resources; "
+            "folder = resources.files('intrexx_connector').joinpath('templates'); "
+            "print(' '.join(sorted(p.name for p in folder.iterdir())))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=clean,
+    )
+    assert templates.returncode == 0, templates.stderr
+    assert templates.stdout.split() == sorted(p.name for p in shipped)
 
 
 def test_pulumi_s_type_check_passes_as_pulumi_runs_it():

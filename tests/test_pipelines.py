@@ -20,12 +20,14 @@ A missing linter FAILS these tests; it never skips them.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +50,12 @@ ACTIONLINT_JS = LINT_DIR / "actionlint.js"
 ACTIONLINT_WASM = LINT_DIR / "node_modules" / "@tktco" / "node-actionlint" / "main.wasm"
 
 STACKS = ("dev", "test", "prod")
-SECRET_FILES = ("exchange-connector.json", "om.cfg.xml")
-PUBLIC_FILES = ("portal-manager.md", "exchange-rbac.ps1")
+# The files `render` writes, split by what they hold: every file it may write (render.OUR_FILES) is one or the other,
+# and test_the_split_follows_what_render_writes proves it against the files rendered for every kind of portal. The
+# pipelines delete the secret ones by these `find -name` patterns and upload only the public ones, by name.
+SECRET_FILES = ("exchange-connector.json", "m365-connector.json", "om.cfg.xml")
+SECRET_PATTERNS = ("*-connector.json", "om.cfg.xml")
+PUBLIC_FILES = ("portal-manager.md", "ews-allow-list.ps1", "exchange-rbac.ps1")
 REUSABLE = "./.github/workflows/deploy-stack.yml"
 DOCTOR = 'python -m intrexx_connector doctor --stack "$STACK"'
 
@@ -593,21 +599,108 @@ def test_no_workflow_uploads_secret_files(path):
             paths = [p.strip() for p in str((step.get("with") or {}).get("path", "")).splitlines() if p.strip()]
             assert paths, f"{path.name}:{job_id}: upload without explicit path"
             for p in paths:
-                assert not any(s in p for s in SECRET_FILES), f"{path.name}:{job_id}: uploads {p}"
+                assert not _is_secret(Path(p).name), f"{path.name}:{job_id}: uploads {p}"
                 assert p.endswith(PUBLIC_FILES), f"{path.name}:{job_id}: {p} is not an explicit non-secret file"
             # ... and the secret files are deleted before the upload, whatever happened.
-            deleting = [
-                s
-                for s in steps[:i]
-                if "run" in s and all(name in s["run"] for name in SECRET_FILES) and "-delete" in s["run"]
-            ]
+            deleting = [s for s in steps[:i] if "run" in s and _deletes_secret_files(s["run"])]
             assert deleting, f"{path.name}:{job_id}: no step deletes the secret files before the upload"
             assert "always()" in str(deleting[-1].get("if", "")), "the deletion must run even after a failure"
     # No other step hands a secret file to anything that publishes (artifacts, caches, releases, pages).
     text = path.read_text(encoding="utf-8")
     for line in text.splitlines():
-        if any(s in line for s in SECRET_FILES):
+        if any(s in line for s in (*SECRET_FILES, *SECRET_PATTERNS)):
             assert "-name" in line or line.lstrip().startswith("#"), f"{path.name}: {line.strip()}"
+
+
+def _is_secret(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_PATTERNS)
+
+
+def _deletes_secret_files(script: str) -> bool:
+    return "-delete" in script and all(
+        f"-name '{pattern}'" in script or f"-name {pattern}" in script for pattern in SECRET_PATTERNS
+    )
+
+
+def test_the_split_follows_what_render_writes(tmp_path):
+    """Every file render may write is secret (0600, holds the client secret) or public, and the deletion patterns
+    match exactly the secret ones."""
+    from outputs_fixtures import HR, LEGACY, OPS, TEAM, USERS, WIDE, stack_outputs
+
+    from intrexx_connector.render import OUR_FILES, SECRET_MODE, portal_files
+    from intrexx_connector.stack_outputs import parse_outputs
+
+    assert sorted(OUR_FILES) == sorted((*SECRET_FILES, *PUBLIC_FILES))
+    modes: dict[str, set[int]] = {}
+    for portal in parse_outputs(json.dumps(stack_outputs([HR, LEGACY, OPS, TEAM, WIDE, USERS]))):
+        for name, (text, mode) in portal_files(portal, tmp_path, date(2026, 11, 24)).items():
+            modes.setdefault(name, set()).add(mode)
+            assert (portal.client_secret in text) == (name in SECRET_FILES), name
+    assert sorted(modes) == sorted(OUR_FILES), "a kind of portal is missing from this test"
+    for name, seen in modes.items():
+        assert seen == ({SECRET_MODE} if name in SECRET_FILES else {0o644}), name
+        assert _is_secret(name) == (name in SECRET_FILES), name
+
+
+def _rendered_build(root: Path, stack: str) -> list[str]:
+    """`render` of every kind of portal into root/build/<stack>/, as the pipelines run it; returns the secrets."""
+    from outputs_fixtures import HR, LEGACY, OPS, TEAM, USERS, WIDE, stack_outputs
+
+    from intrexx_connector.render import render_all
+    from intrexx_connector.stack_outputs import parse_outputs
+
+    portals = parse_outputs(json.dumps(stack_outputs([HR, LEGACY, OPS, TEAM, WIDE, USERS])))
+    render_all(portals, root / "build" / stack, date(2026, 11, 24))
+    return [portal.client_secret for portal in portals]
+
+
+def _bash(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    bash = shutil.which("bash")
+    assert bash, "bash is needed to run the pipelines' shell steps"
+    return subprocess.run(
+        [bash, "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _left_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_github_deletion_step_leaves_no_secret_to_upload(tmp_path):
+    """The workflow's own deletion step, run on what render writes: no secret file and no secret value is left,
+    and the upload's paths find every public document."""
+    steps = _steps(_load(WORKFLOWS_DIR / "deploy-stack.yml")["jobs"]["deploy"])
+    (deletion,) = [s for s in steps if "run" in s and _deletes_secret_files(s["run"])]
+    secrets = _rendered_build(tmp_path, "dev")
+    result = _bash(deletion["run"], tmp_path, {"STACK": "dev"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    left = _left_files(tmp_path / "build")
+    assert left and not [name for name in left if _is_secret(Path(name).name)]
+    assert not [name for name, data in left.items() for secret in secrets if secret.encode() in data]
+    (upload,) = _uses(steps, "actions/upload-artifact")
+    globs = [p.strip().replace("${{ inputs.stack }}", "dev") for p in upload["with"]["path"].splitlines() if p.strip()]
+    uploaded = {str(p.relative_to(tmp_path / "build")) for g in globs for p in tmp_path.glob(g)}
+    assert uploaded == set(left), "every document left is uploaded, nothing else"
+
+
+def test_the_azure_devops_staging_step_stages_no_secret(tmp_path):
+    """The stage template's deletion-and-staging step, run on what render writes."""
+    steps = [s for _st, _j, s in _ado_steps(_ado_stages()) if "bash" in s and _deletes_secret_files(s["bash"])]
+    assert len(steps) == len(STACKS)
+    secrets = _rendered_build(tmp_path, "dev")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    result = _bash(steps[0]["bash"], tmp_path, {"STACK": "dev", "PIPELINE_WORKSPACE": str(workspace)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    staged = _left_files(workspace / "intrexx-portal-docs-dev")
+    assert staged and {Path(name).name for name in staged} == set(PUBLIC_FILES)
+    assert not [name for name, data in staged.items() for secret in secrets if secret.encode() in data]
+    assert not [name for name in _left_files(tmp_path / "build") if _is_secret(Path(name).name)]
 
 
 def test_no_pipeline_asks_for_secret_values():
@@ -1037,7 +1130,7 @@ def test_azure_pipelines_publish_only_non_secret_files():
         staging = steps[steps.index(step) - 1]
         script = staging["bash"]
         assert "always()" in staging["condition"]
-        assert all(name in script for name in SECRET_FILES) and "-delete" in script
+        assert _deletes_secret_files(script)
         copied = re.findall(r'"build/\$\{STACK\}"/\*/([\w.-]+)', script)
         assert copied and set(copied) <= set(PUBLIC_FILES), copied
     assert published == len(STACKS)

@@ -43,8 +43,9 @@ def test_shipped_stack_plans_and_renders(stack, tmp_path):
         assert kinds.count("ApplicationPassword") == 2
         assert portal["secrets"][0]["expires"] != portal["secrets"][1]["expires"]
         folder = tmp_path / "build" / stack / name
-        assert (folder / "exchange-connector.json").stat().st_mode & 0o777 == 0o600
-        assert "PLACEHOLDER" in (folder / "exchange-connector.json").read_text()
+        connector_file = folder / f"{portal['connector']}-connector.json"
+        assert connector_file.stat().st_mode & 0o777 == 0o600
+        assert "PLACEHOLDER" in connector_file.read_text()
     if stack == "prod":
         assert len(document["portals"]) >= 3
         for portal in document["portals"].values():

@@ -160,7 +160,7 @@ def test_end_to_end_program_outputs_through_render_and_verify(idp, tmp_path, cap
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", idp.ca_file)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert main(["render", "--outputs", str(path), "--out", str(tmp_path / "build")]) == 0
-    rendered = json.loads((tmp_path / "build" / "wide" / "exchange-connector.json").read_text())
+    rendered = json.loads((tmp_path / "build" / "wide" / "m365-connector.json").read_text())
     assert rendered["clientSecret"] == document[CLIENT_SECRETS]["wide"]
     capsys.readouterr()
     code = main(["verify", "--outputs", str(path), "--authority-host", idp.origin, "--timeout", "10", "--json"])
