@@ -29,13 +29,21 @@ format: $(DEV)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# `pulumi up` shows its preview and asks before it changes anything; --yes only in CI or with YES=1.
 up: $(RUNTIME)
-	pulumi up --stack $(STACK) --yes
-	$(CONNECTOR) render --stack $(STACK) --out build/$(STACK)
+	@if [ "$$CI" = "true" ] || [ "$(YES)" = "1" ]; then \
+		pulumi up --stack $(STACK) --yes; \
+	elif [ -t 0 ]; then \
+		pulumi up --stack $(STACK); \
+	else \
+		echo "make up: no terminal to confirm the preview on; run \`make up YES=1\` to apply without asking" >&2; \
+		exit 2; \
+	fi
+	$(CONNECTOR) render --stack $(STACK)
 	$(CONNECTOR) verify --stack $(STACK)
 
 render: $(RUNTIME)
-	$(CONNECTOR) render --stack $(STACK) --out build/$(STACK)
+	$(CONNECTOR) render --stack $(STACK)
 
 verify: $(RUNTIME)
 	$(CONNECTOR) verify --stack $(STACK)

@@ -506,8 +506,11 @@ def _needs(portals) -> dict:
     return {"delegated": delegated_consent, "roles": role_consent, "graph_roles": graph_roles, "owners": owners}
 
 
-def service_principal_requirements(portals) -> list:
+def service_principal_requirements(portals, deployers: tuple[str, ...] | None = None, own_id: str = "") -> list:
+    """What the pipeline's service principal needs. `deployers` other than itself are owners it must add, which
+    Application.ReadWrite.OwnedBy cannot do (docs/pipeline-identity.md)."""
     needs = _needs(portals)
+    others = [d for d in deployers or () if d.lower() != own_id.lower()]
     requirements = [
         Requirement(
             ("Application.ReadWrite.OwnedBy", "Application.ReadWrite.All"),
@@ -535,6 +538,10 @@ def service_principal_requirements(portals) -> list:
     if needs["owners"]:
         requirements.append(
             Requirement(("Application.ReadWrite.All",), f"add the extra owners of {', '.join(needs['owners'])}")
+        )
+    if others:
+        requirements.append(
+            Requirement(("Application.ReadWrite.All",), f"make the other `deployers` owners ({', '.join(others)})")
         )
     return requirements
 
@@ -639,7 +646,7 @@ def _check_service_principal(ctx: DoctorContext, title: str, client_id: str, how
             and a["resourceId"].lower() == graph_sp["id"].lower()
         }
     )
-    requirements = service_principal_requirements(ctx.portals)
+    requirements = service_principal_requirements(ctx.portals, ctx.settings.deployers, str(sp["id"]))
     missing = [r for r in requirements if not r.met_by(held)]
     who = f"service principal {name!r} ({how})"
     holds = f"holds Microsoft Graph application permissions: {', '.join(held) if held else 'none'}"

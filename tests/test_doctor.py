@@ -569,6 +569,43 @@ def test_delegated_only_stacks_do_not_need_app_role_consent(capsys, monkeypatch,
     assert run.code == 0 and run.check("deployer-permissions")["status"] == "pass"
 
 
+def test_deployers_besides_the_pipeline_need_application_readwrite_all(capsys, monkeypatch, standin, tmp_path):
+    scenario = tenant(
+        roles=("Application.ReadWrite.OwnedBy", "Application.Read.All", "DelegatedPermissionGrant.ReadWrite.All")
+    )
+    admin = "8d1e4f2a-6b3c-4a5d-9e7f-1c2b3a4d5e6f"
+    only_itself = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        scenario,
+        tmp_path,
+        [HR],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        json_output=True,
+        deployers=[DEPLOYER_SP],
+    )
+    assert only_itself.check("deployer-permissions")["status"] == "pass"
+    run = doctor(
+        capsys,
+        monkeypatch,
+        standin,
+        scenario,
+        tmp_path,
+        [HR],
+        "--deployer-client-id",
+        DEPLOYER_APP,
+        json_output=True,
+        deployers=[DEPLOYER_SP, admin],
+    )
+    assert run.code == 1
+    assert (
+        f"missing: Application.ReadWrite.All (make the other `deployers` owners ({admin}))"
+        in run.check("deployer-permissions")["detail"]
+    )
+
+
 def test_extra_owners_need_application_readwrite_all(capsys, monkeypatch, standin, tmp_path):
     owned = {**HR, "owners": ["3f2504e0-4f89-41d3-9a0c-0305e82c3301"]}
     run = doctor(
