@@ -134,8 +134,9 @@ def test_plan_says_adopt_for_imported_resources_and_notes_unset_deployers(capsys
     assert f"  = Application                                intranet-app  (adopt /applications/{HAND_MADE_APP})" in out
     assert "  = ServicePrincipal                           intranet-sp  (adopt c1d2e3f4-" in out
     assert "  + ApplicationPassword                        intranet-secret-0" in out
+    assert "note: `deployers` is not set" in out, "dev leaves deployers unset"
     code, out, _ = run(capsys, "plan", "--stack", "prod")
-    assert "note: `deployers` is not set" in out
+    assert code == 0 and "deployers" not in out, "prod names its deployers"
 
 
 # The rotation handover ---------------------------------------------------------------------------------------------
