@@ -410,7 +410,8 @@ class SimulatedTenant(Mocks):
 
 def tenant_for_plan(settings: StackSettings) -> SimulatedTenant:
     """The tenant `plan` evaluates against: empty but for the registrations the configuration adopts, which a
-    tenant the configuration fits must hold (their display names and client ids stand in for the real ones)."""
+    tenant the configuration fits must hold (their display names and client ids stand in for the real ones). The
+    deployment is run by the first of `deployers`, when they are set, as a pipeline of the stack would."""
     catalogue = load_catalogue()
     hand_made = []
     for portal in settings.portals:
@@ -428,7 +429,8 @@ def tenant_for_plan(settings: StackSettings) -> SimulatedTenant:
                 role_assignments={roles[name]: assignment for name, assignment in adopt.role_assignments.items()},
             )
         )
-    return SimulatedTenant(settings.today, hand_made=tuple(hand_made))
+    runner = settings.deployers[0] if settings.deployers else None
+    return SimulatedTenant(settings.today, deployer_object_id=runner, hand_made=tuple(hand_made))
 
 
 def _recording_monitor(tenant: SimulatedTenant) -> Any:
