@@ -63,9 +63,14 @@ class PortalStatus:
 
 def handover_steps(portal: PortalOutput, stack: str) -> str:
     """The exact commands that hand a portal's published secret to Intrexx."""
+    where = (
+        "the Exchange data source's OAuth2 settings"
+        if portal.uses_ews
+        else "the Microsoft 365 connector's registration"
+    )
     steps = (
         f"run `python -m intrexx_connector render --stack {stack}` and enter the client secret from "
-        f"build/{stack}/{portal.name}/{portal.connector.value}-connector.json in the portal's data source"
+        f"build/{stack}/{portal.name}/{portal.connector.value}-connector.json in {where} in the Portal Manager"
     )
     if portal.sign_in:
         steps += (
