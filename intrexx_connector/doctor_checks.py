@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
-from components.config import PortalSettings, StackSettings, is_guid
-from components.contract import Api, Connector, PermissionType
+from components.catalogue import load_catalogue
+from components.config import GRAPH_OBJECT_ID, PortalSettings, StackSettings, is_guid
+from components.contract import Connector, PermissionType
 from components.portal import display_name
 
-from .graph import GraphClient, GraphProtocolError, _kind, odata_string, one_line
+from .graph import GraphClient, GraphError, GraphProtocolError, _kind, odata_string, one_line
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _SEVERITY = {PASS: 0, WARN: 1, FAIL: 2}
@@ -79,8 +80,7 @@ def worst(statuses) -> str:
     return max(statuses, key=_SEVERITY.__getitem__, default=PASS)
 
 
-# Which portals a check concerns. One place each, so that they follow the configuration when it changes
-# (`api: ews` becomes `connector: exchange`, issue 7).
+# Which portals a check concerns: one place each.
 
 
 def uses_device_code(portal: PortalSettings) -> bool:
@@ -91,7 +91,7 @@ def uses_device_code(portal: PortalSettings) -> bool:
 
 def uses_ews(portal: PortalSettings) -> bool:
     """Portals whose connector speaks EWS: the Connector for Microsoft Exchange."""
-    return portal.api is Api.EWS
+    return portal.connector is Connector.EXCHANGE
 
 
 # Reading Graph's answers ------------------------------------------------------------------------------------
@@ -741,7 +741,7 @@ def check_display_name(ctx: DoctorContext, index: int, portal: PortalSettings) -
     if not same:
         return Check(check_id, PASS, title, f"no application named {name!r}", sources=DISPLAY_NAME_SOURCES)
     lines: list[str] = []
-    adopt: tuple[str, str | None] | None = None
+    adopt = ""
     for app in same:
         app_id = app.get("appId") if isinstance(app.get("appId"), str) and is_guid(app["appId"]) else None
         sp = None
@@ -757,15 +757,112 @@ def check_display_name(ctx: DoctorContext, index: int, portal: PortalSettings) -
             f"an application named {name!r} exists: applicationObjectId {one_line(app['id'], 40)}, "
             f"appId {app_id or '?'}, servicePrincipalObjectId {sp_id or 'none'}"
         )
-        adopt = adopt or (one_line(app["id"], 40), sp_id)
+        if not adopt and is_guid(app["id"]):
+            adopt = _adopt_block(ctx, portal, app, sp_id)
     remedy = (
         f"pulumi up refuses a second application of that name (prevent_duplicate_names). To take this "
-        f"registration over, set in Pulumi.{ctx.stack}.yaml: portals[{index}].adopt: "
-        f"{{applicationObjectId: {adopt[0] if adopt else '?'}, "
-        f"servicePrincipalObjectId: {(adopt[1] if adopt else None) or '<create one first>'}}}"
+        f"registration over, set in Pulumi.{ctx.stack}.yaml: portals[{index}].adopt: {adopt or '{...}'}"
         "; otherwise rename or delete it"
     )
     return Check(check_id, FAIL, title, "\n".join(lines), remedy, DISPLAY_NAME_SOURCES)
+
+
+# What `adopt` needs besides the two object ids: the consent objects Entra refuses to create twice, and the
+# secrets made by hand. Delegated consent for all users is one oauth2PermissionGrant per client and resource with
+# consentType AllPrincipals (GET /servicePrincipals/{id}/oauth2PermissionGrants, "Retrieve a list of
+# oauth2PermissionGrant entities, representing delegated permissions granted to the service principal (as the
+# client application)"); application consent is one appRoleAssignment per role (GET
+# /servicePrincipals/{id}/appRoleAssignments); the secrets are the application's passwordCredentials (keyId).
+ADOPT_SOURCES = (
+    "https://learn.microsoft.com/graph/api/serviceprincipal-list-oauth2permissiongrants",
+    "https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments",
+    "https://learn.microsoft.com/graph/api/resources/passwordcredential",
+)
+
+
+def _adopt_block(ctx: DoctorContext, portal: PortalSettings, app: dict, sp_id: str | None) -> str:
+    """The `adopt` value for Pulumi.<stack>.yaml, as a YAML flow mapping, with every id doctor could read."""
+    parts = [f"applicationObjectId: {app['id'].lower()}", f"servicePrincipalObjectId: {sp_id or '<create one first>'}"]
+    try:
+        grants = _existing_grants(ctx, portal, sp_id) if sp_id else {}
+        roles = _existing_role_assignments(ctx, portal, sp_id) if sp_id else {}
+        secrets = _hand_made_secrets(ctx, app["id"])
+    except GraphError as error:
+        # The two object ids are what matters; the rest is a convenience the identity may not be allowed to read.
+        return "{" + ", ".join(parts) + "}" + f" (consent and secret ids not readable: {error})"
+    if grants:
+        parts.append("grants: {" + ", ".join(f"{key}: {grants[key]}" for key in sorted(grants)) + "}")
+    if roles:
+        parts.append("roleAssignments: {" + ", ".join(f"{key}: {roles[key]}" for key in sorted(roles)) + "}")
+    if secrets:
+        parts.append(f"handMadeSecretKeyIds: [{', '.join(secrets)}]")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _resource_keys(ctx: DoctorContext, keys: set[str]) -> dict[str, str]:
+    """Service principal object id (lower case) -> catalogue resource key, for the resource APIs in `keys`."""
+    found = {}
+    for key in sorted(keys):
+        resource = load_catalogue().resources[key]
+        sp = _first_id(
+            ctx.graph.get_collection(
+                "/servicePrincipals", {"$filter": f"appId eq {odata_string(resource.app_id)}", "$select": "id"}
+            ),
+            "servicePrincipals",
+        )
+        if sp:
+            found[sp["id"].lower()] = key
+    return found
+
+
+def _existing_grants(ctx: DoctorContext, portal: PortalSettings, sp_id: str) -> dict[str, str]:
+    wanted = {p.resource for p in portal.permissions if p.kind is PermissionType.SCOPE}
+    if not wanted:
+        return {}
+    resources = _resource_keys(ctx, wanted)
+    grants: dict[str, str] = {}
+    items = ctx.graph.get_collection(f"/servicePrincipals/{quote(sp_id)}/oauth2PermissionGrants")
+    for grant in _objects(items, "oauth2PermissionGrants"):
+        key = resources.get(str(grant.get("resourceId", "")).lower())
+        grant_id = grant.get("id")
+        if (
+            key
+            and grant.get("consentType") == "AllPrincipals"
+            and isinstance(grant_id, str)
+            and GRAPH_OBJECT_ID.match(grant_id)
+        ):
+            grants.setdefault(key, grant_id)
+    return grants
+
+
+def _existing_role_assignments(ctx: DoctorContext, portal: PortalSettings, sp_id: str) -> dict[str, str]:
+    wanted = {
+        p.id.lower(): p.name
+        for p in portal.permissions
+        if p.kind is PermissionType.ROLE and not portal.exchange_rbac(p)
+    }
+    if not wanted:
+        return {}
+    assignments: dict[str, str] = {}
+    items = ctx.graph.get_collection(f"/servicePrincipals/{quote(sp_id)}/appRoleAssignments")
+    for assignment in _objects(items, "appRoleAssignments"):
+        name = wanted.get(str(assignment.get("appRoleId", "")).lower())
+        assignment_id = assignment.get("id")
+        if name and isinstance(assignment_id, str) and GRAPH_OBJECT_ID.match(assignment_id):
+            assignments.setdefault(name, assignment_id)
+    return assignments
+
+
+def _hand_made_secrets(ctx: DoctorContext, app_object_id: str) -> list[str]:
+    app = ctx.graph.get(f"/applications/{quote(app_object_id)}", {"$select": "id,passwordCredentials"})
+    credentials = _at(app, "passwordCredentials", list, "application", [])
+    return sorted(
+        {
+            c["keyId"].lower()
+            for c in credentials
+            if isinstance(c, dict) and isinstance(c.get("keyId"), str) and is_guid(c["keyId"])
+        }
+    )
 
 
 # 5. EWS allow list ------------------------------------------------------------------------------------------
@@ -797,7 +894,8 @@ def check_ews(ctx: DoctorContext) -> list:
                 f"portal {portal.name!r} uses EWS, which Exchange Online allows only to the apps in the tenant's EWS "
                 "allow list (with EwsEnabled $true); Microsoft Graph cannot read that list. Check it in Exchange "
                 f"Online PowerShell: {EWS_READ_COMMAND}",
-                "after pulumi up, add the portal's clientId to EwsAllowedAppIDs: read the list, add the id, write the "
+                "after pulumi up, an Exchange administrator runs the portal's rendered ews-allow-list.ps1 "
+                f"(build/{ctx.stack}/{portal.name}/): it reads the list, adds the portal's clientId and writes the "
                 "whole list back (Set-OrganizationConfig -EwsAllowedAppIDs replaces it)",
                 EWS_SOURCES,
             )

@@ -15,6 +15,8 @@ import pytest
 from graph_standin import Fault, Scenario, graph_standin_server
 from idp_fixture import silent_server
 
+from components.catalogue import load_catalogue
+from components.contract import PermissionType
 from intrexx_connector.cli import main
 from intrexx_connector.doctor import DoctorOptions, run_doctor
 from intrexx_connector.doctor_checks import assess_ca_policy, largest_rotation_days, parse_duration
@@ -668,6 +670,8 @@ def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatc
     )
     scenario = tenant(applications=[application(app_object, app_id, "Intrexx hr (O'Neil's lab)")])
     scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, "Intrexx hr (O'Neil's lab)"))
+    scenario.documents[f"/servicePrincipals/{sp_object}/oauth2PermissionGrants"] = []
+    scenario.documents[f"/applications/{app_object}"] = application(app_object, app_id, "Intrexx hr (O'Neil's lab)")
     text, machine = both(
         capsys,
         monkeypatch,
@@ -686,13 +690,81 @@ def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatc
         f"applicationObjectId {app_object}" in check["detail"]
         and f"servicePrincipalObjectId {sp_object}" in check["detail"]
     )
+    # Nothing consented and no secret: the two object ids are all adopt needs.
     assert (
-        f"portals[0].adopt: {{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}}}"
+        f"portals[0].adopt: {{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}}};"
         in check["remedy"]
     )
     # The quote in the display name was doubled in the OData literal, as Graph requires.
     filters = [r.query["$filter"][0] for r in standin.requests(text.token) if r.path.endswith("/applications")]
     assert "displayName eq 'Intrexx hr (O''Neil''s lab)'" in filters
+
+
+def adoptable(name, sp_grants=(), sp_roles=(), secrets=()):
+    """A registration made by hand: the application, its service principal, its consent and secrets."""
+    app_object, app_id, sp_object = (
+        "6a1b2c3d-0000-4000-8000-0000000000b2",
+        "6a1b2c3d-1111-4000-8000-0000000000b2",
+        "6a1b2c3d-2222-4000-8000-0000000000b2",
+    )
+    scenario = tenant(applications=[application(app_object, app_id, name)])
+    scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, name))
+    scenario.documents[f"/applications/{app_object}"] = {
+        **application(app_object, app_id, name),
+        "passwordCredentials": [
+            {"keyId": key_id, "displayName": "made by hand", "endDateTime": "2027-05-01T00:00:00Z", "hint": "abc"}
+            for key_id in secrets
+        ],
+    }
+    scenario.documents[f"/servicePrincipals/{sp_object}/oauth2PermissionGrants"] = list(sp_grants)
+    scenario.documents[f"/servicePrincipals/{sp_object}/appRoleAssignments"] = list(sp_roles)
+    return scenario, app_object, sp_object
+
+
+def test_the_adopt_block_names_the_consent_and_the_secrets_made_by_hand(capsys, monkeypatch, standin, tmp_path):
+    grants = [
+        # A grant for one user only is not the admin consent the program would create.
+        {"id": "grant-one-user-0000001", "clientId": "x", "consentType": "Principal", "resourceId": EXCHANGE_SP},
+        {"id": "grant-exchange-000001", "clientId": "x", "consentType": "AllPrincipals", "resourceId": EXCHANGE_SP},
+        {"id": "grant-graph-000000001", "clientId": "x", "consentType": "AllPrincipals", "resourceId": GRAPH_SP},
+        {"id": "grant-hostile<script>1", "clientId": "x", "consentType": "AllPrincipals", "resourceId": GRAPH_SP},
+    ]
+    secret = "3f9a1b2c-0000-4000-8000-000000000003"
+    scenario, app_object, sp_object = adoptable("Intrexx hr (lab)", grants, secrets=[secret, "not-a-guid"])
+    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], environment="lab", json_output=True)
+    assert run.code == 1
+    remedy = run.check("display-name/hr")["remedy"]
+    assert (
+        f"portals[0].adopt: {{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}, "
+        f"grants: {{exchange: grant-exchange-000001, graph: grant-graph-000000001}}, "
+        f"handMadeSecretKeyIds: [{secret}]}};"
+    ) in remedy
+    assert "<script>" not in remedy and "not-a-guid" not in remedy
+
+
+def test_the_adopt_block_names_the_role_assignments_of_a_service_account(capsys, monkeypatch, standin, tmp_path):
+    mail_role = load_catalogue().resources["graph"].permissions[(PermissionType.ROLE, "Mail.ReadWrite")].id
+    roles = [
+        {"id": "assignment-mail-000001", "appRoleId": mail_role, "resourceId": GRAPH_SP},
+        {"id": "assignment-other-00001", "appRoleId": "00000000-0000-4000-8000-000000000000", "resourceId": GRAPH_SP},
+    ]
+    scenario, _, _ = adoptable("Intrexx wide (lab)", sp_roles=roles)
+    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [WIDE], environment="lab", json_output=True)
+    remedy = run.check("display-name/wide")["remedy"]
+    assert "roleAssignments: {Mail.ReadWrite: assignment-mail-000001}" in remedy
+    assert "assignment-other" not in remedy and "grants:" not in remedy
+
+
+def test_unreadable_consent_still_names_the_two_object_ids(capsys, monkeypatch, standin, tmp_path):
+    scenario, app_object, sp_object = adoptable("Intrexx hr (lab)")
+    scenario.faults[f"/servicePrincipals/{sp_object}/oauth2PermissionGrants"] = Fault(status=403)
+    run = doctor(capsys, monkeypatch, standin, scenario, tmp_path, [HR], environment="lab", json_output=True)
+    check = run.check("display-name/hr")
+    assert check["status"] == "fail"
+    assert (
+        f"{{applicationObjectId: {app_object}, servicePrincipalObjectId: {sp_object}}} "
+        "(consent and secret ids not readable" in check["remedy"]
+    )
 
 
 # EWS -----------------------------------------------------------------------------------------------------------
