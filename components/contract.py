@@ -257,6 +257,9 @@ class PortalOutput(_Record):
         if isinstance(value, Mapping):
             _check_schema_version(value.get(camel("schema_version")), f"{path}.schemaVersion")
         portal: PortalOutput = super().from_output(value, path)
+        from .output_checks import check_portal_document  # it imports this module
+
+        check_portal_document(value, path)
         if portal.sign_in and portal.sign_in_redirect_uri is None:
             raise ContractError(f"{path}.signInRedirectUri", "missing (required when signIn is true)")
         if portal.uses_ews and portal.ews_url is None:
