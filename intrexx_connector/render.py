@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from components.contract import GrantedPermission, PortalOutput, timestamp
+import filelock
+
+from components.contract import PORTAL_NAME_PATTERN, GrantedPermission, PortalOutput, timestamp
 from components.ews import EWS_BLOCKED_FROM, EWS_SHUTDOWN
 
 from .errors import FileError, OutputsError
-from .files import write_atomic
+from .files import make_private_directory, remove_stale_temporaries, write_set_atomic
 
 CONNECTOR_FILE = "exchange-connector.json"
 SHEET_FILE = "portal-manager.md"
@@ -48,12 +50,22 @@ class ConnectorKey:
     PROTOCOL = "protocol"
 
 
+# Renders into one output directory take turns (render_portal removes temporary files a killed run left, which
+# must not be those of a render running beside it); the lock file stays, as flock-style locks must.
+RENDER_LOCK = ".intrexx-connector.lock"
+RENDER_LOCK_TIMEOUT = 60.0
+
+
 def render_all(portals: list[PortalOutput], out_dir: Path) -> dict[str, list[Path]]:
     return {portal.name: render_portal(portal, out_dir) for portal in portals}
 
 
 def render_portal(portal: PortalOutput, out_dir: Path) -> list[Path]:
-    """Write the portal's files under `out_dir/<portal>/`; files of ours that no longer apply are removed."""
+    """Write the portal's files under `out_dir/<portal>/`, all or none (files.write_set_atomic), in a 0700
+    directory; files of ours that no longer apply, and temporary files a killed run left, are removed."""
+    if not PORTAL_NAME_PATTERN.match(portal.name):
+        # The output contract refuses such names already; a name is a path here, so check again where it is used.
+        raise OutputsError(f"{portal.name!r} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
     directory = Path(out_dir) / portal.name
     files = {
         CONNECTOR_FILE: (connector_json(portal), SECRET_MODE),
@@ -63,21 +75,24 @@ def render_portal(portal: PortalOutput, out_dir: Path) -> list[Path]:
         files[SIGN_IN_FILE] = (oauth2_element(portal) + "\n", SECRET_MODE)
     if portal.scoped:
         files[RBAC_FILE] = (exchange_rbac_script(portal), PUBLIC_MODE)
+    make_private_directory(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(Path(out_dir) / RENDER_LOCK, timeout=RENDER_LOCK_TIMEOUT):
+            remove_stale_temporaries(directory)
+            write_set_atomic({directory / name: content for name, content in files.items()})
+            for stale in (SIGN_IN_FILE, RBAC_FILE):
+                if stale not in files:
+                    try:
+                        (directory / stale).unlink(missing_ok=True)
+                    except OSError as error:
+                        raise FileError(f"cannot remove the outdated {directory / stale}: {error.strerror}") from None
+    except filelock.Timeout:
+        raise FileError(
+            f"another render is writing into {out_dir} (it holds {RENDER_LOCK}); run again when it has finished"
+        ) from None
     except OSError as error:
-        raise FileError(f"cannot create {directory}: {error.strerror}") from None
-    written = []
-    for name, (text, mode) in files.items():
-        write_atomic(directory / name, text, mode)
-        written.append(directory / name)
-    for stale in (SIGN_IN_FILE, RBAC_FILE):
-        if stale not in files:
-            try:
-                (directory / stale).unlink(missing_ok=True)
-            except OSError as error:
-                raise FileError(f"cannot remove the outdated {directory / stale}: {error.strerror}") from None
-    return written
+        raise FileError(f"cannot lock {Path(out_dir) / RENDER_LOCK}: {error.strerror}") from None
+    return [directory / name for name in files]
 
 
 def exchange_server(portal: PortalOutput) -> str:
