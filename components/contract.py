@@ -138,7 +138,7 @@ def _load(hint: Any, value: object, path: str) -> object:
     if isinstance(hint, type) and issubclass(hint, _Record):
         return hint.from_output(value, path)
     if isinstance(hint, type) and issubclass(hint, StrEnum):
-        if value not in {member.value for member in hint}:
+        if not isinstance(value, str) or value not in {member.value for member in hint}:
             choices = " | ".join(member.value for member in hint)
             raise ContractError(path, f"must be one of {choices}, got {_describe(value)}")
         return hint(value)
