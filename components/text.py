@@ -1,7 +1,8 @@
 """Text that reaches a file or a terminal: which characters are refused, and how printed text is made harmless.
 
 A value from a stack file or an outputs file ends up in XML, JSON, PowerShell, Markdown and on the terminal. Control
-characters there break files (a NUL or a vertical tab makes om.cfg not well-formed XML 1.0), and on a terminal
+characters there break files (a NUL or a vertical tab makes om.cfg not well-formed: XML 1.0 section 2.2 allows
+no C0 character but tab, line feed and carriage return), and on a terminal
 an escape sequence can rewrite the screen, set the window title or, on some terminals, answer back as typed input.
 Bidirectional formatting characters make text read differently from what it is ("Trojan Source", CVE-2021-42574).
 So every such string is refused where it comes in, and everything printed is escaped once more on the way out.

@@ -1,11 +1,14 @@
-"""URL checks that follow the WHATWG URL Standard, the way browsers (and so Intrexx's users and Entra) read a URL.
+"""URL checks that follow the WHATWG URL Standard: the way browsers read a URL, and browsers are what carry
+Intrexx's users to these URLs and back from Entra.
 
 Python's `urllib.parse` reads URLs differently from a browser: it strips a leading NUL and removes tabs and new
-lines, accepts host characters the standard forbids (`^`, `|`, `<`), IPv6 zone ids and percent-encoded bytes in
-hosts, reads `1.2.3` or `0x7f.1` as a host name where a browser reads an IPv4 address (1.2.0.3, 127.0.0.1), and
-leaves `%2e%2e` in a path that a browser resolves as `..`. A URL is therefore accepted only when ada, a
-WHATWG-conformant parser (the one Node.js uses; the `ada-url` package), accepts it *and* reads the same host,
-port and path as `urllib.parse` does, and when the host is a DNS name or an IP address.
+lines (docs.python.org/3/library/urllib.parse.html: "leading WHATWG C0 control and space characters are
+stripped", changed in 3.11.4; "unsafe bytes" removed, bpo-43882), accepts host characters the standard forbids
+(`^`, `|`, `<`), IPv6 zone ids and percent-encoded bytes in hosts, reads `1.2.3` or `0x7f.1` as a host name where
+a browser reads an IPv4 address (1.2.0.3, 127.0.0.1), and leaves `%2e%2e` in a path that a browser resolves as
+`..`. A URL is therefore accepted only when ada, a WHATWG-conformant parser (the `ada-url` package; its README:
+the URL parser of Node.js since 18.17), accepts it *and* reads the same host, port and path as `urllib.parse`
+does, and when the host is a DNS name or an IP address.
 
 Paths are checked once more after percent-decoding: servlet containers decode before they route, so `%2e%2e`,
 `%2f` and `..;` reach them as `..`, `/` and a path parameter.

@@ -23,8 +23,9 @@ from .errors import ConnectorError
 from .secrets import scrub
 
 DEFAULT_STACK = "dev"
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process ended by Ctrl-C
-EXIT_TERMINATED = 143  # 128 + SIGTERM
+# 128 + the signal's number, as POSIX shells report a command a signal ended (bash manual, "Exit Status").
+EXIT_INTERRUPTED = 130  # SIGINT, Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:

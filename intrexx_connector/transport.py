@@ -17,12 +17,14 @@ MSAL does its HTTP through the `http_client` it is given: `get(url, params=, hea
   read operations", urllib3 `Timeout`), so a server that sends a byte of its headers every half second never
   trips them. Here every TLS socket operation gets the time left until the deadline as its timeout, through a
   subclass of `ssl.SSLSocket` set as the context's `sslsocket_class` (docs.python.org/3/library/ssl.html
-  #ssl.SSLContext.sslsocket_class); an `SSLSocket`'s handshake, read and write each end within their timeout
-  ("the socket timeout is now the maximum total duration", ssl module, since Python 3.5). Name resolution is
-  left to the system resolver's own limits;
+  #ssl.SSLContext.sslsocket_class). One such operation ends within its timeout however the peer drips: the
+  handshake's timeout "is now the maximum total duration of the handshake" (ssl docs, changed in 3.5), and
+  CPython's Modules/_ssl.c sets one deadline per read and write call too. Name resolution is left to the
+  system resolver's own limits;
 * the answer is read up to `MAX_ANSWER_BYTES` (an Entra discovery document or token answer is a few KB) and
   must be JSON (an object) where MSAL will parse it, so that MSAL never logs a body it could not parse (it logs
-  `resp.text` with `logger.exception`, and Python's last-resort handler prints that to stderr).
+  `resp.text` with `logger.exception`, msal/oauth2cli/oauth2.py `_obtain_token`, and without a configured
+  handler Python's `logging.lastResort` prints that to stderr).
 """
 
 from __future__ import annotations

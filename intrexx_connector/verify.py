@@ -175,7 +175,7 @@ def _check_fields(document: Mapping[str, Any], what: str) -> None:
 def _is(value: object, kind: str) -> bool:
     if kind == _TEXT:
         return isinstance(value, str)
-    if kind == _NUMBER:  # Entra sends numbers; some providers send digit strings, which MSAL converts with int()
+    if kind == _NUMBER:  # digit strings too: MSAL converts with int() ("Some IdP returns string", oauth2.py)
         return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isdigit())
     return isinstance(value, list) and all(isinstance(code, int) and not isinstance(code, bool) for code in value)
 
