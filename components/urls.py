@@ -7,7 +7,7 @@ stripped", changed in 3.11.4; "unsafe bytes" removed, bpo-43882), accepts host c
 (`^`, `|`, `<`), IPv6 zone ids and percent-encoded bytes in hosts, reads `1.2.3` or `0x7f.1` as a host name where
 a browser reads an IPv4 address (1.2.0.3, 127.0.0.1), and leaves `%2e%2e` in a path that a browser resolves as
 `..`. A URL is therefore accepted only when ada, a WHATWG-conformant parser (the `ada-url` package; its README:
-the URL parser of Node.js since 18.17), accepts it *and* reads the same host, port and path as `urllib.parse`
+Node.js has parsed URLs with it since Node.js 18), accepts it *and* reads the same host, port and path as `urllib.parse`
 does, and when the host is a DNS name or an IP address.
 
 Paths are checked once more after percent-decoding: servlet containers decode before they route, so `%2e%2e`,
