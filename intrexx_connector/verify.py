@@ -259,6 +259,7 @@ def _guarded(portal: PortalOutput, options: VerifyOptions, session, report, stop
     except Exception as error:  # noqa: BLE001 - a hostile answer must not end the other portals' checks
         result = PortalResult(portal.name, ok=False, reason=f"unexpected error: {_first_line(error)}")
     result.reason = scrub(result.reason, secrets)
+    result.roles = [scrub(role, secrets) for role in result.roles]  # claims are the provider's words too
     return result
 
 
