@@ -227,6 +227,8 @@ def verify_portals(
 
     results: list[PortalResult | None] = [None] * len(portals)
     pending = list(enumerate(portals))
+    # One deadline for the whole run: a portal that waits for a free worker gets less time, not more.
+    deadline = time.monotonic() + options.timeout
 
     def work() -> None:
         while not stop.is_set():
@@ -234,7 +236,7 @@ def verify_portals(
                 if not pending:
                     return
                 index, portal = pending.pop(0)
-            results[index] = _guarded(portal, options, session, report, stop, secrets)
+            results[index] = _guarded(portal, options, session, report, stop, secrets, deadline)
 
     workers = [
         threading.Thread(target=work, name=f"verify-{number}", daemon=True)
@@ -252,10 +254,10 @@ def verify_portals(
     return [result for result in results if result is not None]
 
 
-def _guarded(portal: PortalOutput, options: VerifyOptions, session, report, stop, secrets) -> PortalResult:
+def _guarded(portal: PortalOutput, options: VerifyOptions, session, report, stop, secrets, deadline) -> PortalResult:
     """One portal's result, whatever happens: an unexpected error is that portal's failure, secret-free."""
     try:
-        result = _verify_portal(portal, options, session, report, stop)
+        result = _verify_portal(portal, options, session, report, stop, deadline)
     except Exception as error:  # noqa: BLE001 - a hostile answer must not end the other portals' checks
         result = PortalResult(portal.name, ok=False, reason=f"unexpected error: {_first_line(error)}")
     result.reason = scrub(result.reason, secrets)
@@ -282,9 +284,8 @@ def _check_authority(authority: str) -> WebUrl:
         ) from None
 
 
-def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report, stop) -> PortalResult:
+def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report, stop, deadline) -> PortalResult:
     started = time.monotonic()
-    deadline = started + options.timeout
     result = PortalResult(portal.name, ok=False, reason="")
     authority = authority_for(portal, options.authority_host)
     http = _EntraHttp(

@@ -261,3 +261,14 @@ def test_bad_verify_arguments_exit_2_before_anything_is_sent(capsys, tmp_path, a
     err = capsys.readouterr().err
     assert caught.value.code == 2 and message in err and "Traceback" not in err, err
     assert "\x1b" not in err
+
+
+def test_the_timeout_bounds_the_run_even_with_more_portals_than_workers(hostile):
+    document = outputs_for(hostile, {str(n): "drip-headers" for n in range(4)})
+    started = time.monotonic()
+    results = verify_portals(
+        parse_outputs(json.dumps(document)),
+        VerifyOptions(authority_host=hostile.origin, http_client=hostile.session(), timeout=1.5, max_workers=2),
+    )
+    assert time.monotonic() - started < 1.5 + 1.0
+    assert len(results) == 4 and not any(result.ok for result in results)
