@@ -185,7 +185,8 @@ def deadline_session(session: requests.Session | None = None) -> requests.Sessio
     """`session` (or a new one, reading REQUESTS_CA_BUNDLE and proxies from the environment like requests does)
     with the deadline adapter mounted for https; its other settings (verify, proxies, trust_env) are kept."""
     session = session or requests.Session()
-    session.mount("https://", _DeadlineAdapter())
+    if not isinstance(session.adapters.get("https://"), _DeadlineAdapter):  # keep its pooled connections
+        session.mount("https://", _DeadlineAdapter())
     return session
 
 
