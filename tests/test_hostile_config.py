@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date
 
 import pytest
 from helpers import ROOT
@@ -16,7 +17,7 @@ from components.today import TODAY_VARIABLE
 from components.urls import url_problems
 from intrexx_connector.cli import main
 
-TODAY = __import__("datetime").date(2026, 11, 24)
+TODAY = date(2026, 11, 24)
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
 PORTALS_KEY = "intrexx-exchange:portals"
 
