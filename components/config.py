@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from .catalogue import Permission, load_catalogue
 from .clouds import CLOUDS, Cloud, CloudName, cloud_of_provider
 from .contract import KIND_OF_ACCESS, PORTAL_NAME_PATTERN, Access, Api, Connector, MailboxScope, PermissionType
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
+from .text import describe_characters, unsafe_characters
+from .urls import parse_web_url, relative_path_problems, url_problems
 
 Choice = TypeVar("Choice", bound=StrEnum)
 
@@ -417,36 +418,7 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
     if not isinstance(value, str) or not value.strip():
         problems.add(path, f"must be {example}, got {_describe(value)}")
         return None
-    reasons = []
-    if any(ch.isspace() for ch in value) or "\\" in value:
-        reasons.append("must not contain white space or backslashes")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as error:
-        problems.add(path, f"must be {example}, got {value!r} ({error})")
-        return None
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        problems.add(path, f"must be {example}, got {value!r}")
-        return None
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        reasons.append(
-            "must use https (http is allowed only for localhost and 127.0.0.1); Entra refuses http "
-            "redirect URIs for other hosts"
-        )
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        reasons.append("must not carry credentials (user:password@)")
-    if not host:
-        reasons.append("must name a host")
-    if "*" in value:
-        reasons.append("must not contain a wildcard '*'")
-    if parts.query or "?" in value:
-        reasons.append("must not have a query ('?...')")
-    if parts.fragment or "#" in value:
-        reasons.append("must not have a fragment ('#...')")
-    if any(segment in (".", "..") for segment in parts.path.split("/")):
-        reasons.append("must not contain '.' or '..' path segments")
+    reasons = url_problems(value, http_hosts=LOOPBACK_HOSTS, example=example)
     for reason in reasons:
         problems.add(path, f"{reason}, got {value!r}")
     return None if reasons else value.rstrip("/")
@@ -498,26 +470,14 @@ def _endpoint(value: object, path: str, problems: _Problems) -> str | None:
     if value is None:
         return None
     example = "an https origin such as https://outlook.office365.us"
-    if not isinstance(value, str) or any(ch.isspace() or ord(ch) < 32 for ch in value):
+    if not isinstance(value, str):
         problems.add(path, f"must be {example}, got {_describe(value)}")
         return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme != "https"
-        or not parts.hostname
-        or parts.username is not None
-        or parts.path.strip("/")
-        or parts.query
-        or parts.fragment
-    ):
-        problems.add(path, f"must be {example} (no path, query or credentials), got {_describe(value)}")
+    reasons = url_problems(value, allow_path=False, example=example)
+    if reasons:
+        problems.add(path, f"{'; '.join(reasons)}, got {_describe(value)}")
         return None
-    return f"https://{parts.netloc}"
+    return parse_web_url(value, allow_path=False).origin_text
 
 
 def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
@@ -542,10 +502,11 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
             reasons.append("must be relative to baseUrl, not an absolute URL with a scheme")
         elif item.startswith("/"):
             reasons.append("must be relative to baseUrl: drop the leading '/'")
-        if any(segment in (".", "..") for segment in item.split("/")):
-            reasons.append("must not contain '.' or '..' segments (it may not escape baseUrl)")
         if any(ch in item for ch in "?#*\\") or any(ch.isspace() for ch in item):
             reasons.append("must not contain '?', '#', '*', backslashes or white space")
+        if not reasons:
+            # Checked as a server reads it, percent-decoded: '%2e%2e/', '.%2e/' and '..;/' would leave baseUrl.
+            reasons += [f"{reason} (it may not escape baseUrl)" for reason in relative_path_problems(item)]
         for reason in reasons:
             problems.add(item_path, f"{reason}, got {item!r}")
         if not reasons:
@@ -738,7 +699,7 @@ def _mailbox_scope(
             return None
         return MailboxScope(group_id=value["groupId"].lower())
     recipient_filter = value["recipientFilter"]
-    if not isinstance(recipient_filter, str) or not recipient_filter.strip() or "\n" in recipient_filter:
+    if not isinstance(recipient_filter, str) or not recipient_filter.strip() or unsafe_characters(recipient_filter):
         problems.add(
             f"{path}.recipientFilter",
             f"must be a one-line OPATH filter such as \"Department -eq 'HR'\", got {_describe(recipient_filter)}",
@@ -762,13 +723,23 @@ def _json(value, path: str, problems: _Problems):
     except ValueError:
         problems.add(path, "must be a YAML/JSON list, got text that does not parse")
         return _INVALID
+    except RecursionError:
+        problems.add(path, "must be a YAML/JSON list of portal objects, got text nested too deeply to read")
+        return _INVALID
 
 
 def _string(value, path: str, problems: _Problems, default: str) -> str | None:
     if value is None:
         return default
-    if not isinstance(value, str) or not value.strip() or any(ch in value for ch in "\r\n\t"):
+    if not isinstance(value, str) or not value.strip():
         problems.add(path, f"must be a non-empty one-line string, got {_describe(value)}")
+        return None
+    bad = unsafe_characters(value)
+    if bad:
+        # It reaches display names, files and the terminal: no escape sequences, no line breaks.
+        problems.add(
+            path, f"must be a one-line string without control characters ({describe_characters(bad)}), got {value!r}"
+        )
         return None
     return value
 
@@ -815,5 +786,17 @@ def _did_you_mean(key: str, known: tuple) -> str:
 
 
 def _describe(value) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    """A short, printable picture of a value from the stack file, whatever its type (a YAML tag can make a date,
+    bytes or a set) or depth."""
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, (dict, list)):
+        try:
+            text = json.dumps(value, ensure_ascii=True, default=lambda item: type(item).__name__)
+        except (RecursionError, ValueError):
+            text = f"a {type(value).__name__} nested too deeply"
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = json.dumps(value)
+    else:
+        text = f"a YAML {type(value).__name__} value"
     return text if len(text) <= 60 else text[:57] + "..."

@@ -278,6 +278,9 @@ class PortalOutput(_Record):
                 f"must be {portal.connector.api.value!r} for connector "
                 f"{portal.connector.value!r}, got {portal.api.value!r}",
             )
+        from .output_checks import check_portal_document  # it imports this module
+
+        check_portal_document(value, path)
         if portal.sign_in and portal.sign_in_redirect_uri is None:
             raise ContractError(f"{path}.signInRedirectUri", "missing (required when signIn is true)")
         if portal.uses_ews and portal.ews_url is None:

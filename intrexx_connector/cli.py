@@ -5,28 +5,41 @@ Exit codes: 0 all good, 1 a check failed, 2 bad usage or input. No secret is eve
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from components.config import ConfigError
 from components.contract import Access, GrantedBy, PermissionType
 from components.stack_file import StackFileError
+from components.text import describe_characters, for_terminal, unsafe_characters
 from components.today import today
+from components.urls import UrlError, parse_web_url
 
 from . import __version__
 from .errors import ConnectorError
+from .secrets import scrub
 
 DEFAULT_STACK = "dev"
+# 128 + the signal's number, as POSIX shells report a command a signal ended (bash manual, "Exit Status").
+EXIT_INTERRUPTED = 130  # SIGINT, Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _SafeText(stdout), _SafeText(stderr)
+    restore_sigterm = _raise_on_sigterm()
+    args = None
     try:
+        args = _parser().parse_args(argv)
         return args.command(args)
     except (ConnectorError, ConfigError, StackFileError) as error:
         code = getattr(error, "exit_code", 2)
-        if args.json:
+        if getattr(args, "json", False):
             document = {"error": type(error).__name__, "message": str(error), "exitCode": code}
             print(json.dumps(document, sort_keys=True), file=sys.stderr)
         else:
@@ -34,13 +47,57 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`plan | head`): the rest of the output has nowhere to go. Point stdout at
         # /dev/null so that the interpreter's final flush does not fail again (docs.python.org, signal: "Note on
         # SIGPIPE").
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
         return 141
+    except _Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        restore_sigterm()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+class _SafeText:
+    """stdout or stderr as this command writes them: control and bidirectional formatting characters from outputs,
+    stack files or an identity provider's answers are shown escaped, never sent to the terminal, and a client
+    secret read in this run never appears (a last net under every message; see intrexx_connector/secrets.py)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        safe = scrub(for_terminal(text), _SECRETS)
+        # Undecodable bytes of a path argument arrive as lone surrogates, which no terminal encoding can write.
+        self._stream.write(safe.encode("utf-8", "backslashreplace").decode("utf-8"))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+_SECRETS: set[str] = set()  # the client secrets read in this process, for _SafeText
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so that temporary files holding secrets are removed on the way out."""
+
+
+def _raise_on_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminate(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         outputs=False,
     )
     plan.add_argument(
-        "--out", type=Path, metavar="DIR", help="also render the files, with placeholder secrets, under DIR/<portal>/"
+        "--out", type=_path, metavar="DIR", help="also render the files, with placeholder secrets, under DIR/<portal>/"
     )
     plan.add_argument(
         "--save-outputs",
@@ -93,15 +150,20 @@ def _parser() -> argparse.ArgumentParser:
         "and changed; exit 1 when a surviving portal's client id would change",
     )
     render = command("render", _render, "write the connector configuration per portal")
-    render.add_argument("--out", type=Path, metavar="DIR", help="default: build/<stack>/ with --stack, else build/")
+    render.add_argument("--out", type=_path, metavar="DIR", help="default: build/<stack>/ with --stack, else build/")
     verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
-    verify.add_argument("--authority-host", metavar="URL", help="override the authority host (https only)")
+    verify.add_argument(
+        "--authority-host",
+        type=_authority_host,
+        metavar="URL",
+        help="override the authority host: an https origin such as https://login.microsoftonline.us",
+    )
     verify.add_argument(
         "--timeout",
         type=_positive_float,
         default=300.0,
         metavar="S",
-        help="give up waiting for Entra replication after S seconds (default 300)",
+        help="end after S seconds (plus at most a second), whatever the identity provider does (default 300)",
     )
     verify.add_argument(
         "--device-code",
@@ -114,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
         "merge the portal's sign-in provider into <portal-dir>/internal/cfg/om.cfg",
         portal_help="the portal whose sign-in provider to merge (required)",
     )
-    apply.add_argument("--portal-dir", type=Path, required=True, metavar="DIR", help="the Intrexx portal folder")
+    apply.add_argument("--portal-dir", type=_path, required=True, metavar="DIR", help="the Intrexx portal folder")
     status = command("status", _status, "secret expiry, rotation, EWS status and refresh-token reminders")
     status.add_argument(
         "--warn-days",
@@ -182,9 +244,31 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number of seconds, got {text!r}")
     return value
+
+
+def _path(text: str) -> Path:
+    """A path argument that can be printed and written into files: UTF-8 (Python holds undecodable bytes of argv
+    as lone surrogates) and free of control characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"must be a UTF-8 path, got {text!r}") from None
+    bad = unsafe_characters(text)
+    if bad:
+        raise argparse.ArgumentTypeError(f"must not contain control characters ({describe_characters(bad)})")
+    return Path(text)
+
+
+def _authority_host(text: str) -> str:
+    try:
+        return parse_web_url(text.rstrip("/"), allow_path=False).origin_text
+    except UrlError as error:
+        raise argparse.ArgumentTypeError(
+            f"{error}; expected an https origin such as https://login.microsoftonline.us, got {text!r}"
+        ) from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -196,7 +280,9 @@ def _non_negative_int(text: str) -> int:
 def _portals(args, need_secrets: bool = True):
     from .stack_outputs import read_portals
 
-    return read_portals(args.outputs, args.stack, args.portal, need_secrets=need_secrets)
+    portals = read_portals(args.outputs, args.stack, args.portal, need_secrets=need_secrets)
+    _SECRETS.update(p.client_secret for p in portals if p.client_secret)
+    return portals
 
 
 def _render_files(portals, out: Path) -> dict:

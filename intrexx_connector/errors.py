@@ -6,11 +6,13 @@
     +-- FileError                  a file to read or merge is missing or malformed (om.cfg); nothing was written
     +-- CheckFailed                exit 1: a check ran and failed (verify, status)
         +-- TokenError             Entra (or the identity provider) refused a token; carries the AADSTS code
-                                   and one line of guidance
+        |                          and one line of guidance
+        +-- AuthorityError         the identity provider asked for what verify refuses (a request to another
+        |                          host, a redirect) or answered in a shape the protocol does not allow
         +-- RefusedByTenant        plan: the simulated tenant refuses what Entra would refuse
 
 components.config.ConfigError (bad stack configuration) is reported by `plan` the same way, with exit 2.
-No message ever contains a client secret.
+No message ever contains a client secret (verify scrubs what an identity provider echoes, see secrets.py).
 """
 
 
@@ -44,3 +46,7 @@ class TokenError(CheckFailed):
 
 class RefusedByTenant(CheckFailed):
     """`plan`: the configuration passed validation, but Entra would refuse what the program asks for."""
+
+
+class AuthorityError(CheckFailed):
+    pass

@@ -1,12 +1,28 @@
-"""Writing files so that a reader sees the old content or the new one, never half of either."""
+"""Writing files so that a reader sees the old content or the new one, never half of either.
+
+`write_atomic` replaces one file; `write_set_atomic` replaces a set of files that belong together (a portal's
+connector JSON, sheet and om.cfg block): every file is written to a temporary file beside its target first, and
+only when all of them are on disk are they renamed into place, with SIGINT and SIGTERM held back for those few
+renames. A failure while writing (a full disk, an interrupt) leaves every old file as it was and no temporary
+file. Temporary files are named `.<name>.<12 hex digits>.tmp`; a process killed outright (SIGKILL, power loss) can
+still leave some, and `remove_stale_temporaries` clears them on the next run. Directories that hold secrets are
+made 0700 whatever the umask.
+"""
 
 import contextlib
 import os
+import re
 import secrets
+import signal
+import stat
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from .errors import FileError
+
+PRIVATE_DIRECTORY_MODE = 0o700
 
 
 def write_atomic(path: Path, data: bytes | str, mode: int) -> None:
@@ -15,30 +31,83 @@ def write_atomic(path: Path, data: bytes | str, mode: int) -> None:
     The new file keeps the owner and group of the file it replaces where the process may set them (as root),
     so that an Intrexx portal server running as its own user can still read it.
     """
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    write_set_atomic({Path(path): (data, mode)})
+
+
+def write_set_atomic(files: Mapping[Path, tuple[bytes | str, int]]) -> None:
+    """Replace every file of `files` (path -> (data, mode)), all or none: see the module's docstring."""
+    written: dict[Path, Path] = {}
+    current = Path()
     try:
-        owner = _owner_of(path)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
-    except OSError as error:
-        raise FileError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            os.fchmod(stream.fileno(), mode)
-            if owner is not None:
-                os.fchown(stream.fileno(), *owner)
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(path.parent)
+        for current, (data, mode) in files.items():
+            written[Path(current)] = _write_temporary(Path(current), data, mode)
+        with _signals_deferred():
+            for current, temporary in list(written.items()):
+                os.replace(temporary, current)
+                del written[current]
+        for directory in {Path(path).parent for path in files}:
+            _fsync_directory(directory)
     except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        for temporary in written.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         if isinstance(error, OSError):
-            raise FileError(f"cannot write {path}: {error.strerror or error}") from None
+            raise FileError(f"cannot write {current}: {error.strerror or error}") from None
         raise
+
+
+def temporary_name(name: str) -> str:
+    return f".{name}.{secrets.token_hex(6)}.tmp"
+
+
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove the temporary files (`temporary_name`) an earlier, killed run left in `directory`. Only for a
+    directory this program owns (render's portal directories): it removes every file named that way."""
+    removed = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise FileError(f"cannot read {directory}: {error.strerror}") from None
+    for entry in entries:
+        if _TEMPORARY.fullmatch(entry.name) and not entry.is_symlink() and entry.is_file():
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise FileError(f"cannot remove the stale temporary file {entry}: {error.strerror}") from None
+            removed.append(entry)
+    return removed
+
+
+def make_private_directory(directory: Path) -> None:
+    """Create `directory` and its missing parents as 0700 whatever the umask, and make `directory` itself 0700.
+
+    Parents that exist already keep their mode: they are the user's. `directory` must not be a symbolic link:
+    the secrets written into it would land wherever the link points.
+    """
+    directory = Path(directory)
+    missing = []
+    for candidate in (directory, *directory.parents):
+        if candidate.exists() or candidate.is_symlink():
+            break
+        missing.append(candidate)
+    try:
+        for candidate in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(candidate, PRIVATE_DIRECTORY_MODE)
+            os.chmod(candidate, PRIVATE_DIRECTORY_MODE)  # mkdir's mode is narrowed by the umask, never widened
+        if directory.is_symlink() or not directory.is_dir():
+            raise FileError(f"{directory} is not a directory (a symbolic link or a file); refusing to write into it")
+        if stat.S_IMODE(directory.stat().st_mode) != PRIVATE_DIRECTORY_MODE:
+            os.chmod(directory, PRIVATE_DIRECTORY_MODE)
+    except OSError as error:
+        raise FileError(f"cannot create {directory}: {error.strerror}") from None
 
 
 def backup_path(path: Path, now: datetime) -> Path:
@@ -51,6 +120,41 @@ def backup_path(path: Path, now: datetime) -> Path:
         candidate = path.with_name(f"{path.name}.{stamp}.{counter}.bak")
         counter += 1
     return candidate
+
+
+def _write_temporary(path: Path, data: bytes | str, mode: int) -> Path:
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    temporary = path.with_name(temporary_name(path.name))
+    owner = _owner_of(path)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)
+            if owner is not None:
+                os.fchown(stream.fileno(), *owner)
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return temporary
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while a set of renames runs, so that an interrupt comes before or after them,
+    never between two (POSIX only; elsewhere the renames simply run)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _owner_of(path: Path) -> tuple[int, int] | None:

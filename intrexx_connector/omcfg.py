@@ -3,15 +3,25 @@
 The file is changed by a textual splice: the parser only locates our `<oauth2 name="entra-<portal>">` element
 (or the place for it), so every other byte (declaration, comments, other providers, attribute order, indentation)
 stays as the administrator left it. The result is parsed again before anything is written.
+
+Others may change om.cfg too. Two applies (for two portals) take turns through an exclusive lock on
+`om.cfg.lock` beside it (`filelock`: flock on POSIX, LockFileEx on Windows), held from the read to the replace.
+Someone who does not take the lock (an editor, the Portal Manager) is noticed by reading om.cfg once more just
+before the replace: if it changed, the merge starts again from the new content (at most `APPLY_ATTEMPTS` times),
+so their edit is kept. What remains is the moment between that last read and the rename itself. A read-only
+om.cfg is refused rather than replaced (a rename would ignore its mode).
 """
 
 import codecs
+import os
 import stat
 import xml.etree.ElementTree as ElementTree
 import xml.parsers.expat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import filelock
 
 from components.contract import PortalOutput
 
@@ -27,6 +37,9 @@ AUTHENTICATION_ELEMENT = "authentication"
 LOGIN_MODULE = "de.uplanet.lucy.server.auth.module.intrexx.IntrexxOAuth2LoginModule"
 WEB_AUTH_TYPE = "IntrexxOAuth2"
 DEFAULT_INDENT = "   "
+LOCK_SUFFIX = ".lock"
+LOCK_TIMEOUT = 60.0
+APPLY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -58,24 +71,56 @@ def apply_sign_in(portal: PortalOutput, portal_dir: Path, now: datetime | None =
             "configuration and run `pulumi up` first"
         )
     path = Path(portal_dir) / OM_CFG
+    _read(path, portal_dir)  # a missing or unreadable om.cfg is reported before a lock file is made beside it
+    lock = path.with_name(path.name + LOCK_SUFFIX)
     try:
-        original = path.read_bytes()
-        original_mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        raise FileError(f"{path} does not exist: is {portal_dir} the directory of an Intrexx portal?") from None
+        with filelock.FileLock(lock, timeout=LOCK_TIMEOUT):
+            for _ in range(APPLY_ATTEMPTS):
+                result = _apply_once(portal, path, Path(portal_dir), now)
+                if result is not None:
+                    return result
+    except filelock.Timeout:
+        raise FileError(
+            f"another apply has held {lock} for {LOCK_TIMEOUT:g} s; nothing was changed: run again when it has finished"
+        ) from None
     except OSError as error:
-        raise FileError(f"cannot read {path}: {error.strerror}") from None
+        raise FileError(f"cannot lock {lock}: {error.strerror}; nothing was changed") from None
+    raise FileError(
+        f"{path} changed {APPLY_ATTEMPTS} times while this command merged into it (someone else is editing it); "
+        "nothing was changed: run again when it is quiet"
+    )
 
+
+def _apply_once(portal: PortalOutput, path: Path, portal_dir: Path, now: datetime | None) -> ApplyResult | None:
+    """One read, merge and replace under the lock; None when om.cfg changed under us (then nothing was written)."""
+    original, original_mode = _read(path, portal_dir)
     updated = merged(original, portal, path)
-    steps = manual_steps(portal, Path(portal_dir), updated)
+    steps = manual_steps(portal, portal_dir, updated)
     if updated == original:
         return ApplyResult(False, path, None, steps)
+    if not original_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        raise FileError(
+            f"{path} is read-only (mode {original_mode:04o}); nothing was changed: make it writable if this "
+            "portal's configuration may change, or merge the provider by hand"
+        )
     # The file now holds a client secret: never more open than owner read and write.
     mode = (original_mode & SECRET_MODE) | stat.S_IRUSR
     backup = backup_path(path, now or datetime.now(UTC))
     write_atomic(backup, original, mode)
+    if _read(path, portal_dir)[0] != original:
+        backup.unlink(missing_ok=True)  # nothing of ours was replaced; the other change is in om.cfg itself
+        return None
     write_atomic(path, updated, mode)
     return ApplyResult(True, path, backup, steps)
+
+
+def _read(path: Path, portal_dir: Path) -> tuple[bytes, int]:
+    try:
+        return path.read_bytes(), stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        raise FileError(f"{path} does not exist: is {portal_dir} the directory of an Intrexx portal?") from None
+    except OSError as error:
+        raise FileError(f"cannot read {path}: {error.strerror}") from None
 
 
 def merged(original: bytes, portal: PortalOutput, path: Path) -> bytes:
@@ -187,6 +232,10 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
     parser.EndElementHandler = end_element
     try:
         parser.Parse(data, True)
+    except LookupError:  # expat asks Python's codecs for an encoding it does not know itself
+        raise FileError(
+            f"{path} declares the encoding {layout.encoding!r}, which is unknown; nothing was changed"
+        ) from None
     except xml.parsers.expat.ExpatError as error:
         raise FileError(
             f"{path} is not well-formed XML ({xml.parsers.expat.errors.messages[error.code]} at line "
@@ -224,9 +273,13 @@ def _tag_end(data: bytes, start: int) -> int:
 
 
 def _indent_before(data: bytes, offset: int) -> str:
+    """The white space that starts the line up to `offset`; DEFAULT_INDENT when other text precedes it there (as
+    in `<configuration><oauth2 ...`), so that a second run computes the indent the first one used."""
     line_start = data.rfind(b"\n", 0, offset) + 1
     prefix = data[line_start:offset]
-    return prefix.decode("ascii") if prefix and not prefix.strip() else ""
+    if prefix.strip():
+        return DEFAULT_INDENT
+    return prefix.decode("ascii")
 
 
 def _encode(text: str, encoding: str) -> bytes:

@@ -22,13 +22,15 @@ from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import filelock
+
 from components.clouds import CloudName
-from components.contract import Connector, GrantedPermission, PortalOutput, timestamp
+from components.contract import PORTAL_NAME_PATTERN, Connector, GrantedPermission, PortalOutput, timestamp
 from components.ews import EwsPhase, ews_phase, ews_state
 from components.today import today
 
 from .errors import FileError, OutputsError
-from .files import write_atomic
+from .files import make_private_directory, remove_stale_temporaries, write_set_atomic
 
 CONNECTOR_FILES = {Connector.EXCHANGE: "exchange-connector.json", Connector.M365: "m365-connector.json"}
 CONNECTOR_FILE = CONNECTOR_FILES[Connector.EXCHANGE]
@@ -83,30 +85,43 @@ class ConnectorKey:
     PROTOCOL = "protocol"
 
 
+# Renders into one output directory take turns (render_portal removes temporary files a killed run left, which
+# must not be those of a render running beside it); the lock file stays, as flock-style locks must.
+RENDER_LOCK = ".intrexx-connector.lock"
+RENDER_LOCK_TIMEOUT = 60.0
+
+
 def render_all(portals: list[PortalOutput], out_dir: Path, day: date | None = None) -> dict[str, list[Path]]:
     day = day or today()
     return {portal.name: render_portal(portal, out_dir, day) for portal in portals}
 
 
 def render_portal(portal: PortalOutput, out_dir: Path, day: date | None = None) -> list[Path]:
-    """Write the portal's files under `out_dir/<portal>/`; files of ours that no longer apply are removed."""
+    """Write the portal's files under `out_dir/<portal>/`, all or none (files.write_set_atomic), in a 0700
+    directory; files of ours that no longer apply, and temporary files a killed run left, are removed."""
+    if not PORTAL_NAME_PATTERN.match(portal.name):
+        # The output contract refuses such names already; a name is a path here, so check again where it is used.
+        raise OutputsError(f"{portal.name!r} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
     directory = Path(out_dir) / portal.name
     files = portal_files(portal, directory, day or today())
+    make_private_directory(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(Path(out_dir) / RENDER_LOCK, timeout=RENDER_LOCK_TIMEOUT):
+            remove_stale_temporaries(directory)
+            write_set_atomic({directory / name: content for name, content in files.items()})
+            for stale in OUR_FILES:
+                if stale not in files:
+                    try:
+                        (directory / stale).unlink(missing_ok=True)
+                    except OSError as error:
+                        raise FileError(f"cannot remove the outdated {directory / stale}: {error.strerror}") from None
+    except filelock.Timeout:
+        raise FileError(
+            f"another render is writing into {out_dir} (it holds {RENDER_LOCK}); run again when it has finished"
+        ) from None
     except OSError as error:
-        raise FileError(f"cannot create {directory}: {error.strerror}") from None
-    written = []
-    for name, (text, mode) in files.items():
-        write_atomic(directory / name, text, mode)
-        written.append(directory / name)
-    for stale in OUR_FILES:
-        if stale not in files:
-            try:
-                (directory / stale).unlink(missing_ok=True)
-            except OSError as error:
-                raise FileError(f"cannot remove the outdated {directory / stale}: {error.strerror}") from None
-    return written
+        raise FileError(f"cannot lock {Path(out_dir) / RENDER_LOCK}: {error.strerror}") from None
+    return [directory / name for name in files]
 
 
 def portal_files(portal: PortalOutput, directory: Path, day: date) -> dict[str, tuple[str, int]]:

@@ -11,9 +11,10 @@ import shutil
 import subprocess
 import sys
 
-from components.contract import ContractError, PortalOutput, StackOutputs
+from components.contract import CLIENT_SECRETS, ContractError, PortalOutput, StackOutputs
 
 from .errors import OutputsError, UsageError
+from .secrets import scrub
 
 MAX_OUTPUTS_BYTES = 16_000_000
 
@@ -69,13 +70,19 @@ def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = Tru
     try:
         outputs = StackOutputs.from_output(document, need_secrets=need_secrets)
     except ContractError as error:
-        raise OutputsError(str(error)) from None
+        # A field's value is quoted in the message: never a secret, wherever the file put one.
+        raise OutputsError(scrub(str(error), _secret_values(document))) from None
     except RecursionError:
         raise OutputsError("the stack outputs are nested too deeply to be intrexx-exchange outputs") from None
     if portal is not None and portal not in outputs.portals:
         known = ", ".join(sorted(outputs.portals)) or "none"
         raise UsageError(f"--portal {portal}: no such portal in the stack outputs (portals: {known})")
     return [outputs.portals[name] for name in sorted(outputs.portals) if portal in (None, name)]
+
+
+def _secret_values(document: object) -> list[str]:
+    secrets = document.get(CLIENT_SECRETS) if isinstance(document, dict) else None
+    return [value for value in secrets.values() if isinstance(value, str)] if isinstance(secrets, dict) else []
 
 
 def read_portals(

@@ -5,16 +5,24 @@ mailbox scope the token's `roles` must hold every role granted by admin consent.
 application, secret or consent not visible yet) is waited out with capped exponential backoff and jitter, never
 more than one token request per `min_interval` seconds per portal, until `timeout`. With `device_code`, delegated
 portals also sign a mailbox user in with the device code flow and read the inbox through the portal's API.
+
+The identity provider is untrusted too (transport.py): verify sends requests only to the authority's own https
+origin, follows no redirect, gives each request one deadline for all of it, and removes the client secret from
+anything an answer quotes before it becomes a message (secrets.py). `timeout` bounds the whole run: each portal
+stops starting requests at its deadline, and a request under way ends by it (plus what a last socket operation
+and the thread switch take, well under a second). Ctrl-C stops every portal at once: the portals run in daemon
+threads, which the interpreter does not wait for on its way out.
 """
 
 import base64
+import binascii
 import json
 import random
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import msal
@@ -23,9 +31,21 @@ from msal.exceptions import MsalServiceError
 
 from components.catalogue import load_catalogue
 from components.contract import PortalOutput
+from components.urls import UrlError, WebUrl, parse_web_url, same_origin
 
-from .errors import TokenError, UsageError
+from .errors import AuthorityError, TokenError, UsageError
+from .secrets import contains_secret, scrub
 from .stack_outputs import authority_for
+from .transport import (
+    MIN_REQUEST_TIME,
+    AuthorityHttp,
+    DeadlinePassed,
+    Malformed,
+    Refused,
+    TransportError,
+    deadline_session,
+    json_object,
+)
 
 # Authority hosts that serve Entra's instance discovery; any other host (a private endpoint, a test provider)
 # is used as given, without a call to the public discovery endpoint.
@@ -107,25 +127,83 @@ class PortalResult:
         return f"{self.name}: {'ok' if self.ok else 'FAILED'}: {self.reason}{waited}{warned}"
 
 
-class _TimedHttp:
-    """MSAL ignores its `timeout` when it is given an http_client, so every request gets one here. Also notes
-    when the last POST (the token request) left, so that retries are spaced from it, not from the discovery."""
+class _EntraHttp(AuthorityHttp):
+    """The authority's http_client for MSAL, which also checks the shape of what MSAL will parse: the discovery
+    document's endpoints (on the authority's origin, or refused before anything is sent to them) and the type of
+    every field of a token or device code answer that MSAL or verify reads (MSAL indexes and converts them
+    without checking: a number for `error_codes` or a list for `error_description` would raise inside it)."""
 
-    def __init__(self, session: requests.Session, timeout: float):
-        self.session, self.timeout = session, timeout
-        self.last_post: float | None = None
+    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any):
+        answer = super().get(url, params=params, headers=headers, **kwargs)
+        if urlsplit(url).path.endswith("/.well-known/openid-configuration") and answer.status_code == 200:
+            _check_discovery(json_object(answer, "the discovery document"), self.origin)
+        return answer
 
-    def get(self, url, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        return self.session.get(url, **kwargs)
+    def post(self, url: str, params: Any = None, headers: Any = None, data: Any = None, **kwargs: Any):
+        answer = super().post(url, params=params, headers=headers, data=data, **kwargs)
+        if answer.status_code < 500:  # MSAL raises for 5xx itself, without parsing the body
+            _check_fields(json_object(answer, "the token endpoint's answer"), "the token endpoint's answer")
+        return answer
 
-    def post(self, url, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        self.last_post = time.monotonic()
-        return self.session.post(url, **kwargs)
 
-    def close(self):
-        pass
+# What the discovery document and the token and device code answers must hold where they hold it: the fields
+# MSAL reads (msal/authority.py, msal/oauth2cli/oauth2.py, msal/token_cache.py) and verify reads.
+_TEXT, _NUMBER, _CODES = "a string", "a number", "a list of numbers"
+_ANSWER_FIELDS = {
+    "access_token": _TEXT,
+    "token_type": _TEXT,
+    "refresh_token": _TEXT,
+    "id_token": _TEXT,
+    "scope": _TEXT,
+    "error": _TEXT,
+    "error_description": _TEXT,
+    "error_uri": _TEXT,
+    "error_codes": _CODES,
+    "expires_in": _NUMBER,
+    "ext_expires_in": _NUMBER,
+    "refresh_in": _NUMBER,
+    "device_code": _TEXT,
+    "user_code": _TEXT,
+    "verification_uri": _TEXT,
+    "message": _TEXT,
+    "interval": _NUMBER,
+}
+
+
+def _check_fields(document: Mapping[str, Any], what: str) -> None:
+    for key, kind in _ANSWER_FIELDS.items():
+        if key in document and not _is(document[key], kind):
+            raise Malformed(f"{what} has '{key}' that is not {kind}")
+
+
+def _is(value: object, kind: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _NUMBER:  # digit strings too: MSAL converts with int() ("Some IdP returns string", oauth2.py)
+        return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isdigit())
+    return isinstance(value, list) and all(isinstance(code, int) and not isinstance(code, bool) for code in value)
+
+
+def _check_discovery(document: Mapping[str, Any], origin: WebUrl) -> None:
+    for key in ("token_endpoint", "authorization_endpoint"):
+        if not isinstance(document.get(key), str):
+            raise Malformed(f"the discovery document has no '{key}' string")
+    for key in ("token_endpoint", "device_authorization_endpoint"):
+        endpoint = document.get(key)
+        if endpoint is None and key != "token_endpoint":
+            continue
+        if not isinstance(endpoint, str):
+            raise Malformed(f"the discovery document's '{key}' is not a string")
+        if not same_origin(endpoint, origin):
+            raise Refused(
+                f"the discovery document names the {key.replace('_', ' ')} {_origin_of(endpoint)}, which is not the "
+                f"authority ({origin.origin_text}); verify sends the client secret to the authority only"
+            )
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"[:120] if parts.scheme else repr(url[:60])
 
 
 class _Retry(Exception):
@@ -142,36 +220,81 @@ def verify_portals(
 ) -> list[PortalResult]:
     for portal in portals:
         _check_authority(authority_for(portal, options.authority_host))
-    session = options.http_client or requests.Session()
+    session = deadline_session(options.http_client)
+    secrets = [portal.client_secret for portal in portals]
     lock = threading.Lock()
+    stop = threading.Event()
 
     def report(line: str) -> None:
         with lock:
-            progress(line)
+            progress(scrub(line, secrets))
 
-    if len(portals) <= 1:
-        return [_verify_portal(p, options, session, report) for p in portals]
-    with ThreadPoolExecutor(max_workers=min(options.max_workers, len(portals))) as pool:
-        return list(pool.map(lambda p: _verify_portal(p, options, session, report), portals))
+    results: list[PortalResult | None] = [None] * len(portals)
+    pending = list(enumerate(portals))
+    # One deadline for the whole run: a portal that waits for a free worker gets less time, not more.
+    deadline = time.monotonic() + options.timeout
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                if not pending:
+                    return
+                index, portal = pending.pop(0)
+            results[index] = _guarded(portal, options, session, report, stop, secrets, deadline)
+
+    workers = [
+        threading.Thread(target=work, name=f"verify-{number}", daemon=True)
+        for number in range(max(1, min(options.max_workers, len(portals))))
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(0.1)
+    except BaseException:
+        stop.set()  # Ctrl-C (or SIGTERM): the daemon threads stop at their next step or are left behind
+        raise
+    return [result for result in results if result is not None]
+
+
+def _guarded(portal: PortalOutput, options: VerifyOptions, session, report, stop, secrets, deadline) -> PortalResult:
+    """One portal's result, whatever happens: an unexpected error is that portal's failure, secret-free."""
+    try:
+        result = _verify_portal(portal, options, session, report, stop, deadline)
+    except Exception as error:  # noqa: BLE001 - a hostile answer must not end the other portals' checks
+        result = PortalResult(portal.name, ok=False, reason=f"unexpected error: {_first_line(error)}")
+    result.reason = scrub(result.reason, secrets)
+    result.roles = [scrub(role, secrets) for role in result.roles]  # claims are the provider's words too
+    return result
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
 
 
 def _instance_discovery(authority: str) -> bool:
     return urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS
 
 
-def _check_authority(authority: str) -> None:
-    parts = urlsplit(authority)
-    if parts.scheme != "https" or not parts.hostname:
+def _check_authority(authority: str) -> WebUrl:
+    try:
+        return parse_web_url(authority)
+    except UrlError as error:
         raise UsageError(
-            f"authority {authority} must be an https URL (MSAL and Entra require TLS); check --authority-host"
-        )
+            f"authority {authority!r} {error}: it must be an https URL (MSAL and Entra require TLS); check "
+            "--authority-host"
+        ) from None
 
 
-def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report) -> PortalResult:
+def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report, stop, deadline) -> PortalResult:
     started = time.monotonic()
-    deadline = started + options.timeout
     result = PortalResult(portal.name, ok=False, reason="")
-    http = _TimedHttp(session, options.request_timeout)
+    authority = authority_for(portal, options.authority_host)
+    http = _EntraHttp(
+        session, _check_authority(authority), lambda: min(time.monotonic() + options.request_timeout, deadline)
+    )
     attempt = 0
     while True:
         attempt += 1
@@ -183,25 +306,30 @@ def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report
                 # Waiting would not help: no later token of this kind shows its roles either.
                 result.warnings = [OPAQUE_TOKEN_WARNING]
             else:
-                result.roles = sorted((claims or {}).get("roles", []))
+                result.roles = _roles(claims or {})
                 _check_roles(portal, result.roles)
             result.ok, result.reason = True, _success_reason(portal, result.roles)
             break
         except _Retry as retry:
             reason, result.codes = retry.reason, list(retry.codes)
-        except TokenError as error:
-            result.reason, result.codes = str(error), list(error.codes)
+        except (TokenError, AuthorityError) as error:
+            result.reason, result.codes = str(error), list(getattr(error, "codes", ()))
             break
         now = time.monotonic()
-        if now >= deadline:
+        if now >= deadline or stop.is_set():
             result.reason = f"gave up after {options.timeout:g} s: {reason}"
             break
         delay = _backoff(attempt, options)
         wait = max(0.0, min(deadline - now, (http.last_post or request_started) + delay - now))
         report(f"{portal.name}: {reason}; retrying in {wait:.1f} s ({now - started:.0f}/{options.timeout:g} s)")
-        time.sleep(wait)
+        if stop.wait(wait):
+            result.reason = f"interrupted: {reason}"
+            break
+        if deadline - time.monotonic() < MIN_REQUEST_TIME:
+            result.reason = f"gave up after {options.timeout:g} s: {reason}"
+            break
     result.attempts, result.elapsed = attempt, time.monotonic() - started
-    if result.ok and options.device_code:
+    if result.ok and options.device_code and not stop.is_set():
         _verify_mailbox(portal, options, session, result, deadline)
     return result
 
@@ -212,9 +340,8 @@ def _backoff(attempt: int, options: VerifyOptions) -> float:
     return options.min_interval + random.random() * (ceiling - options.min_interval)  # noqa: S311 - jitter
 
 
-def _client_token(portal: PortalOutput, options: VerifyOptions, http: _TimedHttp, deadline: float) -> str:
+def _client_token(portal: PortalOutput, options: VerifyOptions, http: _EntraHttp, deadline: float) -> str:
     authority = authority_for(portal, options.authority_host)
-    http.timeout = max(0.1, min(options.request_timeout, deadline - time.monotonic()))
     try:
         # A new application each attempt: MSAL replays a cached error answer (400 for 60 s, 5xx for 5 s).
         app = msal.ConfidentialClientApplication(
@@ -226,14 +353,25 @@ def _client_token(portal: PortalOutput, options: VerifyOptions, http: _TimedHttp
             instance_discovery=_instance_discovery(authority),
         )
         answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
+    except DeadlinePassed as error:
+        raise _Retry(error.reason) from None
+    except TransportError as error:
+        raise AuthorityError(error.reason) from None
     except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:
-        raise _transport_error(error) from None
+        raise _transport_error(error, [portal.client_secret]) from None
+    except Exception as error:  # noqa: BLE001 - MSAL parses the provider's answer and may raise anything on it
+        raise AuthorityError(f"malformed answer from the identity provider ({type(error).__name__})") from None
+    if not isinstance(answer, dict):
+        raise AuthorityError("malformed answer from the identity provider")
     if "access_token" in answer:
-        return answer["access_token"]
-    raise _token_error(answer, time.monotonic() - (deadline - options.timeout))
+        token = answer["access_token"]
+        if not isinstance(token, str):
+            raise AuthorityError("the token endpoint's answer has 'access_token' that is not a string")
+        return token
+    raise _token_error(answer, time.monotonic() - (deadline - options.timeout), [portal.client_secret])
 
 
-def _transport_error(error: Exception) -> Exception:
+def _transport_error(error: Exception, secrets: list[str | None]) -> Exception:
     """MSAL raises, instead of answering a dict, for timeouts, TLS and connection errors, 5xx, bodies that are not
     JSON, and a failed discovery (whose cause may be an Entra error such as AADSTS90002)."""
     chain: list[BaseException] = []
@@ -245,7 +383,7 @@ def _transport_error(error: Exception) -> Exception:
     for code in (90002, 700016):
         if f"AADSTS{code}" in text:
             return _token_error(
-                {"error": "invalid_request", "error_codes": [code], "error_description": f"AADSTS{code}"}, 0.0
+                {"error": "invalid_request", "error_codes": [code], "error_description": f"AADSTS{code}"}, 0.0, []
             )
     first = chain[0]
     if any(isinstance(e, requests.Timeout) or "timed out" in str(e).lower() for e in chain):
@@ -253,14 +391,26 @@ def _transport_error(error: Exception) -> Exception:
     if isinstance(first, requests.ConnectionError):
         return _Retry(f"cannot reach the identity provider ({type(first).__name__})")
     line = str(first).splitlines()[0][:200] if str(first) else type(first).__name__
-    return _Retry(f"identity provider error: {line}")
+    return _Retry(f"identity provider error: {scrub(line, secrets)}")
 
 
-def _token_error(answer: dict, elapsed: float) -> Exception:
-    """The one place where MSAL's error dicts become this package's errors (or a reason to retry)."""
-    codes = tuple(int(code) for code in answer.get("error_codes") or ())
-    error = answer.get("error", "error")
-    first = (answer.get("error_description") or "").splitlines()[0][:300]
+def _token_error(answer: dict, elapsed: float, secrets: list[str | None]) -> Exception:
+    """The one place where MSAL's error dicts become this package's errors (or a reason to retry). Every field is
+    the provider's: its type is checked, and a description that quotes the request (with the secret) is dropped."""
+    raw_codes = answer.get("error_codes")
+    codes = (
+        tuple(c for c in raw_codes if isinstance(c, int) and not isinstance(c, bool))
+        if isinstance(raw_codes, list)
+        else ()
+    )
+    error = answer.get("error")
+    error = error if isinstance(error, str) and error.isprintable() and len(error) <= 64 else "error"
+    description = answer.get("error_description")
+    description = description if isinstance(description, str) else ""
+    if contains_secret(description, secrets):
+        first = "(the identity provider's description quoted the request, client secret included: not shown)"
+    else:
+        first = (description.splitlines() or [""])[0][:300]
     code = codes[0] if codes else None
     fallback = f"{error}: {first}" if first else str(error)
     sentence = GUIDANCE.get(code, fallback) if code is not None else fallback
@@ -271,15 +421,25 @@ def _token_error(answer: dict, elapsed: float) -> Exception:
 
 
 def _claims(token: str) -> dict | None:
-    """The token's claims, or None when it is not a JWT that can be decoded: "Tokens that a Microsoft API receives
-    might not always be a JWT that can be decoded" (learn.microsoft.com/entra/identity-platform/access-tokens).
-    It came straight from the token endpoint over TLS, so its signature is not re-checked."""
+    """The token's claims; None when it is not a JWT that can be decoded (opaque or encrypted): "Tokens that a
+    Microsoft API receives might not always be a JWT that can be decoded" (learn.microsoft.com/entra/
+    identity-platform/access-tokens). A payload that decodes to JSON other than an object has no claims ({}). The
+    token came straight from the token endpoint over TLS, so its signature is not re-checked."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
+    except RecursionError:
+        return {}
+    except (IndexError, ValueError, binascii.Error):
         return None
-    return claims if isinstance(claims, dict) else None
+    return claims if isinstance(claims, dict) else {}
+
+
+def _roles(claims: dict) -> list[str]:
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise AuthorityError("the token's 'roles' claim is not a list of strings")
+    return sorted(roles)
 
 
 def _required_roles(portal: PortalOutput) -> list[str]:
@@ -312,27 +472,39 @@ def _verify_mailbox(
         return
     authority = authority_for(portal, options.authority_host)
     scopes = [s for s in portal.scopes if s not in MSAL_RESERVED_SCOPES]
-    app = msal.PublicClientApplication(
-        portal.client_id,
-        authority=authority,
-        http_client=_TimedHttp(session, options.request_timeout),
-        token_cache=msal.TokenCache(),
-        instance_discovery=_instance_discovery(authority),
-    )
+
+    def request_deadline() -> float:
+        return min(time.monotonic() + options.request_timeout, deadline)
+
     try:
+        app = msal.PublicClientApplication(
+            portal.client_id,
+            authority=authority,
+            http_client=_EntraHttp(session, _check_authority(authority), request_deadline),
+            token_cache=msal.TokenCache(),
+            instance_discovery=_instance_discovery(authority),
+        )
         flow = app.initiate_device_flow(scopes=scopes)
         if "user_code" not in flow:
-            raise _token_error(flow, float("inf"))
+            raise _token_error(flow, float("inf"), [portal.client_secret])
         if options.on_device_flow:
             options.on_device_flow(portal, flow)
         answer = app.acquire_token_by_device_flow(flow, exit_condition=lambda f: time.monotonic() > deadline)
         if "access_token" not in answer:
-            raise _token_error(answer, float("inf"))
-        result.inbox = _read_inbox(portal, answer["access_token"], session, options.request_timeout)
+            raise _token_error(answer, float("inf"), [portal.client_secret])
+        api = portal.ews_url if portal.uses_ews and portal.ews_url else portal.resource
+        mailbox_api = AuthorityHttp.for_url(session, api, request_deadline, "the mailbox API")
+        result.inbox = _read_inbox(portal, answer["access_token"], mailbox_api, options.request_timeout)
         result.reason += f"; mailbox user signed in, inbox '{result.inbox.get('displayName')}' read"
+    except TransportError as error:
+        result.ok = False
+        result.reason += f"; device code sign-in failed: {error.reason}"
     except (TokenError, _Retry, requests.RequestException, MsalServiceError, ValueError) as error:
         result.ok = False
         result.reason += f"; device code sign-in failed: {error}"
+    except Exception as error:  # noqa: BLE001 - MSAL parses the provider's answers and may raise anything on them
+        result.ok = False
+        result.reason += f"; device code sign-in failed: malformed answer ({type(error).__name__})"
 
 
 EWS_GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>

@@ -187,7 +187,7 @@ def test_malformed_om_cfg_is_a_file_error_and_nothing_changes(hr, tmp_path, cont
         apply_sign_in(hr, tmp_path, now=NOW)
     assert hr.client_secret not in str(caught.value)
     assert path.read_bytes() == content
-    assert sorted(p.name for p in path.parent.iterdir()) == ["om.cfg"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["om.cfg", "om.cfg.lock"]  # the lock file stays
 
 
 def test_a_document_that_is_not_om_cfg_is_refused(hr, tmp_path):

@@ -34,6 +34,8 @@ from typing import Any
 import pytest
 import yaml
 
+from intrexx_connector.render import RENDER_LOCK
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS_DIR.glob("*.yml")) + sorted(WORKFLOWS_DIR.glob("*.yaml"))
@@ -668,7 +670,8 @@ def _bash(script: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 def _left_files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """The files left under root, but render's (empty) lock file: no document, nothing to upload."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != RENDER_LOCK}
 
 
 def test_the_github_deletion_step_leaves_no_secret_to_upload(tmp_path):

@@ -1,0 +1,266 @@
+"""Attack cases against the configuration side (issue 13, part 4): hostile stack files, URLs that Python and a
+browser read differently, escapes aimed at the terminal, and bad dates and paths. Each one exits 2 with a clear
+message and writes nothing."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pytest
+from helpers import ROOT
+
+from components.config import ConfigError, parse_stack_config
+from components.today import TODAY_VARIABLE
+from components.urls import url_problems
+from intrexx_connector.cli import main
+
+TODAY = date(2026, 11, 24)
+HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
+PORTALS_KEY = "intrexx-exchange:portals"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project directory with Pulumi.yaml; `write(text)` puts Pulumi.attack.yaml beside it."""
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+
+    def write(content: str | bytes) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        (tmp_path / "Pulumi.attack.yaml").write_bytes(data)
+
+    return write
+
+
+def plan(capsys, *extra):
+    code = main(["plan", "--stack", "attack", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def alias_bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 9)}]")
+    return "\n".join(lines) + "\nconfig: {}\n"
+
+
+STACK_FILE_ATTACKS = {
+    "top level is a list": ("- a\n- b\n", "StackFileError: Pulumi.attack.yaml: must be a mapping"),
+    "top level is a scalar": ("just text\n", "StackFileError: Pulumi.attack.yaml: must be a mapping"),
+    "not UTF-8": (b"config:\n  intrexx-exchange:environment: \xff\xfe\n", "not UTF-8 text (byte 0xff)"),
+    "a YAML date value": (
+        f"config:\n  intrexx-exchange:environment: !!timestamp 2026-01-01\n  {PORTALS_KEY}: [{json.dumps(HR)}]\n",
+        "environment: must be a non-empty one-line string, got a YAML date value",
+    ),
+    "a YAML binary value": (
+        f"config:\n  intrexx-exchange:environment: !!binary aGVsbG8=\n  {PORTALS_KEY}: [{json.dumps(HR)}]\n",
+        "got a YAML bytes value",
+    ),
+    "a YAML set": (f"config:\n  {PORTALS_KEY}: !!set {{a, b}}\n", "portals: must be a non-empty list"),
+    "python/object": (
+        "config:\n  intrexx-exchange:environment: !!python/object/apply:os.system ['true']\n",
+        "could not determine a constructor for the tag",
+    ),
+    "nesting 600 deep": (f"config:\n  {PORTALS_KEY}: {'[' * 600}{']' * 600}\n", "nesting deeper than 64 levels"),
+    "an alias bomb": (alias_bomb(), "expands to more than 100000 values"),
+    "JSON nested 1,000 deep": (
+        f"config:\n  {PORTALS_KEY}: '{'[' * 1000}{']' * 1000}'\n",
+        "portals: must be a YAML/JSON list of portal objects, got text nested too deeply",
+    ),
+    "terminal escapes in environment": (
+        f'config:\n  intrexx-exchange:environment: "dev\\e]0;owned\\a\\e[2J"\n  {PORTALS_KEY}: [{json.dumps(HR)}]\n',
+        "environment: must be a one-line string without control characters (U+001B, U+0007)",
+    ),
+    "bidi override in environment": (
+        f'config:\n  intrexx-exchange:environment: "dev\\u202eved"\n  {PORTALS_KEY}: [{json.dumps(HR)}]\n',
+        "(U+202E)",
+    ),
+    "NUL before baseUrl": (
+        f'config:\n  {PORTALS_KEY}: [{{name: hr, baseUrl: "\\0https://intrexx.example.com"}}]\n',
+        "portals[0].baseUrl: must not contain control characters (U+0000)",
+    ),
+    "vertical tab in baseUrl path": (
+        f'config:\n  {PORTALS_KEY}: [{{name: hr, baseUrl: "https://intrexx.example.com/h\\vr"}}]\n',
+        "portals[0].baseUrl: must not contain control characters (U+000B)",
+    ),
+    "control character in recipientFilter": (
+        f"config:\n  {PORTALS_KEY}: [{{name: hr, baseUrl: 'https://a.example.com', access: application, "
+        "mailboxScope: {recipientFilter: \"Department -eq 'HR'\\e[8m\"}}]\n",
+        "mailboxScope.recipientFilter: must be a one-line OPATH filter",
+    ),
+}
+
+
+@pytest.mark.parametrize("content, message", STACK_FILE_ATTACKS.values(), ids=STACK_FILE_ATTACKS.keys())
+def test_every_stack_file_attack_exits_2_with_a_clear_message(project, capsys, tmp_path, content, message):
+    project(content)
+    started = time.monotonic()
+    code, out, err = plan(capsys, "--out", str(tmp_path / "build"))
+    assert time.monotonic() - started < 5
+    assert code == 2, (out, err)
+    assert message in err, err
+    assert err.startswith(("StackFileError: ", "ConfigError: ")) and "Traceback" not in err
+    assert out == "" and not (tmp_path / "build").exists()
+    assert "\x1b" not in err and "\u202e" not in err
+
+
+# URLs that Python's urllib.parse accepted (the configuration took all of them before issue 13) and that the
+# WHATWG URL Standard refuses, or reads with another host or path than Python did.
+WHATWG_CORPUS = [
+    ("https://exa^mple.com", "WHATWG"),  # forbidden host code points
+    ("https://exa|mple.com", "WHATWG"),
+    ("https://exa<mple.com", "WHATWG"),
+    ("https://exa>mple.com", "WHATWG"),
+    ("https://exa%20mple.com", "WHATWG"),  # a percent-encoded space in a host
+    ("https://exa%mple.com", "WHATWG"),  # a bare '%' in a host
+    ("https://exa%00mple.com", "WHATWG"),  # a percent-encoded NUL in a host
+    ("https://a%2Fb.example.com", "WHATWG"),  # a percent-encoded delimiter in a host
+    ("https://example.com%3A8443", "WHATWG"),  # a percent-encoded ':' in a host
+    ("https://[fe80::1%25eth0]/hr", "WHATWG"),  # IPv6 zone ids
+    ("https://[fe80::1%eth0]/hr", "WHATWG"),
+    ("https://[v1.x]/", "WHATWG"),  # IPvFuture
+    ("https://4294967296", "WHATWG"),  # an IPv4 address out of range
+    ("https://ex%41mple.com", "reads the host as 'example.com'"),  # percent-decoded by browsers
+    ("https://%65xample.com", "reads the host as 'example.com'"),
+    ("https://exam\u00adple.com", "reads the host as 'example.com'"),  # a soft hyphen, mapped away
+    ("https://exa\u200bmple.com", "reads the host as 'example.com'"),  # a zero-width space, mapped away
+    ("https://\uff25xample.com", "reads the host as 'example.com'"),  # a full-width letter
+    ("https://1.2.3", "reads the host as '1.2.0.3'"),  # IPv4 shorthand
+    ("https://0x7f.1", "reads the host as '127.0.0.1'"),  # hexadecimal IPv4
+    ("https://127.1", "reads the host as '127.0.0.1'"),
+    ("https://exa{mple.com", "DNS name"),  # valid for WHATWG, not a host name DNS can hold
+    ('https://exa"mple.com', "DNS name"),
+    ("https://-example.com", "DNS name"),
+    ("https://example..com", "DNS name"),
+    ("https://example.com:0", "port from 1 to 65535"),
+    ("https://example.com/hr/%2e%2e/admin", "'..' segments"),  # a dot segment a browser resolves
+    ("https://example.com/.%2e/x", "'..' segments"),
+    ("https://example.com/hr/.%2E", "'..' segments"),
+    ("https://example.com/hr%2f..%2fadmin", "'..' segments"),  # an encoded '/' that a server decodes
+    ("https://example.com/%5c..", "backslashes"),
+    ("https://example.com/hr;x=1", "';'"),
+    ("https://example.com/%", "percent-encoded byte"),
+    ("https://example.com/a%zz", "percent-encoded byte"),
+    ("https://example.com/hr/\u00e4", "reads the path as '/hr/%C3%A4'"),  # non-ASCII is percent-encoded
+    ("https://example.com/hr/\u202e", "control characters (U+202E)"),
+]
+
+
+@pytest.mark.parametrize("url, reason", WHATWG_CORPUS, ids=[repr(url) for url, _ in WHATWG_CORPUS])
+def test_urls_python_accepted_but_browsers_read_otherwise_are_refused(url, reason):
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [{**HR, "baseUrl": url}]}, "dev", TODAY)
+    assert any(p.startswith("portals[0].baseUrl: ") and reason in p for p in caught.value.problems), (
+        caught.value.problems
+    )
+
+
+def test_the_corpus_is_what_issue_13_counted():
+    assert len(WHATWG_CORPUS) >= 26
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://intrexx.example.com",
+        "https://intrexx.example.com/hr/",
+        "https://intrexx.example.com:8443/a/b",
+        "https://intrexx_dev.corp.example",
+        "https://[::1]:8443/portal",
+        "https://10.0.0.5/portal",
+        "https://xn--bcher-kva.example/hr",
+        "https://example.com/hr/%C3%A4",
+        "http://localhost:1337",
+        "http://127.0.0.1/portal",
+    ],
+)
+def test_urls_browsers_read_as_written_are_accepted(url):
+    assert url_problems(url, http_hosts=("localhost", "127.0.0.1")) == []
+    parse_stack_config({"portals": [{**HR, "baseUrl": url}]}, "dev", TODAY)
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("%2e%2e/%2e%2e/evil", "'..' segments"),
+        (".%2e/x", "'..' segments"),
+        ("%2E/x", "'..' segments"),
+        ("..;/x", "';'"),
+        ("x/..;/y", "';'"),
+        ("x%3b/y", "';'"),
+        ("x%5c..%5cy", "backslashes"),
+        ("x%2f..%2f..%2fy", "'..' segments"),
+        ("%252e%252e/x", "'..' segments"),  # decoded twice, by a proxy and then the container
+        ("x%00y", "control characters"),
+        ("x%3fy=1", "'?' or '#'"),
+        ("x/\u00e4", "write it that way"),
+    ],
+)
+def test_redirect_paths_are_checked_after_percent_decoding(path, reason):
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [{**HR, "redirectPaths": [path]}]}, "dev", TODAY)
+    assert any(p.startswith("portals[0].redirectPaths[0]: ") and reason in p for p in caught.value.problems), (
+        caught.value.problems
+    )
+
+
+def test_deeply_nested_parsed_values_are_a_config_error_not_a_recursion_error():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match=r"portals\[0\]: must be an object .*, got a list nested too deeply"):
+        parse_stack_config({"portals": [deep]}, "dev", TODAY)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["garbage", "2026-13-01", "2026-02-30", "2026-1-1", "0001-01-01", "9999-12-31", "2023-12-31", "3000-01-01", " "],
+)
+def test_a_bad_pinned_date_is_exit_2(project, capsys, monkeypatch, value):
+    project(f"config:\n  {PORTALS_KEY}: [{json.dumps(HR)}]\n")
+    monkeypatch.setenv(TODAY_VARIABLE, value)
+    code, out, err = plan(capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"ConfigError: invalid stack configuration (1 problem):\n  - {TODAY_VARIABLE}: must be")
+
+
+def test_the_calendars_ends_that_are_allowed_plan(project, capsys, monkeypatch):
+    # A Microsoft 365 service account: an Exchange-connector portal is refused after EWS's shutdown (2027-04-01).
+    service_account = {**HR, "connector": "m365", "access": "application"}
+    project(f"config:\n  {PORTALS_KEY}: [{json.dumps(service_account)}]\n")
+    for value in ("2024-01-01", "2999-12-31"):
+        monkeypatch.setenv(TODAY_VARIABLE, value)
+        code, out, err = plan(capsys)
+        assert code == 0, err
+        assert f"on {value}" in out
+
+
+def test_plan_output_shows_no_raw_escape_even_from_a_value_it_printed(project, capsys):
+    """Belt and braces: whatever reaches the terminal goes through one filter that escapes control characters."""
+    project(f"config:\n  {PORTALS_KEY}: [{json.dumps(HR)}]\n")
+    code = main(["plan", "--stack", "attack", "--portal", "hr\x1b[2J"])
+    captured = capsys.readouterr()
+    assert code == 2 and "\x1b" not in captured.err and "hr\\x1b[2J" in captured.err
+
+
+def test_a_non_utf8_out_directory_is_exit_2_and_writes_nothing(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text((ROOT / "Pulumi.dev.yaml").read_text())
+    for out in (b"build-\xff", b"build-\x1b[2J"):
+        result = subprocess.run(
+            [sys.executable, "-m", "intrexx_connector", "plan", "--stack", "dev", "--out", out],
+            capture_output=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert b"argument --out: must" in result.stderr and b"Traceback" not in result.stderr
+        assert b"\x1b" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.dev.yaml", "Pulumi.yaml"]
