@@ -470,7 +470,14 @@ def _verify_mailbox(
     if not portal.delegated:
         result.reason += "; device code flow skipped (application access)"
         return
+    if not portal.public_client:
+        result.reason += (
+            "; device code flow skipped (user accounts sign in through the browser; publicClientFlows is off)"
+        )
+        return
     authority = authority_for(portal, options.authority_host)
+    # MSAL adds openid, profile and offline_access to every sign-in itself. For the Exchange connector that is
+    # exactly what its MediaGateway asks for: EWS.AccessAsUser.All and offline_access (a refresh token).
     scopes = [s for s in portal.scopes if s not in MSAL_RESERVED_SCOPES]
 
     def request_deadline() -> float:
@@ -492,10 +499,14 @@ def _verify_mailbox(
         answer = app.acquire_token_by_device_flow(flow, exit_condition=lambda f: time.monotonic() > deadline)
         if "access_token" not in answer:
             raise _token_error(answer, float("inf"), [portal.client_secret])
+        access_token, signed_in = answer["access_token"], "mailbox user signed in"
+        if portal.uses_ews:
+            access_token = _redeem_refresh_token(app, answer, scopes, portal)
+            signed_in = "mailbox user signed in, refresh token redeemed"
         api = portal.ews_url if portal.uses_ews and portal.ews_url else portal.resource
         mailbox_api = AuthorityHttp.for_url(session, api, request_deadline, "the mailbox API")
-        result.inbox = _read_inbox(portal, answer["access_token"], mailbox_api, options.request_timeout)
-        result.reason += f"; mailbox user signed in, inbox '{result.inbox.get('displayName')}' read"
+        result.inbox = _read_inbox(portal, access_token, mailbox_api, options.request_timeout)
+        result.reason += f"; {signed_in}, inbox '{result.inbox.get('displayName')}' read"
     except TransportError as error:
         result.ok = False
         result.reason += f"; device code sign-in failed: {error.reason}"
@@ -505,6 +516,23 @@ def _verify_mailbox(
     except Exception as error:  # noqa: BLE001 - MSAL parses the provider's answers and may raise anything on them
         result.ok = False
         result.reason += f"; device code sign-in failed: malformed answer ({type(error).__name__})"
+
+
+def _redeem_refresh_token(app, answer: dict, scopes: list[str], portal: PortalOutput) -> str:
+    """What the Exchange connector lives on: Intrexx keeps each mailbox user's refresh token ("Request MS365
+    Refresh Token", valid for about three months) and redeems it for EWS tokens. So the device code sign-in must
+    return a refresh token (offline_access consented), and that token must give a new EWS access token."""
+    refresh_token = answer.get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise TokenError(
+            "no refresh token came back: Intrexx's MediaGateway needs offline_access, consented for all users "
+            "(redeploy, or check the permissions in the outputs)"
+        )
+    redeemed = app.acquire_token_by_refresh_token(refresh_token, scopes=scopes)
+    if "access_token" not in redeemed:
+        # The refresh token is a credential too: an answer that quotes it is scrubbed like one quoting the secret.
+        raise _token_error(redeemed, float("inf"), [portal.client_secret, refresh_token])
+    return redeemed["access_token"]
 
 
 EWS_GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>

@@ -298,13 +298,15 @@ class IdentityProvider:
         public_client_flows: bool = False,
         delegated_scopes: Sequence[str] = (),
         opaque_tokens: bool = False,
+        refresh_tokens: bool = True,
     ) -> None:
         """Register (or replace) a confidential client using client_secret_post.
 
         ``public_client_flows`` is Entra's "Allow public client flows": requests without
         client authentication (device authorization, device code polling, refresh) are
         then served as a public client with ``delegated_scopes`` (see add_public_client).
-        ``opaque_tokens``: its access tokens are opaque strings, not decodable JWTs."""
+        ``opaque_tokens``: its access tokens are opaque strings, not decodable JWTs.
+        ``refresh_tokens=False``: sign-ins get no refresh token, even with offline_access."""
         self._call(
             "POST",
             f"/tenants/{tenant_id}/clients",
@@ -316,6 +318,7 @@ class IdentityProvider:
                 "allow_public_client_flows": bool(public_client_flows),
                 "delegated_scopes": list(delegated_scopes),
                 "opaque_access_tokens": bool(opaque_tokens),
+                "refresh_tokens": bool(refresh_tokens),
             },
         )
 
@@ -347,8 +350,9 @@ class IdentityProvider:
         self._call("POST", f"/tenants/{tenant_id}/device/approve", {"user_code": user_code, "username": username})
 
     def requests(self) -> dict:
-        """Token requests so far: ``{client_id: {"tenant", "count", "timestamps"}}``,
-        timestamps in seconds since the epoch, in arrival order."""
+        """Token requests so far: ``{client_id: {"tenant", "count", "timestamps", "grants", "scopes"}}``,
+        timestamps in seconds since the epoch, grant types and scope parameters, in arrival order; device
+        authorization requests add ``"deviceCodeScopes"`` (their scope parameters) without counting."""
         return self._call("GET", "/requests")
 
     def reset_requests(self) -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from idp_fixture import silent_server
-from outputs_fixtures import HR, LEGACY, OPS, TEAM, WIDE, stack_outputs
+from outputs_fixtures import HR, LEGACY, OPS, TEAM, USERS, WIDE, stack_outputs
 
 from components.contract import CLIENT_SECRETS, PORTALS
 from intrexx_connector.cli import main
@@ -189,28 +189,83 @@ def loopback_apis(document, origin):
     return document
 
 
-@pytest.mark.parametrize("portal", [HR, LEGACY], ids=["graph", "ews"])
-def test_device_code_signs_a_mailbox_user_in_and_reads_the_inbox(idp, portal):
-    document = loopback_apis(stack_outputs([portal]), idp.origin)
+def register_device_client(idp, document):
     ((name, fields),) = document[PORTALS].items()
-    scopes = [s.rsplit("/", 1)[-1] for s in fields["scopes"]]
     idp.add_client(
         fields["tenantId"],
         fields["clientId"],
         document[CLIENT_SECRETS][name],
         public_client_flows=True,
-        delegated_scopes=scopes,
+        delegated_scopes=[s.rsplit("/", 1)[-1] for s in fields["scopes"]],
     )
-    shown = []
+    return fields
 
+
+def scripted_user_for(idp, fields, shown):
     def scripted_user(portal_outputs, flow):
         shown.append(flow["message"])
         idp.approve_device_code(fields["tenantId"], flow["user_code"], "alice@contoso.example")
 
-    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user)
+    return scripted_user
+
+
+def test_device_code_for_the_exchange_connector_redeems_the_refresh_token_and_reads_ews(idp):
+    """What Intrexx's MediaGateway does with "Request MS365 Refresh Token": a device code sign-in for the EWS scope
+    and offline_access, then EWS calls with access tokens redeemed from the refresh token."""
+    document = loopback_apis(stack_outputs([LEGACY]), idp.origin)
+    fields = register_device_client(idp, document)
+    shown: list = []
+    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, shown))
     assert result.ok, result
+    assert "mailbox user signed in, refresh token redeemed, inbox 'Inbox' read" in result.reason
     assert result.inbox == {"displayName": "Inbox", "totalItemCount": 3}
     assert shown and "code" in shown[0]
+    seen = idp.requests()[fields["clientId"]]
+    ews_scope = f"{idp.origin}/ews/EWS.AccessAsUser.All"
+    # Exactly the EWS scope and offline_access (openid and profile MSAL adds to every sign-in), nothing of Graph.
+    assert [set(scope.split()) for scope in seen["deviceCodeScopes"]] == [
+        {ews_scope, "offline_access", "openid", "profile"}
+    ]
+    assert seen["grants"][-1] == "refresh_token" and ews_scope in seen["scopes"][-1].split()
+    assert "client_credentials" in seen["grants"] and "urn:ietf:params:oauth:grant-type:device_code" in seen["grants"]
+
+
+def test_device_code_for_microsoft_365_user_accounts_reads_the_graph_inbox(idp):
+    document = loopback_apis(stack_outputs([USERS]), idp.origin)
+    fields = register_device_client(idp, document)
+    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
+    assert result.ok, result
+    assert "mailbox user signed in, inbox 'Inbox' read" in result.reason
+    assert result.inbox == {"displayName": "Inbox", "totalItemCount": 3}
+    assert "refresh_token" not in idp.requests()[fields["clientId"]]["grants"]
+
+
+def test_device_code_is_skipped_where_intrexx_never_uses_it(idp):
+    """User accounts without public client flows sign in through the browser; service accounts never sign in."""
+    browser_users = {**USERS, "publicClientFlows": False}
+    document = loopback_apis(stack_outputs([browser_users, WIDE]), idp.origin)
+    register(idp, document, roles={"wide": WIDE_ROLES})
+    results = {r.name: r for r in run(idp, document, device_code=True, on_device_flow=lambda p, f: None)}
+    assert results["users"].ok and "device code flow skipped (user accounts sign in through the browser" in (
+        results["users"].reason
+    )
+    assert results["wide"].ok and "device code flow skipped (application access)" in results["wide"].reason
+
+
+def test_device_code_fails_when_no_refresh_token_comes_back(idp):
+    """A sign-in without a refresh token gives Intrexx nothing to keep: verify says so."""
+    document = loopback_apis(stack_outputs([LEGACY]), idp.origin)
+    ((name, fields),) = document[PORTALS].items()
+    idp.add_client(
+        fields["tenantId"],
+        fields["clientId"],
+        document[CLIENT_SECRETS][name],
+        public_client_flows=True,
+        delegated_scopes=[s.rsplit("/", 1)[-1] for s in fields["scopes"]],
+        refresh_tokens=False,
+    )
+    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
+    assert not result.ok and "no refresh token came back" in result.reason, result
 
 
 def test_device_code_fails_clearly_without_public_client_flows(idp):

@@ -228,6 +228,7 @@ function registerClient(tenant, body) {
     roles: Array.isArray(body.roles) ? body.roles.map(String) : [],
     delegatedScopes: Array.isArray(body.delegated_scopes) ? body.delegated_scopes.map(String) : [],
     opaqueAccessTokens: body.opaque_access_tokens === true,
+    refreshTokens: body.refresh_tokens !== false,
     activeFrom: Date.now() + delay * 1000,
     metadata: isPublic ? publicMetadata : confidentialMetadata,
     publicMetadata: publicClientFlows ? publicMetadata : undefined,
@@ -407,6 +408,12 @@ function createProvider(tenant) {
       Session: 24 * 3600,
     },
     formats: { customizers: { jwt: entraAccessToken } },
+    // oidc-provider's default (lib/helpers/defaults.js), unless the client is registered to get none: a provider
+    // that answers a device code sign-in without a refresh token, for verify's check that one comes back.
+    async issueRefreshToken(ctx, client, source) {
+      if (tenant.clients.get(client.clientId)?.refreshTokens === false) return false;
+      return client.grantTypeAllowed('refresh_token') && source.scopes.has('offline_access');
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -523,11 +530,20 @@ function clientIdOf(req, params) {
   return undefined;
 }
 
-function recordTokenRequest(tenant, clientId) {
+function recordTokenRequest(tenant, clientId, params) {
   const key = clientId ?? '';
-  const entry = tokenRequests.get(key) ?? { tenant: tenant.id, count: 0, timestamps: [] };
+  const entry = tokenRequests.get(key) ?? { tenant: tenant.id, count: 0, timestamps: [], grants: [], scopes: [] };
   entry.count += 1;
   entry.timestamps.push(Date.now() / 1000);
+  entry.grants.push(params.get('grant_type') ?? '');
+  entry.scopes.push(params.get('scope') ?? '');
+  tokenRequests.set(key, entry);
+}
+
+function recordDeviceCodeRequest(tenant, clientId, params) {
+  const key = clientId ?? '';
+  const entry = tokenRequests.get(key) ?? { tenant: tenant.id, count: 0, timestamps: [], grants: [], scopes: [] };
+  entry.deviceCodeScopes = [...(entry.deviceCodeScopes ?? []), params.get('scope') ?? ''];
   tokenRequests.set(key, entry);
 }
 
@@ -568,8 +584,10 @@ async function handleTenant(req, res, tenant, subPath) {
     req.tokenParams = params;
     const clientId = clientIdOf(req, params);
     if (isToken) {
-      recordTokenRequest(tenant, clientId);
+      recordTokenRequest(tenant, clientId, params);
       if (applyFault(tenant, res)) return;
+    } else {
+      recordDeviceCodeRequest(tenant, clientId, params);
     }
     const registration = tenant.clients.get(clientId);
     if (!registration || Date.now() < registration.activeFrom) {
