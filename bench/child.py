@@ -166,12 +166,13 @@ def mode_resources(args) -> dict:
 
 def mode_equivalence(args) -> dict:
     """Same (type, name, inputs) for every non-component resource: then the floor does the product's Entra work."""
-    recorded = {}
+    recorded, exported = {}, {}
     for program in ("product", "floor"):
         evaluation = _evaluate(program, default_portals(args.portals))
         recorded[program] = {
             (r.type, r.name): r.inputs for r in evaluation.tenant.resources if not r.type.startswith(f"{NAMESPACE}:")
         }
+        exported[program] = _without_random_values(evaluation.outputs)
     product, floor = recorded["product"], recorded["floor"]
     differing = sorted(
         f"{name}.{key}"
@@ -188,7 +189,18 @@ def mode_equivalence(args) -> dict:
         "only_floor": sorted(n for _, n in set(floor) - set(product)),
         "differing_inputs": differing[:20],
         "identical": product == floor,
+        "same_outputs": exported["product"] == exported["floor"],
     }
+
+
+def _without_random_values(outputs: dict) -> dict:
+    """The outputs with what the simulated tenant draws at random (secret values and their key ids) left out."""
+    random_fields = ("secretKeyId", "previousSecretKeyId")
+    portals = {
+        name: {key: value for key, value in entry.items() if key not in random_fields}
+        for name, entry in outputs["portals"].items()
+    }
+    return {"portals": portals, "clientSecrets": sorted(outputs["clientSecrets"])}
 
 
 def mode_outputs(args) -> dict:

@@ -2,13 +2,14 @@
 
 One Application, one ServicePrincipal, one delegated grant each to Exchange Online and Microsoft Graph and two
 ApplicationPasswords per portal, with the same names and the same inputs as the product sends for a default portal
-(the Exchange connector), so
-that the simulated tenant does the same work for both. No component resources, no catalogue, no output contract:
-what the product costs on top of this is the price of its structure. It is evaluated by the product's own harness,
+(the Exchange connector), so that the simulated tenant does the same work for both. It exports the same `portals`
+document the product does (the post-deploy step needs every field), written out by hand as a plain dict. No
+component resources, no catalogue, no typed output contract, no validation: what the product costs on top of this
+is the price of its structure. It is evaluated by the product's own harness,
 `intrexx_connector.simulation.evaluate(settings, program=floor_build)`.
 
 Only valid for portals with the default profile ({"name": ..., "baseUrl": ...}); bench/run.py checks that the
-floor's recorded inputs equal the product's before it trusts a timing.
+floor's recorded inputs and its outputs equal the product's before it trusts a timing.
 """
 
 from dataclasses import dataclass
@@ -103,11 +104,72 @@ def floor_build(settings: StackSettings) -> FloorExports:
             )
             for index, created, expires in slots
         ]
-        exported[name] = {
-            "clientId": app.client_id,
-            "applicationObjectId": app.object_id,
-            "servicePrincipalObjectId": sp.object_id,
-            "secretKeyId": passwords[newer].key_id,
-        }
+        exported[name] = pulumi.Output.all(
+            app.client_id, app.object_id, sp.object_id, passwords[newer].key_id, passwords[1 - newer].key_id
+        ).apply(
+            lambda ids, name=name, base_url=base_url: _portal_output(
+                settings, client.tenant_id, name, base_url, ids, slots, newer, exchange, graph
+            )
+        )
         secrets[name] = passwords[newer].value
     return FloorExports(exported, pulumi.Output.secret(secrets))
+
+
+def _portal_output(settings, tenant_id, name, base_url, ids, slots, newer, exchange, graph) -> dict:
+    """The `portals` entry the post-deploy step needs, written out as a plain dict for a default portal: the same
+    document the product's typed contract produces (bench/child.py `equivalence` compares them)."""
+    client_id, app_object_id, sp_object_id, key_id, previous_key_id = ids
+    login, authority = "https://login.microsoftonline.com", f"https://login.microsoftonline.com/{tenant_id}"
+    newer_slot, older_slot = slots[newer], slots[1 - newer]
+    permissions = [
+        {
+            "resource": key,
+            "resourceAppId": app_id,
+            "name": claim,
+            "type": "Scope",
+            "id": principal.oauth2_permission_scope_ids[claim],
+            "grantedBy": "admin-consent",
+        }
+        for app_id, key, principal, claims in (
+            (EXCHANGE_APP_ID, "exchange", exchange, EXCHANGE_CLAIMS),
+            (GRAPH_APP_ID, "graph", graph, GRAPH_CLAIMS),
+        )
+        for claim in claims
+    ]
+    return {
+        "portal": name,
+        "schemaVersion": 2,
+        "tenantId": tenant_id,
+        "clientId": client_id,
+        "applicationObjectId": app_object_id,
+        "servicePrincipalObjectId": sp_object_id,
+        "displayName": f"Intrexx {name} ({settings.environment})",
+        "environment": settings.environment,
+        "cloud": "global",
+        "connector": "exchange",
+        "api": "ews",
+        "access": "delegated",
+        "baseUrl": base_url,
+        "signIn": False,
+        "publicClient": True,
+        "authorityHost": login,
+        "authority": authority,
+        "tokenEndpoint": f"{authority}/oauth2/v2.0/token",
+        "authorizeEndpoint": f"{authority}/oauth2/v2.0/authorize",
+        "deviceCodeEndpoint": f"{authority}/oauth2/v2.0/devicecode",
+        "jwksUri": f"{authority}/discovery/v2.0/keys",
+        "issuer": f"{authority}/v2.0",
+        "userInfoEndpoint": "https://graph.microsoft.com/oidc/userinfo",
+        "resource": "https://outlook.office365.com",
+        "graphEndpoint": "https://graph.microsoft.com",
+        "scopes": ["https://outlook.office365.com/EWS.AccessAsUser.All", *GRAPH_CLAIMS],
+        "permissions": permissions,
+        "redirectUris": [f"{base_url}/{path}" for path in REDIRECT_PATHS],
+        "secretKeyId": key_id,
+        "secretExpiresAt": f"{newer_slot[2].isoformat()}T00:00:00Z",
+        "secretRotatesAt": f"{older_slot[2].isoformat()}T00:00:00Z",
+        "secretRotationDays": settings.secret_rotation_days,
+        "previousSecretKeyId": previous_key_id,
+        "previousSecretExpiresAt": f"{older_slot[2].isoformat()}T00:00:00Z",
+        "ewsUrl": "https://outlook.office365.com/EWS/Exchange.asmx",
+    }

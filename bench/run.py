@@ -163,6 +163,8 @@ def measure_evaluation(p: dict) -> dict:
     equivalence = run_child("equivalence", "--portals", 3)
     if not equivalence["identical"]:
         raise RuntimeError(f"the floor does not create the product's resources: {equivalence}")
+    if not equivalence["same_outputs"]:
+        raise RuntimeError("the floor does not export the product's outputs")
     samples = {(program, n): [] for n in p["sizes"] for program in ("product", "floor")}
     for rep in range(p["reps"]):
         for n in p["sizes"]:
@@ -582,7 +584,8 @@ def render_tables(results: dict) -> str:
         out += [
             "## 1. Program evaluation under the simulated tenant (whole process, median)",
             "",
-            f"Floor creates the product's resources with identical inputs: {evaluation['equivalence']['identical']}.",
+            f"Floor creates the product's resources with identical inputs: {evaluation['equivalence']['identical']}; "
+            f"it exports the same outputs: {evaluation['equivalence']['same_outputs']}.",
             "",
             table(
                 [
