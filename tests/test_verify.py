@@ -189,7 +189,7 @@ def loopback_apis(document, origin):
     return document
 
 
-def register_device_client(idp, document):
+def register_device_client(idp, document, refresh_tokens=True):
     ((name, fields),) = document[PORTALS].items()
     idp.add_client(
         fields["tenantId"],
@@ -197,6 +197,7 @@ def register_device_client(idp, document):
         document[CLIENT_SECRETS][name],
         public_client_flows=True,
         delegated_scopes=[s.rsplit("/", 1)[-1] for s in fields["scopes"]],
+        refresh_tokens=refresh_tokens,
     )
     return fields
 
@@ -255,15 +256,7 @@ def test_device_code_is_skipped_where_intrexx_never_uses_it(idp):
 def test_device_code_fails_when_no_refresh_token_comes_back(idp):
     """A sign-in without a refresh token gives Intrexx nothing to keep: verify says so."""
     document = loopback_apis(stack_outputs([LEGACY]), idp.origin)
-    ((name, fields),) = document[PORTALS].items()
-    idp.add_client(
-        fields["tenantId"],
-        fields["clientId"],
-        document[CLIENT_SECRETS][name],
-        public_client_flows=True,
-        delegated_scopes=[s.rsplit("/", 1)[-1] for s in fields["scopes"]],
-        refresh_tokens=False,
-    )
+    fields = register_device_client(idp, document, refresh_tokens=False)
     (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
     assert not result.ok and "no refresh token came back" in result.reason, result
 
