@@ -32,7 +32,7 @@ import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 from components.catalogue import load_catalogue
-from components.config import StackSettings
+from components.config import StackSettings, is_guid
 from components.contract import CLIENT_SECRETS, PORTALS, PermissionType
 from components.program import Exports, build
 
@@ -89,17 +89,6 @@ class Recorded:
     parent: str = ""
     protect: bool = False
     aliases: list[str] = field(default_factory=list)  # names the resource had before (`aliases` option)
-
-
-def _is_object_id(value: object) -> bool:
-    """Entra object ids are GUIDs in their 36-character form."""
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -283,7 +272,7 @@ class SimulatedTenant(Mocks):
         (learn.microsoft.com/graph/api/application-post-owners and serviceprincipal-post-owners take a user or a
         service principal as the new owner)."""
         for owner in owners:
-            if not _is_object_id(owner):
+            if not is_guid(owner):
                 raise EntraRefusal(f"{name}: owner {owner!r} is not an object id")
             if str(owner).lower() in self.groups:
                 raise EntraRefusal(
@@ -521,11 +510,13 @@ def event_loops() -> Iterator[asyncio.AbstractEventLoop]:
 
     def give_the_worker_a_loop() -> None:
         worker_loop = asyncio.new_event_loop()
+        worker_loop.set_exception_handler(_quiet_about_refusals)
         asyncio.set_event_loop(worker_loop)
         worker_loops.append(worker_loop)
 
     executor = ThreadPoolExecutor(thread_name_prefix="simulated-tenant", initializer=give_the_worker_a_loop)
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_about_refusals)
     loop.set_default_executor(executor)
     asyncio.set_event_loop(loop)
     try:
@@ -536,6 +527,13 @@ def event_loops() -> Iterator[asyncio.AbstractEventLoop]:
             worker_loop.close()
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def _quiet_about_refusals(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """A refusal fails the evaluation, which raises it once; the futures of the other registrations it failed are
+    never awaited, and asyncio would print "Future exception was never retrieved" with a traceback for each."""
+    if not isinstance(context.get("exception"), EntraRefusal):
+        loop.default_exception_handler(context)
 
 
 def _evaluate(evaluation: Evaluation, settings: StackSettings, program: Callable[[StackSettings], Exports]) -> None:
