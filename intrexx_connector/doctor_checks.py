@@ -727,7 +727,11 @@ def check_display_name(ctx: DoctorContext, index: int, portal: PortalSettings) -
     check_id, title = f"display-name/{portal.name}", f"No application is named {name!r} yet"
     found = _objects(
         ctx.graph.get_collection(
-            "/applications", {"$filter": f"displayName eq {odata_string(name)}", "$select": "id,appId,displayName"}
+            "/applications",
+            {
+                "$filter": f"displayName eq {odata_string(name)}",
+                "$select": "id,appId,displayName,passwordCredentials",
+            },
         ),
         "applications",
     )
@@ -772,7 +776,8 @@ def check_display_name(ctx: DoctorContext, index: int, portal: PortalSettings) -
 # consentType AllPrincipals (GET /servicePrincipals/{id}/oauth2PermissionGrants, "Retrieve a list of
 # oauth2PermissionGrant entities, representing delegated permissions granted to the service principal (as the
 # client application)"); application consent is one appRoleAssignment per role (GET
-# /servicePrincipals/{id}/appRoleAssignments); the secrets are the application's passwordCredentials (keyId).
+# /servicePrincipals/{id}/appRoleAssignments); the secrets are the application's passwordCredentials (keyId), read
+# with the application itself.
 ADOPT_SOURCES = (
     "https://learn.microsoft.com/graph/api/serviceprincipal-list-oauth2permissiongrants",
     "https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignments",
@@ -786,7 +791,7 @@ def _adopt_block(ctx: DoctorContext, portal: PortalSettings, app: dict, sp_id: s
     try:
         grants = _existing_grants(ctx, portal, sp_id) if sp_id else {}
         roles = _existing_role_assignments(ctx, portal, sp_id) if sp_id else {}
-        secrets = _hand_made_secrets(ctx, app["id"])
+        secrets = _hand_made_secrets(app)
     except GraphError as error:
         # The two object ids are what matters; the rest is a convenience the identity may not be allowed to read.
         return "{" + ", ".join(parts) + "}" + f" (consent and secret ids not readable: {error})"
@@ -821,7 +826,7 @@ def _existing_grants(ctx: DoctorContext, portal: PortalSettings, sp_id: str) -> 
         return {}
     resources = _resource_keys(ctx, wanted)
     grants: dict[str, str] = {}
-    items = ctx.graph.get_collection(f"/servicePrincipals/{quote(sp_id)}/oauth2PermissionGrants")
+    items = ctx.graph.get_collection(f"/servicePrincipals/{quote(sp_id, safe='')}/oauth2PermissionGrants")
     for grant in _objects(items, "oauth2PermissionGrants"):
         key = resources.get(str(grant.get("resourceId", "")).lower())
         grant_id = grant.get("id")
@@ -844,7 +849,7 @@ def _existing_role_assignments(ctx: DoctorContext, portal: PortalSettings, sp_id
     if not wanted:
         return {}
     assignments: dict[str, str] = {}
-    items = ctx.graph.get_collection(f"/servicePrincipals/{quote(sp_id)}/appRoleAssignments")
+    items = ctx.graph.get_collection(f"/servicePrincipals/{quote(sp_id, safe='')}/appRoleAssignments")
     for assignment in _objects(items, "appRoleAssignments"):
         name = wanted.get(str(assignment.get("appRoleId", "")).lower())
         assignment_id = assignment.get("id")
@@ -853,8 +858,8 @@ def _existing_role_assignments(ctx: DoctorContext, portal: PortalSettings, sp_id
     return assignments
 
 
-def _hand_made_secrets(ctx: DoctorContext, app_object_id: str) -> list[str]:
-    app = ctx.graph.get(f"/applications/{quote(app_object_id)}", {"$select": "id,passwordCredentials"})
+def _hand_made_secrets(app: dict) -> list[str]:
+    """The keyIds of the application's secrets (read with it: `$select=...,passwordCredentials`)."""
     credentials = _at(app, "passwordCredentials", list, "application", [])
     return sorted(
         {

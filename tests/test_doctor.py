@@ -671,7 +671,6 @@ def test_an_existing_display_name_fails_with_the_ids_to_adopt(capsys, monkeypatc
     scenario = tenant(applications=[application(app_object, app_id, "Intrexx hr (O'Neil's lab)")])
     scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, "Intrexx hr (O'Neil's lab)"))
     scenario.documents[f"/servicePrincipals/{sp_object}/oauth2PermissionGrants"] = []
-    scenario.documents[f"/applications/{app_object}"] = application(app_object, app_id, "Intrexx hr (O'Neil's lab)")
     text, machine = both(
         capsys,
         monkeypatch,
@@ -707,15 +706,15 @@ def adoptable(name, sp_grants=(), sp_roles=(), secrets=()):
         "6a1b2c3d-1111-4000-8000-0000000000b2",
         "6a1b2c3d-2222-4000-8000-0000000000b2",
     )
-    scenario = tenant(applications=[application(app_object, app_id, name)])
-    scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, name))
-    scenario.documents[f"/applications/{app_object}"] = {
+    made_by_hand = {
         **application(app_object, app_id, name),
         "passwordCredentials": [
             {"keyId": key_id, "displayName": "made by hand", "endDateTime": "2027-05-01T00:00:00Z", "hint": "abc"}
             for key_id in secrets
         ],
     }
+    scenario = tenant(applications=[made_by_hand])
+    scenario.documents["/servicePrincipals"].append(service_principal(sp_object, app_id, name))
     scenario.documents[f"/servicePrincipals/{sp_object}/oauth2PermissionGrants"] = list(sp_grants)
     scenario.documents[f"/servicePrincipals/{sp_object}/appRoleAssignments"] = list(sp_roles)
     return scenario, app_object, sp_object
