@@ -93,9 +93,8 @@ def test_compare_lists_added_removed_renamed_and_changed(capsys, project):
     assert comparison["problems"] == [] and code == 0
 
 
-def test_compare_fails_when_a_surviving_portals_client_id_would_change(capsys, project):
-    previous = saved_outputs(capsys, project, "dev")
-    (project / "previous.json").write_text(json.dumps(previous))
+def adopt_the_intranet(project):
+    """Give dev's sign-in portal (intranet) an `adopt` block naming a registration made by hand."""
     stack = (
         (project / "Pulumi.dev.yaml")
         .read_text()
@@ -107,6 +106,12 @@ def test_compare_fails_when_a_surviving_portals_client_id_would_change(capsys, p
         )
     )
     (project / "Pulumi.dev.yaml").write_text(stack)
+
+
+def test_compare_fails_when_a_surviving_portals_client_id_would_change(capsys, project):
+    previous = saved_outputs(capsys, project, "dev")
+    (project / "previous.json").write_text(json.dumps(previous))
+    adopt_the_intranet(project)
     code, out, _ = run(capsys, "plan", "--stack", "dev", "--compare", "previous.json")
     assert code == 1
     (problem,) = [line for line in out.splitlines() if "PROBLEM" in line]
@@ -118,17 +123,7 @@ def test_compare_fails_when_a_surviving_portals_client_id_would_change(capsys, p
 
 
 def test_plan_says_adopt_for_imported_resources_and_notes_unset_deployers(capsys, project):
-    stack = (
-        (project / "Pulumi.dev.yaml")
-        .read_text()
-        .replace(
-            "      signIn: true\n",
-            "      signIn: true\n      adopt:\n"
-            f"        applicationObjectId: {HAND_MADE_APP}\n"
-            "        servicePrincipalObjectId: c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f\n",
-        )
-    )
-    (project / "Pulumi.dev.yaml").write_text(stack)
+    adopt_the_intranet(project)
     code, out, err = run(capsys, "plan", "--stack", "dev")
     assert code == 0, err
     assert f"  = Application                                intranet-app  (adopt /applications/{HAND_MADE_APP})" in out
