@@ -11,10 +11,9 @@ period, ask Entra for identical inputs, and the first run after a boundary repla
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from .facts import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS, secret_lifetime_days
+
 EPOCH = date(2024, 1, 1)
-MAX_SECRET_DAYS = 730
-MIN_ROTATION_DAYS = 7
-MAX_ROTATION_DAYS = 365
 SLOTS = (0, 1)
 
 
@@ -55,7 +54,7 @@ def secret_schedule(today: date, rotation_days: int) -> SecretSchedule:
     if not MIN_ROTATION_DAYS <= rotation_days <= MAX_ROTATION_DAYS:
         raise ValueError(f"rotation_days must be {MIN_ROTATION_DAYS}..{MAX_ROTATION_DAYS}, got {rotation_days}")
     current = (today - EPOCH).days // rotation_days
-    lifetime = timedelta(days=min(2 * rotation_days, MAX_SECRET_DAYS))
+    lifetime = timedelta(days=secret_lifetime_days(rotation_days))
     slots = []
     for index in SLOTS:
         created = current if (current - index) % 2 == 0 else current - 1

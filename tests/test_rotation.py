@@ -5,7 +5,8 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.rotation import EPOCH, MAX_SECRET_DAYS, period_start, secret_schedule
+from components.facts import ENTRA_MAX_SECRET_DAYS as MAX_SECRET_DAYS
+from components.rotation import EPOCH, period_start, secret_schedule
 
 rotation_days = st.integers(min_value=7, max_value=365)
 days = st.dates(min_value=date(2025, 1, 1), max_value=date(2040, 12, 31))

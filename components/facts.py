@@ -1,0 +1,107 @@
+"""Facts and rules every part of intrexx-exchange shares: the program, the post-deploy step and the policy pack.
+
+A leaf: it imports only the standard library and PyYAML (PyJWT lazily, inside `token_payload`), so that the
+policy pack, which runs in a venv of its own without the project's modules on its path, can load this one file
+by its path. Nothing here prints, raises on bad input, or imports another module of the project.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
+
+# GUIDs ------------------------------------------------------------------------------------------------------------
+#
+# Entra ID writes every id (tenant, application, object, key, permission) as 8-4-4-4-12 hexadecimal digits
+# (learn.microsoft.com/graph/api/resources/application: "id String ... Key ... Read-only", a GUID as text). uuid.UUID
+# also reads braces, a `urn:uuid:` prefix, 32 digits without hyphens and surrounding white space: none of those is
+# an Entra id, and each breaks a later stage that puts the text into a URL, a filter or a script.
+GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+GUID_EXAMPLE = "00000000-0000-0000-0000-000000000000"
+
+
+def is_guid(value: object) -> bool:
+    """True for the canonical text form of a GUID only (either letter case); nothing around it."""
+    return isinstance(value, str) and GUID_PATTERN.fullmatch(value) is not None
+
+
+def same_guid(left: object, right: object) -> bool:
+    """Two canonical GUIDs naming the same id (GUIDs compare without regard to letter case)."""
+    return is_guid(left) and is_guid(right) and str(left).lower() == str(right).lower()
+
+
+# Hosts ------------------------------------------------------------------------------------------------------------
+#
+# learn.microsoft.com/entra/identity-platform/reply-url: redirect URIs use https, except http on the loopback
+# address ("localhost", 127.0.0.1). The same two hosts are the only ones a portal's baseUrl may reach over http.
+LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1")
+
+# Client secrets ---------------------------------------------------------------------------------------------------
+#
+# Each of the two secret slots lives for 2 x secretRotationDays (components/rotation.py). Entra's own ceiling for a
+# password credential is two years (learn.microsoft.com/entra/identity-platform/howto-create-service-principal-portal:
+# "24 months"); the policy pack's default, CISA ScubaGear MS.AAD.5.6v1, is 180 days.
+MIN_ROTATION_DAYS = 7
+MAX_ROTATION_DAYS = 365
+ENTRA_MAX_SECRET_DAYS = 730
+
+
+def secret_lifetime_days(rotation_days: int) -> int:
+    """How long each secret made with `rotation_days` lives, from the first day of the period it is made in."""
+    return min(2 * rotation_days, ENTRA_MAX_SECRET_DAYS)
+
+
+def largest_rotation_days(max_lifetime: timedelta) -> int:
+    """The largest secretRotationDays whose secrets a lifetime limit allows (0 when none does)."""
+    return max(0, min(MAX_ROTATION_DAYS, max_lifetime.days // 2))
+
+
+# Resource applications --------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _catalogue_document() -> dict[str, Any]:
+    document = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict), "catalogue.yaml holds a mapping"
+    return document
+
+
+def resource_app_id(key: str) -> str:
+    """The application (client) id of a resource API of the catalogue: "graph" or "exchange"."""
+    app_id = _catalogue_document()["resources"][key]["appId"]
+    assert is_guid(app_id), f"catalogue.yaml: resources.{key}.appId is a GUID"
+    return str(app_id)
+
+
+GRAPH_APP_ID = resource_app_id("graph")
+EXCHANGE_ONLINE_APP_ID = resource_app_id("exchange")
+
+# Access tokens ----------------------------------------------------------------------------------------------------
+
+
+def token_payload(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT access token, or None when the token is not a JWT that can be decoded (opaque or
+    encrypted): "Tokens that a Microsoft API receives might not always be a JWT that can be decoded"
+    (learn.microsoft.com/entra/identity-platform/access-tokens). The signature is not checked: the token came
+    straight from the authority over TLS, and only hints are taken from it. A payload that is JSON but not an
+    object, or nested too deeply to read, has no claims ({})."""
+    import jwt  # PyJWT comes with MSAL; imported here so the policy pack can load this module without it
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False}, algorithms=None)
+    except RecursionError:
+        return {}
+    except jwt.DecodeError as error:
+        # PyJWT reports a payload that is valid JSON but not an object as "Invalid payload string: must be a json
+        # object"; every other DecodeError means the token is not a readable JWT.
+        return {} if "must be a json object" in str(error) else None
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else {}
