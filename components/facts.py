@@ -105,3 +105,14 @@ def token_payload(token: str) -> dict[str, Any] | None:
     except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
     return claims if isinstance(claims, dict) else {}
+
+
+# The offline plan -------------------------------------------------------------------------------------------------
+#
+# `plan` has no tenant to make secrets in: its outputs carry this text in place of every client secret. apply and
+# verify refuse it, so that a plan's outputs never reach a real om.cfg or spend a wait on Entra.
+PLACEHOLDER_SECRET = "PLACEHOLDER-run-make-up-for-the-real-secret"
+
+
+def is_placeholder_secret(value: object) -> bool:
+    return value == PLACEHOLDER_SECRET

@@ -7,6 +7,7 @@ from typing import Any
 
 from components.config import StackSettings
 from components.contract import CLIENT_SECRETS, PORTALS, PortalOutput
+from components.facts import PLACEHOLDER_SECRET
 from components.portal import COMPONENT_TYPE
 from components.stack_file import default_project_dir, load_stack_settings, stack_file_path
 from components.tenant import TenantError
@@ -25,7 +26,6 @@ from .simulation import (
     tenant_for_plan,
 )
 
-PLACEHOLDER_SECRET = "PLACEHOLDER-run-make-up-for-the-real-secret"
 _CREATION_ORDER = (APPLICATION, SERVICE_PRINCIPAL, DELEGATED_GRANT, APP_ROLE_ASSIGNMENT, APPLICATION_PASSWORD)
 
 
