@@ -62,6 +62,7 @@ PORTAL_KEYS = (
     "mailboxScope",
     "adopt",
     "renamedFrom",
+    "refreshTokensRequestedOn",
 )
 ADOPT_KEYS = ("applicationObjectId", "servicePrincipalObjectId", "grants", "roleAssignments", "handMadeSecretKeyIds")
 # Ids of oauth2PermissionGrants and appRoleAssignments: base64url strings, e.g. "aaBBcDDeFG6h5JKLMN2PQrrssTTUUvW".
@@ -112,6 +113,7 @@ class PortalSettings:
     warnings: tuple[str, ...] = ()
     adopt: Adoption | None = None
     renamed_from: str | None = None
+    refresh_tokens_requested_on: date | None = None  # exchange portals: last "Request MS365 Refresh Token"
 
     @property
     def api(self) -> Api:
@@ -378,6 +380,9 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
             )
 
     adopt = _adopt(entry.get("adopt"), f"{path}.adopt", problems, permissions, mailbox_scope)
+    requested_on = _refresh_tokens_requested_on(
+        entry.get("refreshTokensRequestedOn"), f"{path}.refreshTokensRequestedOn", problems, connector, today
+    )
     if len(problems.lines) > before:
         return None
     # Every check above passed, so none of these is missing.
@@ -407,7 +412,44 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
         tuple(warnings),
         adopt,
         renamed_from,
+        requested_on,
     )
+
+
+def _refresh_tokens_requested_on(
+    value: object, path: str, problems: _Problems, connector: Connector | None, today: date
+) -> date | None:
+    """The day the Exchange connector's MS365 refresh tokens were last requested in Intrexx (components/
+    refresh_tokens.py: valid three months). A YAML date (plan reads the stack file with PyYAML) counts as its text."""
+    if value is None:
+        return None
+    if connector is None:
+        return None  # the connector's own problem is reported
+    if connector is not Connector.EXCHANGE:
+        problems.add(
+            path,
+            "only for `connector: exchange` portals (the Connector for Microsoft Exchange keeps per-user refresh "
+            "tokens in the MediaGateway); remove it from this portal",
+        )
+        return None
+    text = value.isoformat() if type(value) is date else value
+    day = None
+    if isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            day = None
+    if day is None:
+        problems.add(
+            path,
+            "must be the date the MS365 refresh tokens were last requested in Intrexx, as YYYY-MM-DD "
+            f"(e.g. 2026-11-02), got {_describe(value)}",
+        )
+        return None
+    if day > today:
+        problems.add(path, f"{day.isoformat()} is in the future (today is {today.isoformat()})")
+        return None
+    return day
 
 
 def _base_url(value, path: str, problems: _Problems) -> str | None:

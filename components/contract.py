@@ -263,6 +263,7 @@ class PortalOutput(_Record):
     ews_url: str | None = None
     mailbox_scope: MailboxScope | None = None
     hand_made_secret_key_ids: tuple[str, ...] | None = None  # adopted registrations: secrets to remove by hand
+    refresh_tokens_requested_on: date | None = None  # exchange portals: Intrexx's refresh tokens last requested
     client_secret: str | None = field(default=None, repr=False, compare=False)
 
     OMIT: ClassVar[frozenset[str]] = frozenset({"client_secret"})

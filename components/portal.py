@@ -262,4 +262,5 @@ def static_output(args: PortalRegistrationArgs) -> PortalOutput:
         sign_in_redirect_uri=portal.sign_in_redirect_uri,
         ews_url=cloud.ews_url if portal.api is Api.EWS else None,
         mailbox_scope=portal.mailbox_scope,
+        refresh_tokens_requested_on=portal.refresh_tokens_requested_on,
     )

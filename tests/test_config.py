@@ -356,3 +356,62 @@ def test_any_configuration_parses_or_raises_one_config_error(raw, today):
     for portal in settings_.portals:
         assert portal.permissions and (portal.redirect_uris or portal.access == "application")
         assert all(uri.startswith(("https://", "http://localhost", "http://127.0.0.1")) for uri in portal.redirect_uris)
+
+
+# refreshTokensRequestedOn: Intrexx's MS365 refresh tokens are "valid for three months" and "must then be manually
+# requested again" (help.intrexx.com integration-connector-exchange-ms365-refresh-token; components/refresh_tokens.py).
+
+
+def test_refresh_tokens_requested_on_is_read_as_a_date_and_reaches_the_outputs():
+    from outputs_fixtures import stack_outputs
+
+    from components.contract import StackOutputs
+
+    portal = parse([{**HR, "refreshTokensRequestedOn": "2026-11-02"}]).portals[0]
+    assert portal.refresh_tokens_requested_on == date(2026, 11, 2)
+    yaml_date = parse_stack_config({"portals": [{**HR, "refreshTokensRequestedOn": date(2026, 11, 2)}]}, "dev", TODAY)
+    assert yaml_date.portals[0] == portal  # plan reads the stack file with PyYAML: an unquoted date is a date
+    assert parse([HR]).portals[0].refresh_tokens_requested_on is None
+    document = stack_outputs([{**HR, "refreshTokensRequestedOn": "2026-11-02"}])
+    assert document["portals"]["hr"]["refreshTokensRequestedOn"] == "2026-11-02T00:00:00Z"
+    read = StackOutputs.from_output(document).portals["hr"]
+    assert read.refresh_tokens_requested_on == date(2026, 11, 2)
+    assert "refreshTokensRequestedOn" not in stack_outputs([HR])["portals"]["hr"]
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("2026-02-30", "as YYYY-MM-DD"),
+        ("02.11.2026", "as YYYY-MM-DD"),
+        ("2026-11-02\n", "as YYYY-MM-DD"),
+        ("2026-11-02T00:00:00Z", "as YYYY-MM-DD"),
+        (20261102, "as YYYY-MM-DD"),
+        (True, "as YYYY-MM-DD"),
+        ("2026-11-25", "is in the future (today is 2026-11-24)"),
+    ],
+)
+def test_refresh_tokens_requested_on_must_be_a_past_calendar_date(value, fragment):
+    (line,) = problems([{**HR, "refreshTokensRequestedOn": value}])
+    assert line.startswith("portals[0].refreshTokensRequestedOn: ")
+    assert fragment in line
+
+
+def test_refresh_tokens_requested_on_belongs_to_exchange_portals_only():
+    (line,) = problems([{**USERS, "refreshTokensRequestedOn": "2026-11-02"}])
+    assert line.startswith("portals[0].refreshTokensRequestedOn: only for `connector: exchange` portals")
+
+
+@pytest.mark.parametrize(
+    "requested, due",
+    [
+        ("2026-11-02", "2027-02-02"),
+        ("2026-11-30", "2027-02-28"),
+        ("2027-11-30", "2028-02-29"),
+        ("2026-10-31", "2027-01-31"),
+    ],
+)
+def test_refresh_tokens_are_due_three_calendar_months_after_the_request(requested, due):
+    from components.refresh_tokens import refresh_tokens_due
+
+    assert refresh_tokens_due(date.fromisoformat(requested)) == date.fromisoformat(due)

@@ -127,4 +127,8 @@ def test_camel_case_names_match_the_dataclass_fields():
     assert camel("service_principal_object_id") == "servicePrincipalObjectId"
     fields = {item.name for item in dataclasses.fields(PortalOutput)} - {"client_secret"}
     written = {camel(name) for name in fields}
-    assert written == set(DOCUMENT["portals"]["hr"]) | {"mailboxScope", "handMadeSecretKeyIds"}
+    assert written == set(DOCUMENT["portals"]["hr"]) | {
+        "mailboxScope",
+        "handMadeSecretKeyIds",
+        "refreshTokensRequestedOn",
+    }
