@@ -9,7 +9,6 @@ import difflib
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -18,8 +17,18 @@ from typing import TypeVar
 
 from .catalogue import Permission, load_catalogue
 from .clouds import CLOUDS, Cloud, CloudName, cloud_of_provider
-from .contract import KIND_OF_ACCESS, PORTAL_NAME_PATTERN, Access, Api, Connector, MailboxScope, PermissionType
+from .contract import (
+    KIND_OF_ACCESS,
+    PORTAL_NAME_RULE,
+    Access,
+    Api,
+    Connector,
+    MailboxScope,
+    PermissionType,
+    is_portal_name,
+)
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
+from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_guid
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 from .text import describe_characters, unsafe_characters
 from .urls import parse_web_url, relative_path_problems, url_problems
@@ -34,7 +43,6 @@ NAMESPACE = "intrexx-exchange"
 EXCHANGE_REDIRECT_PATHS = ("oauth2/token/msexchange", "service/oauth2/token/msexchange")
 DEFAULT_REDIRECT_PATHS = EXCHANGE_REDIRECT_PATHS  # also the example in messages about redirectPaths
 SIGN_IN_PATH = "login/oic/authenticate"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # Entra: a redirect URI is at most 256 characters (learn.microsoft.com/entra/identity-platform/reply-url).
 MAX_REDIRECT_URI_LENGTH = 256
 MAX_ENVIRONMENT_LENGTH = 64
@@ -66,7 +74,7 @@ PORTAL_KEYS = (
 )
 ADOPT_KEYS = ("applicationObjectId", "servicePrincipalObjectId", "grants", "roleAssignments", "handMadeSecretKeyIds")
 # Ids of oauth2PermissionGrants and appRoleAssignments: base64url strings, e.g. "aaBBcDDeFG6h5JKLMN2PQrrssTTUUvW".
-GRAPH_OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+GRAPH_OBJECT_ID = re.compile(r"\A[A-Za-z0-9_-]{16,128}\Z")
 # Keys of earlier versions, and what to write instead.
 REPLACED_PORTAL_KEYS = {
     "api": "replaced by `connector`: write `connector: exchange` for the Connector for Microsoft Exchange (EWS, "
@@ -157,16 +165,6 @@ def provider_environment(
 
 def join_url(base_url: str, path: str) -> str:
     return f"{base_url.rstrip('/')}/{path}"
-
-
-def is_guid(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass
@@ -318,13 +316,9 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
 
     name = entry.get("name")
     if name is None:
-        problems.add(f"{path}.name", "required: a short id matching ^[a-z][a-z0-9-]{0,39}$")
-    elif not isinstance(name, str) or not PORTAL_NAME_PATTERN.match(name):
-        problems.add(
-            f"{path}.name",
-            f"must match {PORTAL_NAME_PATTERN.pattern} (lower-case letter first, then "
-            f"letters, digits or '-', at most 40), got {_describe(name)}",
-        )
+        problems.add(f"{path}.name", f"required: a short id, {PORTAL_NAME_RULE}")
+    elif not is_portal_name(name):
+        problems.add(f"{path}.name", f"must be {PORTAL_NAME_RULE}, got {_describe(name)}")
     base_url = _base_url(entry.get("baseUrl"), f"{path}.baseUrl", problems)
     connector = _choice(entry.get("connector"), f"{path}.connector", Connector, problems, default=Connector.EXCHANGE)
     access = _choice(entry.get("access"), f"{path}.access", Access, problems, default=Access.DELEGATED)
@@ -346,13 +340,11 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
         entry.get("publicClientFlows"), f"{path}.publicClientFlows", problems, connector, access
     )
     renamed_from = entry.get("renamedFrom")
-    if renamed_from is not None and (
-        not isinstance(renamed_from, str) or not PORTAL_NAME_PATTERN.match(renamed_from) or renamed_from == name
-    ):
+    if renamed_from is not None and (not is_portal_name(renamed_from) or renamed_from == name):
         problems.add(
             f"{path}.renamedFrom",
-            "must be the portal's previous name (a name other than its own, matching "
-            f"{PORTAL_NAME_PATTERN.pattern}), got {_describe(renamed_from)}",
+            f"must be the portal's previous name (a name other than its own: {PORTAL_NAME_RULE}), "
+            f"got {_describe(renamed_from)}",
         )
 
     warnings = []
@@ -629,7 +621,7 @@ def _owners(value, path: str, problems: _Problems) -> tuple:
         if not is_guid(owner):
             problems.add(
                 f"{path}[{index}]",
-                f"must be an object id (GUID such as 00000000-0000-0000-0000-000000000000), got {_describe(owner)}",
+                f"must be an object id (GUID such as {GUID_EXAMPLE}), got {_describe(owner)}",
             )
         elif owner.lower() not in owners:
             owners.append(owner.lower())
@@ -707,7 +699,7 @@ def _id_map(value: object, path: str, problems: _Problems, allowed: set[str], wh
         if key not in allowed:
             choices = ", ".join(sorted(allowed)) or "none"
             problems.add(f"{path}.{key}", f"is not one of {what} ({choices})")
-        elif not isinstance(object_id, str) or not GRAPH_OBJECT_ID.match(object_id):
+        elif not isinstance(object_id, str) or not GRAPH_OBJECT_ID.fullmatch(object_id):
             problems.add(
                 f"{path}.{key}",
                 f"must be the existing object's id (letters, digits, '-' and '_'), got {_describe(object_id)}",
@@ -814,7 +806,7 @@ def _integer(value, path: str, problems: _Problems, default: int, low: int, high
     number = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,9}", value.strip()):
+    elif isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,9}", value):
         number = int(value)
     if number is None or not low <= number <= high:
         problems.add(path, f"must be an integer from {low} to {high} (days), got {_describe(value)}")

@@ -29,8 +29,14 @@ OUTPUT_SCHEMA_VERSION = 2
 PORTALS = "portals"
 CLIENT_SECRETS = "clientSecrets"
 
-# The configuration's rule for portal names; names also become resource names, output keys and folder names.
-PORTAL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+# The configuration's rule for portal names; names also become resource names, output keys and folder names. The
+# whole text must match (\Z, not $: `$` also matches before a final line break, and "hr\n" is no name).
+PORTAL_NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
+PORTAL_NAME_RULE = "a lower-case letter, then at most 39 lower-case letters, digits or '-'"
+
+
+def is_portal_name(value: object) -> bool:
+    return isinstance(value, str) and PORTAL_NAME_PATTERN.fullmatch(value) is not None
 
 
 class Access(StrEnum):
@@ -371,8 +377,8 @@ class StackOutputs:
         portals = {}
         for name in sorted(entries, key=str):
             path = f"{PORTALS}.{name}"
-            if not isinstance(name, str) or not PORTAL_NAME_PATTERN.match(name):
-                raise ContractError(PORTALS, f"{_describe(name)} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
+            if not is_portal_name(name):
+                raise ContractError(PORTALS, f"{_describe(name)} is not a portal name ({PORTAL_NAME_RULE})")
             portal = PortalOutput.from_output(entries[name], path)
             if portal.portal != name:
                 raise ContractError(f"{path}.portal", f"must be {name!r}, got {_describe(portal.portal)}")

@@ -15,7 +15,8 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from components.config import StackSettings, is_guid
+from components.config import StackSettings
+from components.facts import is_guid
 from components.stack_file import default_project_dir, stack_file_path
 from components.stack_file import load_stack_settings as read_stack_settings
 

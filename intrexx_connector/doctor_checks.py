@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
 from components.catalogue import load_catalogue
-from components.config import GRAPH_OBJECT_ID, PortalSettings, StackSettings, is_guid
+from components.config import GRAPH_OBJECT_ID, PortalSettings, StackSettings
 from components.contract import Connector, PermissionType
+from components.facts import is_guid
 from components.portal import display_name
 
 from .graph import GraphClient, GraphError, GraphProtocolError, _kind, odata_string, one_line

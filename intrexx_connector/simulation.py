@@ -32,8 +32,9 @@ import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 from components.catalogue import load_catalogue
-from components.config import StackSettings, is_guid
+from components.config import StackSettings
 from components.contract import CLIENT_SECRETS, PORTALS, PermissionType
+from components.facts import is_guid
 from components.program import Exports, build
 
 PROJECT = "intrexx-exchange"

@@ -264,3 +264,65 @@ def test_a_non_utf8_out_directory_is_exit_2_and_writes_nothing(tmp_path):
         assert b"argument --out: must" in result.stderr and b"Traceback" not in result.stderr
         assert b"\x1b" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.dev.yaml", "Pulumi.yaml"]
+
+
+# Whole-value rules (issue 17): `$` also matches before a final line break, and uuid.UUID also reads braces, a
+# `urn:uuid:` prefix, 32 bare digits and white space. Each of these passed the configuration once and broke a later
+# stage (plan, a Graph filter, a script): they are refused where they enter.
+GUID = "11111111-2222-4333-8444-555555555555"
+WHOLE_VALUE_CASES = {
+    "name with a trailing line break": ({**HR, "name": "hr\n"}, "portals[0].name: must be a lower-case letter"),
+    "name with a leading line break": ({**HR, "name": "\nhr"}, "portals[0].name: must be a lower-case letter"),
+    "renamedFrom with a trailing line break": (
+        {**HR, "renamedFrom": "old\n"},
+        "portals[0].renamedFrom: must be the portal's previous name",
+    ),
+    "owner GUID in braces": ({**HR, "owners": ["{" + GUID + "}"]}, "portals[0].owners[0]: must be an object id"),
+    "owner GUID as a URN": ({**HR, "owners": ["urn:uuid:" + GUID]}, "portals[0].owners[0]: must be an object id"),
+    "owner GUID without hyphens": ({**HR, "owners": [GUID.replace("-", "")]}, "portals[0].owners[0]"),
+    "owner GUID with a line break": ({**HR, "owners": [GUID + "\n"]}, "portals[0].owners[0]"),
+    "owner GUID with full-width digits": ({**HR, "owners": ["\uff11" + GUID[1:]]}, "portals[0].owners[0]"),
+    "groupId in braces": (
+        {**HR, "connector": "m365", "access": "application", "mailboxScope": {"groupId": "{" + GUID + "}"}},
+        "portals[0].mailboxScope.groupId: must be the object id (GUID)",
+    ),
+    "adopted object id as a URN": (
+        {**HR, "adopt": {"applicationObjectId": "urn:uuid:" + GUID, "servicePrincipalObjectId": GUID}},
+        "portals[0].adopt.applicationObjectId: required",
+    ),
+    "hand-made key id in braces": (
+        {
+            **HR,
+            "adopt": {
+                "applicationObjectId": GUID,
+                "servicePrincipalObjectId": GUID.replace("1", "9"),
+                "handMadeSecretKeyIds": ["{" + GUID + "}"],
+            },
+        },
+        "portals[0].adopt.handMadeSecretKeyIds: must be a list of secret ids",
+    ),
+    "grant id with a trailing line break": (
+        {
+            **HR,
+            "adopt": {
+                "applicationObjectId": GUID,
+                "servicePrincipalObjectId": GUID.replace("1", "9"),
+                "grants": {"exchange": "aaBBcDDeFG6h5JKLMN2PQrrssTTUUvW\n"},
+            },
+        },
+        "portals[0].adopt.grants.exchange: must be the existing object's id",
+    ),
+}
+
+
+@pytest.mark.parametrize("entry, message", WHOLE_VALUE_CASES.values(), ids=WHOLE_VALUE_CASES.keys())
+def test_values_are_checked_whole_where_they_enter(entry, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [entry]}, "dev", TODAY)
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("days", ["30\n", " 30", "\u0663\u0660", "3_0", "+ 30"])
+def test_rotation_days_are_ascii_digits_only(days):
+    with pytest.raises(ConfigError, match="secretRotationDays: must be an integer"):
+        parse_stack_config({"portals": [HR], "secretRotationDays": days}, "dev", TODAY)
