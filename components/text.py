@@ -1,11 +1,20 @@
-"""Text that reaches a file or a terminal: which characters are refused, and how printed text is made harmless.
+"""Text that reaches a file, a terminal, a CI log or Markdown: which characters are refused where text comes in, and
+the one neutraliser for each place text goes out.
 
-A value from a stack file or an outputs file ends up in XML, JSON, PowerShell, Markdown and on the terminal. Control
-characters there break files (a NUL or a vertical tab makes om.cfg not well-formed: XML 1.0 section 2.2 allows
-no C0 character but tab, line feed and carriage return), and on a terminal
-an escape sequence can rewrite the screen, set the window title or, on some terminals, answer back as typed input.
-Bidirectional formatting characters make text read differently from what it is ("Trojan Source", CVE-2021-42574).
-So every such string is refused where it comes in, and everything printed is escaped once more on the way out.
+A value from a stack file, an outputs file or an answer of Microsoft Graph ends up in XML, JSON, PowerShell,
+Markdown, on the terminal and in CI logs. Control characters there break files (a NUL or a vertical tab makes om.cfg
+not well-formed: XML 1.0 section 2.2 allows no C0 character but tab, line feed and carriage return), and on a
+terminal an escape sequence can rewrite the screen, set the window title or, on some terminals, answer back as typed
+input. Bidirectional formatting characters make text read differently from what it is ("Trojan Source",
+CVE-2021-42574). So every such string is refused where it comes in (`unsafe_characters`), and everything written
+out goes through the neutraliser of its destination:
+
+- `for_terminal(text)`: control, bidirectional and invisible formatting characters written as escapes (`\\x1b`);
+- `for_ci_log(text)`: the same, and no line can be read as a CI logging command (see `CiLog`);
+- `for_markdown(text)`: literal text in a Markdown paragraph, list item, heading or table cell; nothing in it can
+  become markup, a link, an image or HTML. `markdown_code(text)` is a code span holding `text`.
+
+The neutralisers insert only ASCII text that cannot start what they neutralise.
 """
 
 from __future__ import annotations
@@ -18,8 +27,16 @@ BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2
 # Unicode category Cc is exactly U+0000..U+001F and U+007F..U+009F (C0, DEL, C1); U+2028 and U+2029 are the
 # line and paragraph separators, which some editors and terminals treat as line breaks.
 _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
+# Characters that show nothing (Unicode category Cf without the joiners U+200C/U+200D, which Persian, Indic
+# scripts and emoji sequences need): the soft hyphen, U+180E, the zero width space, the word joiner and invisible
+# operators U+2060..U+2064, the deprecated formatting characters U+206A..U+206F, the byte order mark, the
+# interlinear annotation characters U+FFF9..U+FFFB and the tag characters U+E0000..U+E007F ("ASCII smuggling").
+# They are not refused where text comes in, but printed they would hide what a line holds.
+INVISIBLE = "\u00ad\u180e\u200b\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
 # On the terminal, new lines and tabs are ours to print; everything else unsafe is shown escaped.
-_UNSAFE_ON_TERMINAL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
+_UNSAFE_ON_TERMINAL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{INVISIBLE}]")
+# In Markdown nothing unsafe is kept: a new line would end a table row, a heading or a list item.
+_UNSAFE_IN_MARKDOWN = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{INVISIBLE}]")
 
 
 def unsafe_characters(text: str) -> list[str]:
@@ -33,10 +50,103 @@ def describe_characters(characters: list[str]) -> str:
 
 
 def for_terminal(text: str) -> str:
-    """`text` with every unsafe character except new line and tab written as an escape (`\\x1b`, `\\u202e`)."""
+    """`text` with every unsafe or invisible character except new line and tab written as an escape (`\\x1b`,
+    `\\u202e`)."""
     return _UNSAFE_ON_TERMINAL.sub(_escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+# CI logs ------------------------------------------------------------------------------------------------------------
+#
+# Azure Pipelines: "When the agent detects a line that matches the ##vso[...] or ##[...] pattern in stdout, it
+# interprets the command and takes the requested action" (learn.microsoft.com/azure/devops/pipelines/scripts/
+# logging-commands), such as setting a variable, uploading a file or failing the step. The agent finds the prefix
+# anywhere in a line, not only at its start (microsoft/azure-pipelines-agent, src/Microsoft.VisualStudio.Services.
+# Agent/Command.cs: `message.IndexOf("##vso[")`).
+# GitHub Actions: a workflow command is a line `::name parameters::value` (docs.github.com/actions/reference/
+# workflow-commands-for-github-actions), read "after trim leading space" (actions/runner, src/Runner.Common/
+# ActionCommand.cs, TryParseV2: `message.TrimStart()` then `StartsWith("::")`); that includes `::stop-commands::`,
+# which would switch off the commands of the workflow's own later lines, and `::add-mask::`. The runner also still
+# parses the older `##[name]` form anywhere in a line (ActionCommand.TryParse: `message.IndexOf("##[")`).
+# A command is broken by writing its bracket or its second colon as an escape (`##vso\x5b`, `:\x3a`): the line
+# still reads the same to a person, and no agent matches it. Lines are split at line feeds by the agents; every
+# other line break (CR, VT, FF, NEL, U+2028/U+2029) is escaped first, so it cannot start a line either.
+_CI_COMMAND = re.compile(r"##(?:vso)?(\[)|^\s*:(:)", re.IGNORECASE | re.MULTILINE)
+_CI_ESCAPES = {"[": "\\x5b", ":": "\\x3a"}
+_CI_CONTEXT = 6  # characters of the current line kept between pieces: enough to hold `##vso` before a `[`
+
+
+def _break_command(match: re.Match[str]) -> str:
+    mark = match.lastindex or 0
+    start = match.start(mark) - match.start()
+    return match.group()[:start] + _CI_ESCAPES[match.group(mark)]
+
+
+class CiLog:
+    """The CI log neutraliser for text written in pieces (a stream's `write` calls, which need not end at a line
+    break): it remembers the end of the current line, so a command split over two writes is broken too.
+    `CiLog()(piece)` returns the piece ready to be written; the text must already be `for_terminal` text."""
+
+    def __init__(self) -> None:
+        self._context = ""  # what the current line holds so far, as far as matching a command needs it
+
+    def __call__(self, piece: str) -> str:
+        combined = self._context + piece
+        neutral = _CI_COMMAND.sub(_break_command, combined)
+        # The context is neutral already (it has no `[` after `##`, and no second colon at its start), and a command
+        # is matched from its own start to its escaped character, so the context comes back unchanged.
+        written = neutral[len(self._context) :]
+        line = neutral.rpartition("\n")[2]
+        if line.isspace() or line.lstrip() in ("", ":"):
+            self._context = line.lstrip()  # still the start of a line: the colon rule applies to what comes next
+        else:
+            self._context = "\x00" + line[-_CI_CONTEXT:]  # not the start of a line: only `##vso[` can still form
+        return written
+
+
+def for_ci_log(text: str) -> str:
+    """`text` as `for_terminal` writes it, with no line an Azure Pipelines agent or a GitHub Actions runner would
+    take for a logging command."""
+    return CiLog()(for_terminal(text))
+
+
+# Markdown -----------------------------------------------------------------------------------------------------------
+#
+# CommonMark 0.31.2, section 2.4: "Any ASCII punctuation character may be backslash-escaped"; an escaped character
+# is literal text, never the start of emphasis, a link or image (`[`, `!`), raw HTML or an autolink (`<`), an entity
+# (`&`), a code span (`` ` ``), a heading (`#`), a list item (`-`, `+`, `*`, `1.`, `1)`), a block quote (`>`) or a
+# thematic break. GitHub's extensions read escaped characters as text too: table cells (`\|`, GFM spec 4.10, "It is
+# possible to include a pipe in a cell's content by escaping it"), strikethrough (`~`), math (`$`), and the `@` of
+# mentions and `#` of issue references. `:` and `.` (the scheme of a bare link, `www.`, emoji shortcodes) are escaped
+# so that no address in a value is turned into a link by the GFM autolink extension. Quotes, `%`, `=`, `?`, `,`,
+# `;` and `/` mean nothing outside those constructs and stay as they are, for a readable source.
+_MARKDOWN_SPECIAL = re.compile(r"[!#$&()*+\-.:<>@\[\\\]^_`{|}~]")
+
+
+def for_markdown(text: str) -> str:
+    """`text` as literal Markdown inline text: unsafe and invisible characters (new lines too) written as visible
+    escapes, and every ASCII punctuation character that Markdown or HTML could read backslash-escaped. Safe in a
+    paragraph, a heading, a list item and a table cell; not inside a code span (use `markdown_code`)."""
+    visible = _UNSAFE_IN_MARKDOWN.sub(_escape, text)
+    return _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), visible)
+
+
+def markdown_code(text: str, *, in_table: bool = False) -> str:
+    """A code span showing `text` verbatim (unsafe characters as escapes): fenced with one backtick more than the
+    longest run of backticks in it, and padded with a space where CommonMark (6.1) would otherwise take a backtick
+    for the fence or strip a space of the text. `in_table`: `|` escaped, since a GFM table splits its cells before it
+    reads code spans (GFM spec 4.10); outside a table the backslash would show."""
+    visible = _UNSAFE_IN_MARKDOWN.sub(_escape, text) or " "
+    if in_table:
+        visible = visible.replace("|", "\\|")
+    longest = max((len(run) for run in re.findall("`+", visible)), default=0)
+    fence = "`" * (longest + 1)
+    spaced = visible.startswith(" ") and visible.endswith(" ") and not visible.isspace()
+    pad = " " if spaced or visible.startswith("`") or visible.endswith("`") else ""
+    return f"{fence}{pad}{visible}{pad}{fence}"
