@@ -5,6 +5,9 @@ VENV := venv
 PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
+# The package itself, editable, so that `venv/bin/intrexx-connector` (and `intrexx-connector` in an activated venv)
+# runs this folder's code; --no-deps: the dependencies come from requirements.txt above.
+PACKAGE := $(VENV)/.package-installed
 IDP := tests/idp/node_modules/.package-lock.json
 LINT := tests/lint/node_modules/.package-lock.json
 # The policy pack runs from a venv of its own, as `pulumi preview --policy-pack policy` runs it (policy/README.md).
@@ -14,7 +17,7 @@ CONNECTOR := $(PY) -m intrexx_connector
 
 .PHONY: plan test lint format up render verify status doctor bench clean policy-venv
 
-plan: $(RUNTIME)
+plan: $(PACKAGE)
 	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
 
 test: lint $(IDP) $(LINT) $(POLICY)
@@ -66,6 +69,10 @@ $(VENV)/bin/python:
 
 $(RUNTIME): requirements.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(PACKAGE): pyproject.toml $(RUNTIME)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(DEV): requirements.txt requirements-dev.txt $(RUNTIME)

@@ -147,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         metavar="OUTPUTS",
         help="outputs of a previous run (`pulumi stack output --json`): list the portals added, removed, renamed "
-        "and changed; exit 1 when a surviving portal's client id would change",
+        "and changed; exit 1 when `pulumi up` would delete or replace a registration (a removed portal, a rename "
+        "without renamedFrom, an adopt of another application)",
     )
     render = command("render", _render, "write the connector configuration per portal")
     render.add_argument("--out", type=_path, metavar="DIR", help="default: build/<stack>/ with --stack, else build/")

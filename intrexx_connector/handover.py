@@ -132,7 +132,7 @@ class Comparison:
     removed: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # old name -> new name
     changed: dict[str, list[str]] = field(default_factory=dict)  # portal -> changed output fields
-    problems: list[str] = field(default_factory=list)  # a surviving portal's client id would change
+    problems: list[str] = field(default_factory=list)  # a registration would be deleted or replaced: exit 1
     hints: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -162,9 +162,10 @@ COMPARED_FIELDS = (
 
 
 def compare(previous_text: str, planned: list[PortalOutput], settings: StackSettings, source: str) -> Comparison:
-    """What `pulumi up` of `settings` does to the portals of an earlier run. A surviving portal's client id
-    changes only when its Application is replaced; with this program that happens when `adopt` names another
-    application than the one deployed (a rename without `renamedFrom` is a removal and an addition)."""
+    """What `pulumi up` of `settings` does to the portals of an earlier run. `problems` lists every registration
+    that run would delete or replace, so that Intrexx loses its client id: a removed portal (also a rename without
+    `renamedFrom`, which is a removal and an addition), and a portal whose `adopt` names another application than
+    the one deployed. `plan --compare` exits 1 when there is one (shared/spec/contract.md)."""
     previous = previous_portals(previous_text, source)
     planned_by_name = {portal.name: portal for portal in planned}
     settings_by_name = {portal.name: portal for portal in settings.portals}
@@ -174,6 +175,10 @@ def compare(previous_text: str, planned: list[PortalOutput], settings: StackSett
         new_name = name if name in planned_by_name else renamed_to.get(name)
         if new_name is None:
             result.removed.append(name)
+            result.problems.append(
+                f"{name}: pulumi up deletes its registration (client id {_text(old, 'clientId') or '?'}) and Intrexx "
+                f"loses it; if the portal was renamed, add `renamedFrom: {name}` to its new entry"
+            )
             continue
         if new_name != name:
             result.renamed[name] = new_name

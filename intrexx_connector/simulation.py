@@ -120,6 +120,7 @@ class SimulatedTenant(Mocks):
         hand_made: tuple[HandMadeRegistration, ...] = (),
     ):
         self.today = today
+        self.stack = ""  # set by `evaluate`: the stack the program runs for
         self.tenant_id = tenant_id or self._id("tenant")
         self.deployer_object_id = deployer_object_id or self._id("deployer")
         self.resources: list[Recorded] = []
@@ -332,7 +333,10 @@ class SimulatedTenant(Mocks):
             raise EntraRefusal(
                 f"{name}: end date {inputs['endDate']} must lie within {SECRET_MAX_LIFETIME.days} days from now"
             )
-        key_id = str(uuid.uuid4())
+        # Entra gives each new password a new key id. Here it follows from the stack, the slot's resource name
+        # (portal and slot) and its end date, which changes exactly when the slot is renewed: two offline plans of
+        # one day (or of one rotation period) agree, and a rotation between two plans changes the id, as in Entra.
+        key_id = self._id(f"password/{self.stack}/{name}/{inputs['endDate']}")
         value = (
             "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(3))
             + "8Q~"
@@ -497,6 +501,7 @@ def evaluate(
     fresh every time. An error the program raises (EntraRefusal, TenantError, ...) is raised as it is.
     """
     evaluation = Evaluation(tenant or SimulatedTenant(settings.today))
+    evaluation.tenant.stack = settings.stack
     contextvars.Context().run(_evaluate, evaluation, settings, program)
     return evaluation
 

@@ -122,6 +122,39 @@ def test_compare_fails_when_a_surviving_portals_client_id_would_change(capsys, p
     assert "  - removed: old (pulumi up deletes its registration)" in out
 
 
+def test_compare_exits_1_when_a_registration_would_be_deleted(capsys, project):
+    """A removal, and a rename without renamedFrom (a removal plus an addition), delete a registration and its
+    client id: exit 1, as the contract says; a rename with renamedFrom and an addition exit 0."""
+    previous = saved_outputs(capsys, project, "dev")
+    (project / "previous.json").write_text(json.dumps(previous))
+    assert run(capsys, "plan", "--stack", "dev", "--compare", "previous.json")[0] == 0
+    stack = (project / "Pulumi.dev.yaml").read_text()
+    (project / "Pulumi.dev.yaml").write_text(stack.replace("    - name: sandbox\n", "    - name: lab\n"))
+    code, out, _ = run(capsys, "plan", "--stack", "dev", "--compare", "previous.json")
+    assert code == 1
+    assert "  - removed: sandbox" in out and "  + added: lab" in out
+    (problem,) = [line for line in out.splitlines() if "PROBLEM" in line]
+    assert "sandbox: pulumi up deletes its registration" in problem and "renamedFrom: sandbox" in problem
+    code, out, _ = run(capsys, "plan", "--stack", "dev", "--compare", "previous.json", "--json")
+    assert code == 1 and json.loads(out)["comparison"]["removed"] == ["sandbox"]
+    renamed = stack.replace("    - name: sandbox\n", "    - name: lab\n      renamedFrom: sandbox\n")
+    (project / "Pulumi.dev.yaml").write_text(renamed)
+    code, out, _ = run(capsys, "plan", "--stack", "dev", "--compare", "previous.json")
+    assert code == 0 and "  > renamed: sandbox -> lab" in out and "PROBLEM" not in out
+
+
+def test_two_offline_plans_of_one_day_agree_on_key_ids(capsys, project):
+    """Key ids of an offline plan follow from stack, portal and slot: no rotation between two plans of one day."""
+    first, second = saved_outputs(capsys, project, "dev"), saved_outputs(capsys, project, "dev")
+    assert first == second
+    prod = saved_outputs(capsys, project, "prod")
+    ids = {entry["secretKeyId"] for document in (first, prod) for entry in document["portals"].values()}
+    assert len(ids) == len(first["portals"]) + len(prod["portals"]), "no two portals or stacks share a key id"
+    (project / "before.json").write_text(json.dumps(first))
+    code, out, _ = run(capsys, "rotation-notice", "--before", "before.json", "--outputs", "dev.json")
+    assert code == 0 and out == "", "no rotation read between two plans"
+
+
 def test_plan_says_adopt_for_imported_resources_and_notes_unset_deployers(capsys, project):
     adopt_the_intranet(project)
     code, out, err = run(capsys, "plan", "--stack", "dev")

@@ -43,3 +43,14 @@ def test_make_up_applies_with_yes_only_in_ci_or_with_yes_1():
     assert 'if [ "$CI" = "true" ] || [ "1" = "1" ]; then' in recipe and "pulumi up --stack prod --yes;" in recipe
     assert "elif [ -t 0 ]; then" in recipe and "pulumi up --stack prod; " in recipe
     assert recipe.index("pulumi up") < recipe.index("render --stack prod") < recipe.index("verify --stack prod")
+
+
+def test_make_plan_installs_the_package_editable_so_the_console_script_works():
+    """`make plan` installs this folder into venv (editable, no dependencies: requirements.txt has them), so that
+    `venv/bin/intrexx-connector` and, in an activated venv, `intrexx-connector` run, as the README and the hints say."""
+    dry = make("-n", "-W", "pyproject.toml", "plan", "STACK=dev")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    install = next(i for i, line in enumerate(lines) if "pip install" in line and "--no-deps -e ." in line)
+    planned = next(i for i, line in enumerate(lines) if "intrexx_connector plan --stack dev" in line)
+    assert install < planned
