@@ -20,8 +20,9 @@ CONNECTOR := $(PY) -m intrexx_connector
 plan: $(PACKAGE)
 	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
 
+# pytest-xdist: one worker per core; every server fixture picks a free port per worker (tests/conftest.py).
 test: lint $(IDP) $(LINT) $(POLICY)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 lint: $(DEV)
 	$(PY) -m ruff check .

@@ -76,7 +76,14 @@ def set_field(document, portal, dotted, value):
         target[last] = value
 
 
-DELETE = object()
+class _Delete:
+    """The field is removed; its repr gives a test id that is the same in every run (pytest-xdist needs that)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 # (portal, field, value, what the message says after "portals.<portal>.<field>: ")
 MUTATIONS = [
