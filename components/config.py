@@ -30,7 +30,7 @@ from .contract import (
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
 from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_guid
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
-from .text import describe_characters, unsafe_characters
+from .text import describe_characters, for_one_line, unsafe_characters
 from .urls import parse_web_url, relative_path_problems, url_problems
 
 Choice = TypeVar("Choice", bound=StrEnum)
@@ -88,7 +88,8 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        # Pulumi prints this message to a terminal or CI log: each problem stays one line, nothing in it a command.
+        lines = "\n".join(f"  - {for_one_line(problem)}" for problem in self.problems)
         noun = "problem" if len(self.problems) == 1 else "problems"
         super().__init__(f"invalid stack configuration ({len(self.problems)} {noun}):\n{lines}")
 

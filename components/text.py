@@ -10,7 +10,8 @@ CVE-2021-42574). So every such string is refused where it comes in (`unsafe_char
 out goes through the neutraliser of its destination:
 
 - `for_terminal(text)`: control, bidirectional and invisible formatting characters written as escapes (`\\x1b`);
-- `for_ci_log(text)`: the same, and no line can be read as a CI logging command (see `CiLog`);
+- `for_ci_log(text)`: the same, and no line can be read as a CI logging command (see `CiLog`); `for_one_line(text)`
+  also escapes new lines and tabs, for one line of a message that another program prints;
 - `for_markdown(text)`: literal text in a Markdown paragraph, list item, heading or table cell; nothing in it can
   become markup, a link, an image or HTML. `markdown_code(text)` is a code span holding `text`.
 
@@ -114,6 +115,12 @@ def for_ci_log(text: str) -> str:
     """`text` as `for_terminal` writes it, with no line an Azure Pipelines agent or a GitHub Actions runner would
     take for a logging command."""
     return CiLog()(for_terminal(text))
+
+
+def for_one_line(text: str) -> str:
+    """`text` as one line of a terminal or CI log, for a value inside a message that other programs print (an
+    exception that `pulumi up` shows): new lines and tabs escaped too, and no logging command."""
+    return CiLog()(_UNSAFE_IN_MARKDOWN.sub(_escape, text))
 
 
 # Markdown -----------------------------------------------------------------------------------------------------------

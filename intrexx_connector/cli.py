@@ -11,11 +11,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any, TextIO
 
 from components.config import ConfigError
 from components.contract import Access, GrantedBy, PermissionType
 from components.stack_file import StackFileError
-from components.text import describe_characters, for_terminal, unsafe_characters
+from components.text import CiLog, describe_characters, for_terminal, unsafe_characters
 from components.today import today
 from components.urls import UrlError, parse_web_url
 
@@ -65,20 +66,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _SafeText:
-    """stdout or stderr as this command writes them: control and bidirectional formatting characters from outputs,
-    stack files or an identity provider's answers are shown escaped, never sent to the terminal, and a client
-    secret read in this run never appears (a last net under every message; see intrexx_connector/secrets.py)."""
+    """stdout or stderr as this command writes them: control, bidirectional and invisible characters from outputs,
+    stack files or an identity provider's answers are shown escaped, never sent to the terminal; no line can be read
+    as a CI logging command (components/text.py, `for_ci_log`); a client secret read in this run never appears (a
+    last net under every message; see intrexx_connector/secrets.py); and what the stream's encoding cannot hold is
+    written as a backslash escape instead of failing (Windows gives a pipe cp1252)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._ci_log = CiLog()
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
 
     def write(self, text: str) -> int:
-        safe = scrub(for_terminal(text), _SECRETS)
-        # Undecodable bytes of a path argument arrive as lone surrogates, which no terminal encoding can write.
-        self._stream.write(safe.encode("utf-8", "backslashreplace").decode("utf-8"))
+        safe = self._ci_log(scrub(for_terminal(text), _SECRETS))
+        # Undecodable bytes of a path argument arrive as lone surrogates, which no encoding can write.
+        try:
+            writable = safe.encode(self._encoding, "backslashreplace").decode(self._encoding)
+        except LookupError:
+            writable = safe.encode("ascii", "backslashreplace").decode("ascii")
+        self._stream.write(writable)
         return len(text)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 

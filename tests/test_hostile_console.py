@@ -1,0 +1,113 @@
+"""Attack cases against what the command line writes (issue 17, classes 3 and 5): a console that cannot encode
+the text (Windows gives a pipe cp1252), and lines from outside that a CI agent would run as logging commands."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT
+
+from components.config import ConfigError
+from intrexx_connector.cli import _SafeText
+
+ENVIRONMENTS = ["日本語の本番", "Ελληνικά", "русский", "ESPAÑA Ò", "emoji \U0001f680", "عربي"]
+
+
+@pytest.fixture(scope="module")
+def cp1252_project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cp1252")
+    (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    for index, environment in enumerate(ENVIRONMENTS):
+        (root / f"Pulumi.s{index}.yaml").write_text(
+            "config:\n"
+            f'  intrexx-exchange:environment: "{environment}"\n'
+            "  intrexx-exchange:portals:\n"
+            "    - name: hr\n"
+            "      baseUrl: https://intrexx.contoso.example/hr\n",
+            encoding="utf-8",
+        )
+    return root
+
+
+@pytest.mark.parametrize("index", range(len(ENVIRONMENTS)), ids=[f"env{i}" for i in range(len(ENVIRONMENTS))])
+def test_plan_of_a_non_latin_environment_to_a_cp1252_pipe_does_not_crash(cp1252_project, index):
+    result = subprocess.run(
+        [sys.executable, "-m", "intrexx_connector", "plan", "--stack", f"s{index}"],
+        capture_output=True,
+        cwd=cp1252_project,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "cp1252"},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode("cp1252")
+    assert b"Traceback" not in result.stderr
+    out = result.stdout.decode("cp1252")
+    environment = ENVIRONMENTS[index]
+    shown = environment.encode("cp1252", "backslashreplace").decode("cp1252")
+    assert shown in out
+
+
+class _Console(io.StringIO):
+    """A text stream that, like a cp1252 console, refuses what its encoding cannot hold."""
+
+    encoding = "cp1252"
+
+    def write(self, text: str) -> int:
+        text.encode(self.encoding)
+        return super().write(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["日本語", "\udcff lone surrogate", "mixed ä € 日", "\U0001f680", "\u202e bidi", "€ fits"],
+    ids=["cjk", "surrogate", "mixed", "astral", "bidi", "euro"],
+)
+def test_the_writer_escapes_what_the_console_cannot_encode(text):
+    console = _Console()
+    writer = _SafeText(console)
+    assert writer.write(text) == len(text)
+    written = console.getvalue()
+    assert written.encode("cp1252")  # no UnicodeEncodeError
+    assert "\u202e" not in written
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["##vso[task.setvariable variable=PATH]/tmp\n"],
+        ["name: ", "##vso[task.complete result=Succeeded]", "\n"],
+        ["#", "#vso[task.uploadfile]/etc/shadow", "\n"],
+        ["::stop-commands::abc", "\n"],
+        ["  ", ":", ":error::fake", "\n"],
+        ["ok\n::warning::x\n"],
+    ],
+    ids=["whole", "middle", "split-hash", "stop-commands", "split-colon", "second-line"],
+)
+def test_the_writer_breaks_ci_logging_commands_in_every_line(pieces):
+    console = io.StringIO()
+    writer = _SafeText(console)
+    for piece in pieces:
+        writer.write(piece)
+    for line in console.getvalue().split("\n"):
+        assert "##vso[" not in line and "##[" not in line and not line.lstrip().startswith("::")
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "environment: got '\x1b]0;owned\x07'",
+        "name: hr\n::warning::forged second problem",
+        "name: ##vso[task.setvariable variable=x]y",
+        "rtl \u202e text",
+        "tab\there",
+    ],
+    ids=["osc", "newline-command", "vso", "bidi", "tab"],
+)
+def test_a_config_error_under_pulumi_up_keeps_no_raw_escape_and_no_command(problem):
+    message = str(ConfigError([problem]))
+    lines = message.split("\n")
+    assert len(lines) == 2  # the header and one line for the one problem
+    assert not any(ch in message for ch in "\x1b\x07\u202e\t")
+    assert not any("##vso[" in line or line.lstrip().startswith("::") for line in lines)
