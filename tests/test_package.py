@@ -116,8 +116,8 @@ def test_pip_install_gives_a_working_console_script(tmp_path):
         env=clean,
     )
     assert catalogue.returncode == 0 and int(catalogue.stdout) >= 2, catalogue.stderr
-    # The PowerShell templates render writes its scripts from ship as package data.
-    shipped = (ROOT / "intrexx_connector" / "templates").glob("*.ps1")
+    # The templates render writes its sheets and scripts from ship as package data.
+    shipped = (ROOT / "intrexx_connector" / "templates").glob("*.j2")
     templates = subprocess.run(
         [
             str(python),
