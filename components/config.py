@@ -29,6 +29,7 @@ from .contract import (
 )
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
 from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_guid
+from .output_checks import describe_value
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 from .text import describe_characters, for_one_line, unsafe_characters
 from .urls import parse_web_url, relative_path_problems, url_problems
@@ -261,7 +262,7 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
         )
         return []
     if not isinstance(entries, list) or not entries:
-        problems.add("portals", f"must be a non-empty list of portal objects, got {_describe(entries)}")
+        problems.add("portals", f"must be a non-empty list of portal objects, got {describe_value(entries)}")
         return []
     portals: list[PortalSettings] = []
     seen: dict[str, int] = {}
@@ -269,7 +270,7 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
     for index, entry in enumerate(entries):
         path = f"portals[{index}]"
         if not isinstance(entry, dict):
-            problems.add(path, f"must be an object with at least name and baseUrl, got {_describe(entry)}")
+            problems.add(path, f"must be an object with at least name and baseUrl, got {describe_value(entry)}")
             continue
         portal = _portal(entry, path, problems, today, allow_retired_ews)
         if portal is None:
@@ -319,7 +320,7 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
     if name is None:
         problems.add(f"{path}.name", f"required: a short id, {PORTAL_NAME_RULE}")
     elif not is_portal_name(name):
-        problems.add(f"{path}.name", f"must be {PORTAL_NAME_RULE}, got {_describe(name)}")
+        problems.add(f"{path}.name", f"must be {PORTAL_NAME_RULE}, got {describe_value(name)}")
     base_url = _base_url(entry.get("baseUrl"), f"{path}.baseUrl", problems)
     connector = _choice(entry.get("connector"), f"{path}.connector", Connector, problems, default=Connector.EXCHANGE)
     access = _choice(entry.get("access"), f"{path}.access", Access, problems, default=Access.DELEGATED)
@@ -345,7 +346,7 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
         problems.add(
             f"{path}.renamedFrom",
             f"must be the portal's previous name (a name other than its own: {PORTAL_NAME_RULE}), "
-            f"got {_describe(renamed_from)}",
+            f"got {describe_value(renamed_from)}",
         )
 
     warnings = []
@@ -436,7 +437,7 @@ def _refresh_tokens_requested_on(
         problems.add(
             path,
             "must be the date the MS365 refresh tokens were last requested in Intrexx, as YYYY-MM-DD "
-            f"(e.g. 2026-11-02), got {_describe(value)}",
+            f"(e.g. 2026-11-02), got {describe_value(value)}",
         )
         return None
     if day > today:
@@ -451,7 +452,7 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
         problems.add(path, f"required: {example}")
         return None
     if not isinstance(value, str) or not value.strip():
-        problems.add(path, f"must be {example}, got {_describe(value)}")
+        problems.add(path, f"must be {example}, got {describe_value(value)}")
         return None
     reasons = url_problems(value, http_hosts=LOOPBACK_HOSTS, example=example)
     for reason in reasons:
@@ -506,11 +507,11 @@ def _endpoint(value: object, path: str, problems: _Problems) -> str | None:
         return None
     example = "an https origin such as https://outlook.office365.us"
     if not isinstance(value, str):
-        problems.add(path, f"must be {example}, got {_describe(value)}")
+        problems.add(path, f"must be {example}, got {describe_value(value)}")
         return None
     reasons = url_problems(value, allow_path=False, example=example)
     if reasons:
-        problems.add(path, f"{'; '.join(reasons)}, got {_describe(value)}")
+        problems.add(path, f"{'; '.join(reasons)}, got {describe_value(value)}")
         return None
     return parse_web_url(value, allow_path=False).origin_text
 
@@ -521,7 +522,8 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
     if not isinstance(value, list) or not value:
         problems.add(
             path,
-            f"must be a non-empty list of relative paths such as {DEFAULT_REDIRECT_PATHS[0]}, got {_describe(value)}",
+            f"must be a non-empty list of relative paths such as {DEFAULT_REDIRECT_PATHS[0]}, "
+            f"got {describe_value(value)}",
         )
         return ()
     result = []
@@ -529,7 +531,7 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
         item_path = f"{path}[{index}]"
         if not isinstance(item, str) or not item.strip():
             problems.add(
-                item_path, f"must be a relative path such as {DEFAULT_REDIRECT_PATHS[0]}, got {_describe(item)}"
+                item_path, f"must be a relative path such as {DEFAULT_REDIRECT_PATHS[0]}, got {describe_value(item)}"
             )
             continue
         reasons = []
@@ -563,7 +565,7 @@ def _permissions(
         problems.add(
             path,
             f"must be a non-empty list of permission names (default for connector {connector} with {access} "
-            f"access: {', '.join(profile)}), got {_describe(value)}",
+            f"access: {', '.join(profile)}), got {describe_value(value)}",
         )
         return ()
     else:
@@ -572,7 +574,7 @@ def _permissions(
     for index, name in enumerate(names):
         item_path = f"{path}[{index}]"
         if not isinstance(name, str):
-            problems.add(item_path, f"must be a permission name, got {_describe(name)}")
+            problems.add(item_path, f"must be a permission name, got {describe_value(name)}")
             continue
         permission = catalogue.lookup(connector, name, kind)
         if permission is None:
@@ -615,14 +617,14 @@ def _owners(value, path: str, problems: _Problems) -> tuple:
     if value is None:
         return ()
     if not isinstance(value, list):
-        problems.add(path, f"must be a list of object ids (GUIDs), got {_describe(value)}")
+        problems.add(path, f"must be a list of object ids (GUIDs), got {describe_value(value)}")
         return ()
     owners = []
     for index, owner in enumerate(value):
         if not is_guid(owner):
             problems.add(
                 f"{path}[{index}]",
-                f"must be an object id (GUID such as {GUID_EXAMPLE}), got {_describe(owner)}",
+                f"must be an object id (GUID such as {GUID_EXAMPLE}), got {describe_value(owner)}",
             )
         elif owner.lower() not in owners:
             owners.append(owner.lower())
@@ -639,7 +641,7 @@ def _adopt(
         return None
     example = "{applicationObjectId: <GUID>, servicePrincipalObjectId: <GUID>}"
     if not isinstance(value, dict):
-        problems.add(path, f"must be an object such as {example}, got {_describe(value)}")
+        problems.add(path, f"must be an object such as {example}, got {describe_value(value)}")
         return None
     for key in sorted(set(value) - set(ADOPT_KEYS), key=str):
         problems.add(
@@ -650,7 +652,8 @@ def _adopt(
         if not is_guid(value.get(key)):
             problems.add(
                 f"{path}.{key}",
-                f"required: the object id (GUID) of the registration made by hand, got {_describe(value.get(key))}",
+                "required: the object id (GUID) of the registration made by hand, "
+                f"got {describe_value(value.get(key))}",
             )
         else:
             ids[key] = str(value[key]).lower()
@@ -675,7 +678,7 @@ def _adopt(
         problems.add(
             f"{path}.handMadeSecretKeyIds",
             "must be a list of secret ids (GUIDs, Entra admin center: "
-            f"Certificates & secrets -> Secret ID), got {_describe(hand_made)}",
+            f"Certificates & secrets -> Secret ID), got {describe_value(hand_made)}",
         )
         hand_made = []
     if len(ids) < 2:
@@ -693,7 +696,7 @@ def _id_map(value: object, path: str, problems: _Problems, allowed: set[str], wh
     if value is None:
         return {}
     if not isinstance(value, dict):
-        problems.add(path, f"must map {what} to the ids of the existing objects, got {_describe(value)}")
+        problems.add(path, f"must map {what} to the ids of the existing objects, got {describe_value(value)}")
         return {}
     result = {}
     for key, object_id in value.items():
@@ -703,7 +706,7 @@ def _id_map(value: object, path: str, problems: _Problems, allowed: set[str], wh
         elif not isinstance(object_id, str) or not GRAPH_OBJECT_ID.fullmatch(object_id):
             problems.add(
                 f"{path}.{key}",
-                f"must be the existing object's id (letters, digits, '-' and '_'), got {_describe(object_id)}",
+                f"must be the existing object's id (letters, digits, '-' and '_'), got {describe_value(object_id)}",
             )
         else:
             result[str(key)] = object_id
@@ -717,7 +720,7 @@ def _mailbox_scope(
         return None
     expected = "an object with exactly one of groupId (a GUID) or recipientFilter (an OPATH filter)"
     if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"groupId", "recipientFilter"}:
-        problems.add(path, f"must be {expected}, got {_describe(value)}")
+        problems.add(path, f"must be {expected}, got {describe_value(value)}")
         return None
     if connector is not Connector.M365 or access is not Access.APPLICATION:
         problems.add(
@@ -729,7 +732,8 @@ def _mailbox_scope(
         if not is_guid(value["groupId"]):
             problems.add(
                 f"{path}.groupId",
-                f"must be the object id (GUID) of a mail-enabled security group, got {_describe(value['groupId'])}",
+                "must be the object id (GUID) of a mail-enabled security group, "
+                f"got {describe_value(value['groupId'])}",
             )
             return None
         return MailboxScope(group_id=value["groupId"].lower())
@@ -737,7 +741,7 @@ def _mailbox_scope(
     if not isinstance(recipient_filter, str) or not recipient_filter.strip() or unsafe_characters(recipient_filter):
         problems.add(
             f"{path}.recipientFilter",
-            f"must be a one-line OPATH filter such as \"Department -eq 'HR'\", got {_describe(recipient_filter)}",
+            f"must be a one-line OPATH filter such as \"Department -eq 'HR'\", got {describe_value(recipient_filter)}",
         )
         return None
     return MailboxScope(recipient_filter=recipient_filter.strip())
@@ -767,7 +771,7 @@ def _string(value, path: str, problems: _Problems, default: str) -> str | None:
     if value is None:
         return default
     if not isinstance(value, str) or not value.strip():
-        problems.add(path, f"must be a non-empty one-line string, got {_describe(value)}")
+        problems.add(path, f"must be a non-empty one-line string, got {describe_value(value)}")
         return None
     bad = unsafe_characters(value)
     if bad:
@@ -785,7 +789,7 @@ def _choice(value: object, path: str, choices: type[Choice], problems: _Problems
     words = [member.value for member in choices]
     if not isinstance(value, str) or value not in words:
         hint = _did_you_mean(value, tuple(words)) if isinstance(value, str) else ""
-        problems.add(path, f"must be one of {' | '.join(words)}, got {_describe(value)}{hint}")
+        problems.add(path, f"must be one of {' | '.join(words)}, got {describe_value(value)}{hint}")
         return None
     return choices(value)
 
@@ -797,7 +801,7 @@ def _boolean(value, path: str, problems: _Problems, default: bool) -> bool | Non
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    problems.add(path, f"must be true or false, got {_describe(value)}")
+    problems.add(path, f"must be true or false, got {describe_value(value)}")
     return None
 
 
@@ -810,7 +814,7 @@ def _integer(value, path: str, problems: _Problems, default: int, low: int, high
     elif isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,9}", value):
         number = int(value)
     if number is None or not low <= number <= high:
-        problems.add(path, f"must be an integer from {low} to {high} (days), got {_describe(value)}")
+        problems.add(path, f"must be an integer from {low} to {high} (days), got {describe_value(value)}")
         return None
     return number
 
@@ -818,20 +822,3 @@ def _integer(value, path: str, problems: _Problems, default: int, low: int, high
 def _did_you_mean(key: str, known: tuple) -> str:
     matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
-
-
-def _describe(value) -> str:
-    """A short, printable picture of a value from the stack file, whatever its type (a YAML tag can make a date,
-    bytes or a set) or depth."""
-    if isinstance(value, str):
-        text = repr(value)
-    elif isinstance(value, (dict, list)):
-        try:
-            text = json.dumps(value, ensure_ascii=True, default=lambda item: type(item).__name__)
-        except (RecursionError, ValueError):
-            text = f"a {type(value).__name__} nested too deeply"
-    elif value is None or isinstance(value, (bool, int, float)):
-        text = json.dumps(value)
-    else:
-        text = f"a YAML {type(value).__name__} value"
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -13,30 +13,45 @@ changes whenever an entry's shape changes (CHANGELOG.md records each version).
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from .clouds import CLOUDS, Cloud, CloudName
+from .output_checks import (
+    KIND_TYPES,
+    PORTAL_NAME_RULE,
+    TEXT_KINDS,
+    ContractError,
+    Kind,
+    check_text,
+    describe_value,
+    is_portal_name,
+    json_type,
+    read_date,
+)
+from .output_checks import PORTAL_NAME_PATTERN as PORTAL_NAME_PATTERN  # the rule's home is output_checks.py
 
 OUTPUT_SCHEMA_VERSION = 2
 
 PORTALS = "portals"
 CLIENT_SECRETS = "clientSecrets"
 
-# The configuration's rule for portal names; names also become resource names, output keys and folder names. The
-# whole text must match (\Z, not $: `$` also matches before a final line break, and "hr\n" is no name).
-PORTAL_NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
-PORTAL_NAME_RULE = "a lower-case letter, then at most 39 lower-case letters, digits or '-'"
-
-
-def is_portal_name(value: object) -> bool:
-    return isinstance(value, str) and PORTAL_NAME_PATTERN.fullmatch(value) is not None
+# What each field of the records below holds (components/output_checks.py checks each kind). A field's type is
+# one of these, a list of them (tuple[..., ...]), or either of those or None.
+HttpsUrl = Annotated[str, Kind.HTTPS_URL]
+HttpsOrigin = Annotated[str, Kind.HTTPS_ORIGIN]
+WebUrl = Annotated[str, Kind.WEB_URL]  # https, or http on loopback: a portal's own URLs
+Guid = Annotated[str, Kind.GUID]
+PortalName = Annotated[str, Kind.PORTAL_NAME]
+Text = Annotated[str, Kind.TEXT]
+Day = Annotated[date, Kind.DATE]  # written as an RFC 3339 timestamp at midnight UTC; a date or timestamp read
+Flag = Annotated[bool, Kind.FLAG]
+Count = Annotated[int, Kind.COUNT]
 
 
 class Access(StrEnum):
@@ -75,14 +90,6 @@ class GrantedBy(StrEnum):
 KIND_OF_ACCESS = {Access.DELEGATED: PermissionType.SCOPE, Access.APPLICATION: PermissionType.ROLE}
 
 
-class ContractError(ValueError):
-    """An outputs document does not have the contract's shape; `path` names the field (`portals.hr.clientId`)."""
-
-    def __init__(self, path: str, problem: str):
-        self.path = path
-        super().__init__(f"{path}: {problem}")
-
-
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
@@ -93,38 +100,92 @@ def timestamp(day: date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
+@dataclass(frozen=True)
+class FieldShape:
+    """How a record's field is written: its key, whether it may be missing, whether it is a list, and what each
+    value is (its Python type and declared kind)."""
+
+    name: str
+    key: str
+    optional: bool
+    many: bool
+    base: Any
+    kind: Kind
+
+
 class _Record:
-    """to_output / from_output for frozen dataclasses whose fields are JSON-shaped: str, int, bool, StrEnums,
-    dates (as RFC 3339 timestamps), nested records, tuples of those, and optional ones (left out when None)."""
+    """to_output / from_output for frozen dataclasses whose fields each declare a kind (`Annotated[type, Kind]`):
+    str, int, bool, StrEnums, dates (as RFC 3339 timestamps), nested records, tuples of those, and optional ones
+    (left out when None)."""
 
     OMIT: ClassVar[frozenset[str]] = frozenset()  # fields that are not part of the output
 
     def to_output(self) -> dict[str, Any]:
         document = {}
-        for item in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, item.name)
-            if item.name not in self.OMIT and value is not None:
-                document[camel(item.name)] = _dump(value)
+        for shape in field_shapes(type(self)):
+            value = getattr(self, shape.name)
+            if value is not None:
+                document[shape.key] = _dump(value)
         return document
 
     @classmethod
     def from_output(cls, value: object, path: str) -> Any:
         if not isinstance(value, Mapping):
-            raise ContractError(path, f"must be an object, got {_kind(value)}")
-        hints = typing.get_type_hints(cls)
+            raise ContractError(path, f"must be an object, got {json_type(value)}")
         values: dict[str, object] = {}
-        for item in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if item.name in cls.OMIT:
+        for shape in field_shapes(cls):
+            if shape.key not in value or value[shape.key] is None:
+                if not shape.optional:
+                    raise ContractError(f"{path}.{shape.key}", "missing")
+                values[shape.name] = None
                 continue
-            key = camel(item.name)
-            optional, hint = _unwrap_optional(hints[item.name])
-            if key not in value or value[key] is None:
-                if not optional:
-                    raise ContractError(f"{path}.{key}", "missing")
-                values[item.name] = None
-                continue
-            values[item.name] = _load(hint, value[key], f"{path}.{key}")
+            values[shape.name] = _load(shape, value[shape.key], f"{path}.{shape.key}")
         return cls(**values)
+
+
+_SHAPES: dict[type, tuple[FieldShape, ...]] = {}
+
+
+def field_shapes(record: type) -> tuple[FieldShape, ...]:
+    """The output fields of a record of the contract; TypeError for a field that declares no kind, or a kind its
+    type cannot hold (a mistake in this module, found when it is imported: see the check after the records)."""
+    if record not in _SHAPES:
+        hints = typing.get_type_hints(record, include_extras=True)
+        omit: frozenset[str] = getattr(record, "OMIT", frozenset())
+        _SHAPES[record] = tuple(
+            _shape(record, item.name, hints[item.name]) for item in dataclasses.fields(record) if item.name not in omit
+        )
+    return _SHAPES[record]
+
+
+def _shape(record: type, name: str, hint: Any) -> FieldShape:
+    where = f"{record.__name__}.{name}"
+    optional, hint = _unwrap_optional(hint)
+    many = typing.get_origin(hint) is tuple
+    if many:
+        item_hint, ellipsis = typing.get_args(hint)
+        if ellipsis is not Ellipsis:
+            raise TypeError(f"{where}: a list is written tuple[<kind>, ...]")
+        hint = item_hint
+    kinds = [item for item in getattr(hint, "__metadata__", ()) if isinstance(item, Kind)]
+    if len(kinds) != 1:
+        raise TypeError(
+            f"{where}: declares no kind; write Annotated[<type>, Kind.<what it holds>] (components/output_checks.py)"
+        )
+    base, kind = typing.get_args(hint)[0], kinds[0]
+    if not _fits(kind, base):
+        raise TypeError(f"{where}: a {kind.name} field cannot be held in {base!r}")
+    return FieldShape(name, camel(name), optional, many, base, kind)
+
+
+def _fits(kind: Kind, base: Any) -> bool:
+    if kind is Kind.ENUM:
+        return isinstance(base, type) and issubclass(base, StrEnum)
+    if kind is Kind.RECORD:
+        return isinstance(base, type) and issubclass(base, _Record)
+    if kind in TEXT_KINDS:
+        return base is str
+    return base is KIND_TYPES[kind]
 
 
 def _dump(value: object) -> object:
@@ -146,60 +207,44 @@ def _unwrap_optional(hint: Any) -> tuple[bool, Any]:
     return False, hint
 
 
-def _load(hint: Any, value: object, path: str) -> object:
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, list):
-            raise ContractError(path, f"must be a list, got {_kind(value)}")
-        (item_hint, _) = typing.get_args(hint)
-        return tuple(_load(item_hint, item, f"{path}[{index}]") for index, item in enumerate(value))
-    if isinstance(hint, type) and issubclass(hint, _Record):
-        return hint.from_output(value, path)
-    if isinstance(hint, type) and issubclass(hint, StrEnum):
-        if not isinstance(value, str) or value not in {member.value for member in hint}:
-            choices = " | ".join(member.value for member in hint)
-            raise ContractError(path, f"must be one of {choices}, got {_describe(value)}")
-        return hint(value)
-    if hint is date:
-        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2})?)?", value):
-            raise ContractError(path, f"must be an ISO 8601 date or timestamp, got {_describe(value)}")
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            raise ContractError(path, f"is not a calendar date: {_describe(value)}") from None
-    if hint is bool:
+def _load(shape: FieldShape, value: object, path: str) -> object:
+    if not shape.many:
+        return _load_one(shape, value, path)
+    if not isinstance(value, list):
+        raise ContractError(path, f"must be a list, got {json_type(value)}")
+    return tuple(_load_one(shape, item, f"{path}[{index}]") for index, item in enumerate(value))
+
+
+def _load_one(shape: FieldShape, value: object, path: str) -> object:
+    kind, base = shape.kind, shape.base
+    if kind is Kind.RECORD:
+        return base.from_output(value, path)
+    if kind is Kind.ENUM:
+        if not isinstance(value, str) or value not in {member.value for member in base}:
+            choices = " | ".join(member.value for member in base)
+            raise ContractError(path, f"must be one of {choices}, got {describe_value(value)}")
+        return base(value)
+    if kind is Kind.DATE:
+        return read_date(value, path)
+    if kind is Kind.FLAG:
         if not isinstance(value, bool):
-            raise ContractError(path, f"must be true or false, got {_describe(value)}")
+            raise ContractError(path, f"must be true or false, got {describe_value(value)}")
         return value
-    if hint is int:
+    if kind is Kind.COUNT:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ContractError(path, f"must be a whole number, got {_describe(value)}")
+            raise ContractError(path, f"must be a whole number, got {describe_value(value)}")
         return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ContractError(path, f"must be a string, got {_describe(value)}")
-        return value
-    raise TypeError(f"no reader for {hint!r} at {path}")  # a contract field of a type this module does not know
-
-
-def _kind(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
-    )
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, (dict, list)):
-        return _kind(value)
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if not isinstance(value, str):
+        raise ContractError(path, f"must be a string, got {describe_value(value)}")
+    return check_text(kind, value, path)
 
 
 @dataclass(frozen=True)
 class MailboxScope(_Record):
     """Exchange RBAC for Applications: the mailboxes an app-only portal may reach. Exactly one field is set."""
 
-    group_id: str | None = None
-    recipient_filter: str | None = None
+    group_id: Guid | None = None
+    recipient_filter: Text | None = None  # an OPATH filter
 
     @classmethod
     def from_output(cls, value: object, path: str) -> MailboxScope:
@@ -213,13 +258,13 @@ class MailboxScope(_Record):
 class GrantedPermission(_Record):
     """One permission of a portal, and how it is granted."""
 
-    resource: str  # key of the resource API in the catalogue: "graph" or "exchange"
-    resource_app_id: str
-    name: str
-    type: PermissionType
-    id: str
-    granted_by: GrantedBy
-    exchange_role: str | None = None  # the RBAC for Applications role, when granted by exchange-rbac
+    resource: Text  # key of the resource API in the catalogue: "graph" or "exchange"
+    resource_app_id: Guid
+    name: Text
+    type: Annotated[PermissionType, Kind.ENUM]
+    id: Guid
+    granted_by: Annotated[GrantedBy, Kind.ENUM]
+    exchange_role: Text | None = None  # the RBAC for Applications role, when granted by exchange-rbac
 
     @property
     def delegated(self) -> bool:
@@ -231,46 +276,46 @@ class PortalOutput(_Record):
     """One entry of the `portals` stack output (not secret). `client_secret` is not part of it: the command line
     attaches it from the `clientSecrets` output, and it is never shown by repr."""
 
-    portal: str
-    schema_version: int
-    tenant_id: str
-    client_id: str
-    application_object_id: str
-    service_principal_object_id: str
-    display_name: str
-    environment: str
-    cloud: CloudName
-    connector: Connector
-    api: Api  # the connector's API, written for readers of the outputs
-    access: Access
-    base_url: str
-    sign_in: bool
-    public_client: bool
-    authority_host: str
-    authority: str
-    token_endpoint: str
-    authorize_endpoint: str
-    device_code_endpoint: str
-    jwks_uri: str
-    issuer: str
-    user_info_endpoint: str
-    resource: str
-    graph_endpoint: str
-    scopes: tuple[str, ...]
-    permissions: tuple[GrantedPermission, ...]
-    redirect_uris: tuple[str, ...]
-    secret_key_id: str  # the published (newer) secret
-    secret_expires_at: date
-    secret_rotates_at: date
-    secret_rotation_days: int
-    previous_secret_key_id: str  # the other slot: the secret published before, which Intrexx may still hold
-    previous_secret_expires_at: date  # it stops working then (the next rotation replaces it)
-    sign_in_redirect_uri: str | None = None
-    ews_url: str | None = None
-    mailbox_scope: MailboxScope | None = None
-    hand_made_secret_key_ids: tuple[str, ...] | None = None  # adopted registrations: secrets to remove by hand
-    refresh_tokens_requested_on: date | None = None  # exchange portals: Intrexx's refresh tokens last requested
-    client_secret: str | None = field(default=None, repr=False, compare=False)
+    portal: PortalName
+    schema_version: Count
+    tenant_id: Guid
+    client_id: Guid
+    application_object_id: Guid
+    service_principal_object_id: Guid
+    display_name: Text
+    environment: Text
+    cloud: Annotated[CloudName, Kind.ENUM]
+    connector: Annotated[Connector, Kind.ENUM]
+    api: Annotated[Api, Kind.ENUM]  # the connector's API, written for readers of the outputs
+    access: Annotated[Access, Kind.ENUM]
+    base_url: WebUrl
+    sign_in: Flag
+    public_client: Flag
+    authority_host: HttpsOrigin
+    authority: HttpsUrl
+    token_endpoint: HttpsUrl
+    authorize_endpoint: HttpsUrl
+    device_code_endpoint: HttpsUrl
+    jwks_uri: HttpsUrl
+    issuer: HttpsUrl
+    user_info_endpoint: HttpsUrl
+    resource: HttpsUrl
+    graph_endpoint: HttpsUrl
+    scopes: tuple[Text, ...]
+    permissions: tuple[Annotated[GrantedPermission, Kind.RECORD], ...]
+    redirect_uris: tuple[WebUrl, ...]
+    secret_key_id: Guid  # the published (newer) secret
+    secret_expires_at: Day
+    secret_rotates_at: Day
+    secret_rotation_days: Count
+    previous_secret_key_id: Guid  # the other slot: the secret published before, which Intrexx may still hold
+    previous_secret_expires_at: Day  # it stops working then (the next rotation replaces it)
+    sign_in_redirect_uri: WebUrl | None = None
+    ews_url: HttpsUrl | None = None
+    mailbox_scope: Annotated[MailboxScope, Kind.RECORD] | None = None
+    hand_made_secret_key_ids: tuple[Guid, ...] | None = None  # adopted registrations: secrets to remove by hand
+    refresh_tokens_requested_on: Day | None = None  # exchange portals: Intrexx's refresh tokens last requested
+    client_secret: str | None = field(default=None, repr=False, compare=False)  # not an output field: OMIT
 
     OMIT: ClassVar[frozenset[str]] = frozenset({"client_secret"})
 
@@ -285,9 +330,6 @@ class PortalOutput(_Record):
                 f"must be {portal.connector.api.value!r} for connector "
                 f"{portal.connector.value!r}, got {portal.api.value!r}",
             )
-        from .output_checks import check_portal_document  # it imports this module
-
-        check_portal_document(value, path)
         if portal.sign_in and portal.sign_in_redirect_uri is None:
             raise ContractError(f"{path}.signInRedirectUri", "missing (required when signIn is true)")
         if portal.uses_ews and portal.ews_url is None:
@@ -345,7 +387,7 @@ def _check_schema_version(value: object, path: str) -> None:
         )
     if value != OUTPUT_SCHEMA_VERSION:
         raise ContractError(
-            path, f"must be {OUTPUT_SCHEMA_VERSION}, got {_describe(value)}; run `pulumi up` with this version"
+            path, f"must be {OUTPUT_SCHEMA_VERSION}, got {describe_value(value)}; run `pulumi up` with this version"
         )
 
 
@@ -361,7 +403,7 @@ class StackOutputs:
     def from_output(cls, document: object, need_secrets: bool = True) -> StackOutputs:
         if not isinstance(document, Mapping):
             raise ContractError(
-                "(top level)", f"must be an object with '{PORTALS}' and '{CLIENT_SECRETS}', got {_kind(document)}"
+                "(top level)", f"must be an object with '{PORTALS}' and '{CLIENT_SECRETS}', got {json_type(document)}"
             )
         entries = document.get(PORTALS)
         if not isinstance(entries, Mapping):
@@ -378,10 +420,10 @@ class StackOutputs:
         for name in sorted(entries, key=str):
             path = f"{PORTALS}.{name}"
             if not is_portal_name(name):
-                raise ContractError(PORTALS, f"{_describe(name)} is not a portal name ({PORTAL_NAME_RULE})")
+                raise ContractError(PORTALS, f"{describe_value(name)} is not a portal name ({PORTAL_NAME_RULE})")
             portal = PortalOutput.from_output(entries[name], path)
             if portal.portal != name:
-                raise ContractError(f"{path}.portal", f"must be {name!r}, got {_describe(portal.portal)}")
+                raise ContractError(f"{path}.portal", f"must be {name!r}, got {describe_value(portal.portal)}")
             if need_secrets:
                 secret = secrets.get(name) if isinstance(secrets, Mapping) else None
                 if not isinstance(secret, str) or not secret:
@@ -395,3 +437,8 @@ class StackOutputs:
             PORTALS: {name: portal.to_output() for name, portal in self.portals.items()},
             CLIENT_SECRETS: {name: portal.client_secret for name, portal in self.portals.items()},
         }
+
+
+# Every record's fields declare their kinds: a field without one stops the import here, not a user's command later.
+for _record in (MailboxScope, GrantedPermission, PortalOutput):
+    field_shapes(_record)

@@ -1,106 +1,125 @@
-"""What the output contract's type check cannot see: the meaning of the strings in a portal's outputs entry.
+"""The meaning of the values in the output contract: the kinds a field declares, and the check of each kind.
 
 An outputs file is untrusted input (it may be edited, truncated or produced by something else), and its values go
 into files (XML, JSON, PowerShell, Markdown), onto the terminal and, for URLs, into Intrexx's and MSAL's HTTP
-requests. `check_portal_document` runs after the type check (`PortalOutput.from_output`) and raises
-`ContractError` naming the field: every URL must be an https URL a browser reads as we do (redirect URIs and the
-base URL may use http on loopback, as the configuration allows), every id the program writes as a GUID must be
-one, and no string may hold control or bidirectional formatting characters.
+requests. Every field of the contract's records (components/contract.py) declares its kind with
+`typing.Annotated`, e.g. `tenant_id: Annotated[str, Kind.GUID]`; the contract refuses a record with a field that
+declares none, and reads each value through the check of its kind, so a new field cannot go unchecked. A failed
+check raises `ContractError` naming the field.
+
+A leaf of the contract: it imports no other module of the contract (contract.py imports this one).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
+import json
+import re
+from datetime import date
+from enum import Enum
 
-from .contract import ContractError
+from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_guid
 from .text import describe_characters, unsafe_characters
 from .urls import url_problems
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1")  # as components/config.py allows for baseUrl
-HTTPS_URL_FIELDS = (
-    "authority",
-    "tokenEndpoint",
-    "authorizeEndpoint",
-    "deviceCodeEndpoint",
-    "jwksUri",
-    "issuer",
-    "userInfoEndpoint",
-    "resource",
-    "graphEndpoint",
-    "ewsUrl",
+
+class ContractError(ValueError):
+    """An outputs document does not have the contract's shape; `path` names the field (`portals.hr.clientId`)."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = path
+        super().__init__(f"{path}: {problem}")
+
+
+class Kind(Enum):
+    """What a field of the contract holds. The value is the phrase its error messages use."""
+
+    HTTPS_URL = "an https URL"
+    HTTPS_ORIGIN = "an https origin such as https://login.microsoftonline.com"
+    WEB_URL = "an https URL (http only on localhost or 127.0.0.1)"  # a portal's own URLs, as the config allows
+    GUID = f"a GUID such as {GUID_EXAMPLE}"
+    PORTAL_NAME = "a portal name"
+    TEXT = "one line of text"
+    DATE = "an ISO 8601 date or timestamp"
+    ENUM = "one of a closed list of words"
+    FLAG = "true or false"
+    COUNT = "a whole number"
+    RECORD = "an object"
+
+
+# The Python type each kind is held in; str for the kinds not listed. ENUM and RECORD name a kind of type (a StrEnum,
+# a record of the contract), which the contract checks.
+KIND_TYPES: dict[Kind, type] = {Kind.DATE: date, Kind.FLAG: bool, Kind.COUNT: int}
+TEXT_KINDS = frozenset(kind for kind in Kind if kind not in KIND_TYPES and kind not in (Kind.ENUM, Kind.RECORD))
+
+# The configuration's rule for portal names; names also become resource names, output keys and folder names. The
+# whole text must match (\Z, not $: `$` also matches before a final line break, and "hr\n" is no name).
+PORTAL_NAME_PATTERN = re.compile(r"\A[a-z][a-z0-9-]{0,39}\Z")
+PORTAL_NAME_RULE = "a lower-case letter, then at most 39 lower-case letters, digits or '-'"
+# RFC 3339's date, or its timestamp (ASCII digits only: `\d` would also take other scripts' digits).
+_DATE_OR_TIMESTAMP = re.compile(
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2}))?\Z"
 )
-ORIGIN_FIELDS = ("authorityHost",)  # https://host[:port], no path
-WEB_URL_FIELDS = ("baseUrl", "signInRedirectUri")  # https, or http on loopback
-WEB_URL_LIST_FIELDS = ("redirectUris",)
-GUID_FIELDS = ("tenantId", "clientId", "applicationObjectId", "servicePrincipalObjectId", "secretKeyId")
-PERMISSION_GUID_FIELDS = ("resourceAppId", "id")
 
 
-def check_portal_document(document: object, path: str) -> None:
-    """Raise ContractError for the first value of a type-checked portal entry that means nothing safe."""
-    if not isinstance(document, Mapping):
-        raise ContractError(path, "must be an object")
-    _check_text(document, path)
-    for key in HTTPS_URL_FIELDS:
-        _check_url(document, key, path)
-    for key in ORIGIN_FIELDS:
-        _check_url(document, key, path, allow_path=False)
-    for key in WEB_URL_FIELDS:
-        _check_url(document, key, path, http_hosts=LOOPBACK_HOSTS)
-    for key in WEB_URL_LIST_FIELDS:
-        for index, value in enumerate(_list(document.get(key))):
-            _check_url_value(value, f"{path}.{key}[{index}]", http_hosts=LOOPBACK_HOSTS)
-    for key in GUID_FIELDS:
-        _check_guid(document.get(key), f"{path}.{key}")
-    for index, permission in enumerate(_list(document.get("permissions"))):
-        if isinstance(permission, Mapping):
-            for key in PERMISSION_GUID_FIELDS:
-                _check_guid(permission.get(key), f"{path}.permissions[{index}].{key}")
-    scope = document.get("mailboxScope")
-    if isinstance(scope, Mapping) and scope.get("groupId") is not None:
-        _check_guid(scope.get("groupId"), f"{path}.mailboxScope.groupId")
+def is_portal_name(value: object) -> bool:
+    return isinstance(value, str) and PORTAL_NAME_PATTERN.fullmatch(value) is not None
 
 
-def _check_text(value: object, path: str) -> None:
-    if isinstance(value, str):
-        bad = unsafe_characters(value)
-        if bad:
-            raise ContractError(path, f"must not contain control characters ({describe_characters(bad)})")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _check_text(item, f"{path}.{key}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_text(item, f"{path}[{index}]")
+def check_text(kind: Kind, value: str, path: str) -> str:
+    """`value` when it is what a string field of `kind` must hold; ContractError naming `path` when not."""
+    bad = unsafe_characters(value)
+    if bad:
+        raise ContractError(path, f"must not contain control characters ({describe_characters(bad)})")
+    if kind is Kind.GUID and not is_guid(value):
+        raise ContractError(path, f"must be {kind.value}, got {describe_value(value)}")
+    if kind is Kind.PORTAL_NAME and not is_portal_name(value):
+        raise ContractError(path, f"must be {PORTAL_NAME_RULE}, got {describe_value(value)}")
+    if kind in _URL_RULES:
+        http_hosts, allow_path = _URL_RULES[kind]
+        reasons = url_problems(value, http_hosts=http_hosts, allow_path=allow_path, example=kind.value)
+        if reasons:
+            raise ContractError(path, f"{reasons[0]}, got {describe_value(value, 80)}")
+    return value
 
 
-def _check_url(
-    document: Mapping[str, object], key: str, path: str, http_hosts: tuple[str, ...] = (), allow_path: bool = True
-) -> None:
-    value = document.get(key)
-    if value is not None:
-        _check_url_value(value, f"{path}.{key}", http_hosts=http_hosts, allow_path=allow_path)
+_URL_RULES: dict[Kind, tuple[tuple[str, ...], bool]] = {  # kind -> (hosts that may use http, path allowed)
+    Kind.HTTPS_URL: ((), True),
+    Kind.HTTPS_ORIGIN: ((), False),
+    Kind.WEB_URL: (LOOPBACK_HOSTS, True),
+}
 
 
-def _check_url_value(value: object, path: str, http_hosts: tuple[str, ...] = (), allow_path: bool = True) -> None:
-    example = "an https origin such as https://login.microsoftonline.com" if not allow_path else "an https URL"
-    reasons = url_problems(str(value), http_hosts=http_hosts, allow_path=allow_path, example=example)
-    if reasons:
-        raise ContractError(path, f"{reasons[0]}, got {str(value)[:80]!r}")
-
-
-def _check_guid(value: object, path: str) -> None:
-    if value is None:
-        return
-    text = str(value)
+def read_date(value: object, path: str) -> date:
+    """The calendar day of an RFC 3339 date or timestamp (how the outputs write dates)."""
+    if not isinstance(value, str) or not _DATE_OR_TIMESTAMP.fullmatch(value):
+        raise ContractError(path, f"must be {Kind.DATE.value}, got {describe_value(value)}")
     try:
-        valid = len(text) == 36 and str(uuid.UUID(text)) == text.lower()
+        return date.fromisoformat(value[:10])
     except ValueError:
-        valid = False
-    if not valid:
-        raise ContractError(path, f"must be a GUID such as 00000000-0000-0000-0000-000000000000, got {text[:60]!r}")
+        raise ContractError(path, f"is not a calendar date: {describe_value(value)}") from None
 
 
-def _list(value: object) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else []
+def json_type(value: object) -> str:
+    """The JSON type of a value, in words: "an object", "a list", ..."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def describe_value(value: object, limit: int = 60) -> str:
+    """A short, printable picture of a value from outside (the stack file or an outputs file), whatever its type
+    (a YAML tag can make a date, bytes or a set) or depth."""
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, (dict, list)):
+        try:
+            text = json.dumps(value, ensure_ascii=True, default=lambda item: type(item).__name__)
+        except (RecursionError, ValueError):
+            text = f"a {type(value).__name__} nested too deeply"
+    elif value is None or isinstance(value, (bool, int, float)):
+        try:
+            text = json.dumps(value)
+        except ValueError:  # an integer of more digits than Python converts to text
+            text = "a number too long to show"
+    else:
+        text = f"a YAML {type(value).__name__} value"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

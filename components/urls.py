@@ -66,7 +66,7 @@ def url_problems(
     """Why `value` is not an https URL a browser reads as we do (empty when it is). `http_hosts` may use http."""
     try:
         _parse(value, http_hosts, allow_path, example)
-    except _Problems as problems:
+    except _Refused as problems:
         return problems.reasons
     return []
 
@@ -75,7 +75,7 @@ def parse_web_url(value: str, *, http_hosts: tuple[str, ...] = (), allow_path: b
     """The URL as a browser reads it; UrlError with the first problem when it is not accepted."""
     try:
         return _parse(value, http_hosts, allow_path, "an absolute https URL")
-    except _Problems as problems:
+    except _Refused as problems:
         raise UrlError(problems.reasons[0]) from None
 
 
@@ -120,7 +120,9 @@ def relative_path_problems(path: str) -> list[str]:
     return []
 
 
-class _Problems(Exception):
+class _Refused(Exception):
+    """Raised inside `_parse`: the URL is not accepted, for these reasons."""
+
     def __init__(self, reasons: list[str]):
         super().__init__(reasons[0])
         self.reasons = reasons
@@ -129,16 +131,16 @@ class _Problems(Exception):
 def _parse(value: str, http_hosts: tuple[str, ...], allow_path: bool, example: str) -> WebUrl:
     bad = unsafe_characters(value)
     if bad:
-        raise _Problems([f"must not contain control characters ({describe_characters(bad)})"])
+        raise _Refused([f"must not contain control characters ({describe_characters(bad)})"])
     if any(character.isspace() for character in value) or "\\" in value:
-        raise _Problems(["must not contain white space or backslashes"])
+        raise _Refused(["must not contain white space or backslashes"])
     try:
         parts = urlsplit(value)
         host, port = parts.hostname, parts.port
     except ValueError as error:
-        raise _Problems([f"must be {example} ({error})"]) from None
+        raise _Refused([f"must be {example} ({error})"]) from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise _Problems([f"must be {example}"])
+        raise _Refused([f"must be {example}"])
     reasons = []
     if parts.scheme == "http" and host not in http_hosts:
         if http_hosts:
@@ -159,10 +161,10 @@ def _parse(value: str, http_hosts: tuple[str, ...], allow_path: bool, example: s
     if not host:
         reasons.append("must name a host")
     if reasons:
-        raise _Problems(reasons)
+        raise _Refused(reasons)
     assert host is not None
     if not check_url(value):
-        raise _Problems(
+        raise _Refused(
             [
                 "is not a valid URL under the WHATWG URL Standard that browsers apply (host characters such as "
                 "^ | < > %, IPv6 zone ids and malformed IPv4 addresses are refused)"
@@ -188,7 +190,7 @@ def _parse(value: str, http_hosts: tuple[str, ...], allow_path: bool, example: s
     if not path_reasons and read_path != (path or "/"):
         reasons.append(f"a browser reads the path as {read_path!r}: write it that way")
     if reasons:
-        raise _Problems(reasons)
+        raise _Refused(reasons)
     scheme = parts.scheme
     return WebUrl(scheme, read_host, port or _DEFAULT_PORTS[scheme], read_path)
 

@@ -4,6 +4,8 @@ error naming the field."""
 import copy
 import dataclasses
 import json
+from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 from hypothesis import given, settings
@@ -17,10 +19,16 @@ from components.contract import (
     Connector,
     ContractError,
     GrantedBy,
+    Guid,
+    Kind,
     PortalOutput,
     StackOutputs,
     camel,
+    field_shapes,
 )
+from components.contract import _Record as Record
+from components.facts import is_guid
+from components.urls import url_problems
 
 DOCUMENT = stack_outputs([HR, OPS, LEGACY, TEAM, WIDE])
 
@@ -132,3 +140,71 @@ def test_camel_case_names_match_the_dataclass_fields():
         "handMadeSecretKeyIds",
         "refreshTokensRequestedOn",
     }
+
+
+def test_a_field_without_a_declared_kind_is_refused():
+    @dataclass(frozen=True)
+    class Forgotten(Record):
+        client_id: Guid
+        new_field: str  # what is it? a URL, an id, free text: nothing says, so nothing would check it
+
+    with pytest.raises(TypeError, match=r"Forgotten\.new_field: declares no kind"):
+        field_shapes(Forgotten)
+
+
+def test_a_kind_its_type_cannot_hold_is_refused():
+    @dataclass(frozen=True)
+    class Mismatch(Record):
+        expires: Annotated[str, Kind.DATE]
+
+    with pytest.raises(TypeError, match=r"Mismatch\.expires: a DATE field cannot be held in"):
+        field_shapes(Mismatch)
+
+
+def test_every_output_field_declares_a_kind():
+    kinds = {shape.key: shape.kind for shape in field_shapes(PortalOutput)}
+    assert set(kinds) == {camel(item.name) for item in dataclasses.fields(PortalOutput)} - {"clientSecret"}
+    assert kinds["previousSecretKeyId"] is Kind.GUID  # the hand-kept list of GUID fields had forgotten it
+    assert kinds["authorityHost"] is Kind.HTTPS_ORIGIN and kinds["redirectUris"] is Kind.WEB_URL
+
+
+STRING_FIELDS = {shape.key: shape for shape in field_shapes(PortalOutput) if shape.base is str}
+
+
+@settings(max_examples=400, deadline=None)
+@given(field=st.sampled_from(sorted(STRING_FIELDS)), text=st.text(max_size=80))
+def test_any_text_in_a_string_field_is_accepted_only_when_it_means_what_the_field_declares(field, text):
+    document = copy.deepcopy(DOCUMENT)
+    entry = document["portals"]["team"]
+    entry[field] = [text] if STRING_FIELDS[field].many else text
+    try:
+        portal = StackOutputs.from_output(document).portals["team"]
+    except ContractError as error:
+        assert str(error).startswith(f"portals.team.{field}"), (field, text, str(error))
+        return
+    kind = STRING_FIELDS[field].kind
+    assert "\n" not in text and "\x00" not in text
+    if kind is Kind.GUID:
+        assert is_guid(text)
+    elif kind in (Kind.HTTPS_URL, Kind.HTTPS_ORIGIN):
+        assert text.startswith("https://") and url_problems(text, allow_path=kind is Kind.HTTPS_URL) == []
+    elif kind is Kind.PORTAL_NAME:
+        assert text == "team"  # the entry's key
+    assert portal.to_output()[field] == entry[field]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01T::::",  # the old rule took any run of digits, ':' and '.'
+        "2026-01-01T00:00:00Zjunk",
+        "\u0662\u0660\u0662\u0666-01-01",  # Arabic-Indic digits: `\\d` matched them
+        "2026-01-01\n",
+        "2026-01-01 00:00:00Z",
+    ],
+)
+def test_dates_are_rfc_3339_and_nothing_else(value):
+    document = copy.deepcopy(DOCUMENT)
+    document["portals"]["hr"]["secretExpiresAt"] = value
+    with pytest.raises(ContractError, match=r"^portals\.hr\.secretExpiresAt: must be an ISO 8601 date"):
+        StackOutputs.from_output(document)

@@ -123,6 +123,19 @@ MUTATIONS = [
     ("hr", "environment", "dev\u202eved", "must not contain control characters (U+202E)"),
     ("hr", "scopes.0", "Mail.Read\r\nX-Injected: 1", "must not contain control characters (U+000D, U+000A)"),
     ("team", "mailboxScope.groupId", None, "must hold exactly one of groupId or recipientFilter"),
+    # issue 17: whole values only, each field checked by the kind it declares (components/contract.py)
+    ("hr", "previousSecretKeyId", "{" + GUID + "}", "must be a GUID"),  # a field the hand-kept lists forgot
+    ("hr", "tenantId", "urn:uuid:" + GUID, "must be a GUID"),
+    ("hr", "clientId", GUID.replace("-", ""), "must be a GUID"),
+    ("hr", "clientId", " " + GUID, "must be a GUID"),
+    ("hr", "permissions.0.resourceAppId", "{" + GUID + "}", "must be a GUID"),
+    ("hr", "issuer", "http://login.microsoftonline.com/t/v2.0", "must use https"),
+    ("hr", "secretRotatesAt", "2026-01-01T::::", "must be an ISO 8601 date"),
+    ("hr", "refreshTokensRequestedOn", "2026-01-01\n", "must be an ISO 8601 date"),
+    ("hr", "portal", "hr\n", "must not contain control characters (U+000A)"),
+    ("hr", "baseUrl", "https://intrexx.example.com/hr\n", "must not contain control characters (U+000A)"),
+    ("hr", "permissions.0.name", "Mail.Read\u2066", "must not contain control characters (U+2066)"),
+    ("hr", "redirectUris.1", "https://intrexx.example.com/hr/\u00e4", "reads the path as"),
 ]
 
 
