@@ -264,34 +264,51 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
     if not isinstance(entries, list) or not entries:
         problems.add("portals", f"must be a non-empty list of portal objects, got {describe_value(entries)}")
         return []
-    portals: list[PortalSettings] = []
-    seen: dict[str, int] = {}
-    adopted: dict[str, int] = {}
+    parsed: dict[int, PortalSettings] = {}  # index in the list -> the portal, for those without problems
     for index, entry in enumerate(entries):
         path = f"portals[{index}]"
         if not isinstance(entry, dict):
             problems.add(path, f"must be an object with at least name and baseUrl, got {describe_value(entry)}")
             continue
         portal = _portal(entry, path, problems, today, allow_retired_ews)
-        if portal is None:
-            continue
+        if portal is not None:
+            parsed[index] = portal
+    _unique_names(parsed, problems)
+    _unique_adoptions(parsed, problems)
+    _shared_redirect_uris(parsed, problems)
+    _renames(parsed, problems)
+    return list(parsed.values())
+
+
+def _unique_names(parsed: Mapping[int, PortalSettings], problems: _Problems) -> None:
+    seen: dict[str, int] = {}
+    for index, portal in parsed.items():
         if portal.name in seen:
             problems.add(
-                f"{path}.name", f"'{portal.name}' is already used by portals[{seen[portal.name]}]; names must be unique"
+                f"portals[{index}].name",
+                f"'{portal.name}' is already used by portals[{seen[portal.name]}]; names must be unique",
             )
         seen.setdefault(portal.name, index)
-        if portal.adopt is not None:
-            object_id = portal.adopt.application_object_id
-            if object_id in adopted:
-                problems.add(
-                    f"{path}.adopt.applicationObjectId",
-                    f"{object_id} is adopted by portals[{adopted[object_id]}] already",
-                )
-            adopted.setdefault(object_id, index)
-        portals.append(portal)
-    names = {portal.name for portal in portals}
+
+
+def _unique_adoptions(parsed: Mapping[int, PortalSettings], problems: _Problems) -> None:
+    adopted: dict[str, int] = {}
+    for index, portal in parsed.items():
+        if portal.adopt is None:
+            continue
+        object_id = portal.adopt.application_object_id
+        if object_id in adopted:
+            problems.add(
+                f"portals[{index}].adopt.applicationObjectId",
+                f"{object_id} is adopted by portals[{adopted[object_id]}] already",
+            )
+        adopted.setdefault(object_id, index)
+
+
+def _renames(parsed: Mapping[int, PortalSettings], problems: _Problems) -> None:
+    names = {portal.name for portal in parsed.values()}
     renamed: dict[str, str] = {}
-    for index, portal in enumerate(portals):
+    for index, portal in parsed.items():
         old = portal.renamed_from
         if old is None:
             continue
@@ -303,7 +320,27 @@ def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -
         elif old in renamed:
             problems.add(f"portals[{index}].renamedFrom", f"'{old}' is renamed to '{renamed[old]}' already")
         renamed.setdefault(old, portal.name)
-    return portals
+
+
+def _shared_redirect_uris(parsed: Mapping[int, PortalSettings], problems: _Problems) -> None:
+    """Two portals must not register the same redirect URI: the same baseUrl with the same connector is one Intrexx
+    portal registered twice (a copied entry). One portal on both connectors (hr and hr-graph during the move to
+    Microsoft Graph) shares its baseUrl, not its redirect URIs."""
+    owner: dict[str, int] = {}
+    for index, portal in parsed.items():
+        for uri in portal.redirect_uris:
+            if uri not in owner:
+                owner[uri] = index
+                continue
+            other = parsed[owner[uri]]
+            same_base = other.base_url == portal.base_url
+            problems.add(
+                f"portals[{index}].{'baseUrl' if same_base else 'redirectPaths'}",
+                f"gives the redirect URI {uri!r} of portals[{owner[uri]}] ('{other.name}') again"
+                + (f" (the same baseUrl {portal.base_url!r})" if same_base else "")
+                + ": every portal needs its own; is this entry a copy?",
+            )
+            break
 
 
 def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_retired_ews: bool) -> PortalSettings | None:
@@ -446,7 +483,11 @@ def _refresh_tokens_requested_on(
     return day
 
 
-def _base_url(value, path: str, problems: _Problems) -> str | None:
+def _base_url(value: object, path: str, problems: _Problems) -> str | None:
+    """The portal's base URL as a browser writes it (WHATWG serialisation: host in lower case, no default port,
+    ada-url's reading), without a trailing slash. What differs only in those ways reaches the same portal, and two
+    spellings of one URL must not give two sets of redirect URIs; anything a browser would read otherwise is
+    refused (components/urls.py)."""
     example = "an absolute https URL such as https://intrexx.example.com/portal"
     if value is None:
         problems.add(path, f"required: {example}")
@@ -455,9 +496,40 @@ def _base_url(value, path: str, problems: _Problems) -> str | None:
         problems.add(path, f"must be {example}, got {describe_value(value)}")
         return None
     reasons = url_problems(value, http_hosts=LOOPBACK_HOSTS, example=example)
+    if not reasons:
+        reasons = _redirect_uri_problems(value)
     for reason in reasons:
         problems.add(path, f"{reason}, got {value!r}")
-    return None if reasons else value.rstrip("/")
+    if reasons:
+        return None
+    base_url = parse_web_url(value, http_hosts=LOOPBACK_HOSTS).href.rstrip("/")
+    page = base_url.rsplit("/", 1)[-1] if base_url.count("/") > 2 else ""
+    if _PAGE.fullmatch(page):
+        # Refused, not trimmed: the redirect URIs must be what Intrexx builds from the base URL it is given, so the
+        # user corrects both; trimming here would register URIs that a portal configured with the page never sends.
+        problems.add(
+            path,
+            f"names a page ({page!r}), which would end up inside every redirect URI: write the portal's base "
+            f"URL {base_url[: -len(page) - 1]!r} (as in Intrexx's portal properties)",
+        )
+        return None
+    return base_url
+
+
+# The last segment of a base URL that names a page rather than the portal's folder: Intrexx's own pages end in
+# `.ixsp` (e.g. `default.ixsp`), and the common web server pages in these.
+_PAGE = re.compile(r"[^/]+\.(?i:ixsp|html?|xhtml|jspx?|php|aspx?|do|action|cgi)")
+# learn.microsoft.com/entra/identity-platform/reply-url: "Redirect URIs don't support special characters:
+# ! $ ' ( ) , ;" (';' is refused by components/urls.py already, as a servlet path parameter).
+_ENTRA_REFUSED_CHARACTERS = "!$'(),"
+
+
+def _redirect_uri_problems(text: str) -> list[str]:
+    found = sorted({character for character in text if character in _ENTRA_REFUSED_CHARACTERS})
+    if not found:
+        return []
+    shown = " ".join(repr(character) for character in found)
+    return [f"must not contain {shown}: Entra refuses these characters in redirect URIs"]
 
 
 def _portal_redirect_paths(
@@ -541,6 +613,8 @@ def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
             reasons.append("must be relative to baseUrl: drop the leading '/'")
         if any(ch in item for ch in "?#*\\") or any(ch.isspace() for ch in item):
             reasons.append("must not contain '?', '#', '*', backslashes or white space")
+        if not reasons:
+            reasons = _redirect_uri_problems(item)
         if not reasons:
             # Checked as a server reads it, percent-decoded: '%2e%2e/', '.%2e/' and '..;/' would leave baseUrl.
             reasons += [f"{reason} (it may not escape baseUrl)" for reason in relative_path_problems(item)]

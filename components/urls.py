@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from ada_url import HostType, check_url, parse_url
 
@@ -28,7 +28,7 @@ from .text import describe_characters, unsafe_characters
 # A DNS name: labels of letters, digits, '-' (not first or last) and '_' (common in intranet names and accepted by
 # browsers), at most 63 characters each and 253 in all (RFC 1035 section 2.3.4), an optional final dot.
 _LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
-_DNS_NAME = re.compile(rf"^(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?$")
+_DNS_NAME = re.compile(rf"(?=.{{1,253}}\.?\Z){_LABEL}(?:\.{_LABEL})*\.?")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -52,8 +52,14 @@ class WebUrl:
 
     @property
     def origin_text(self) -> str:
+        """The origin as the WHATWG URL Standard serialises it: the default port left out."""
         default = _DEFAULT_PORTS.get(self.scheme)
         return f"{self.scheme}://{self.host}" + ("" if self.port == default else f":{self.port}")
+
+    @property
+    def href(self) -> str:
+        """The whole URL as the WHATWG URL Standard serialises it (host in lower case, no default port)."""
+        return self.origin_text + self.path
 
 
 def url_problems(
@@ -129,11 +135,43 @@ class _Refused(Exception):
 
 
 def _parse(value: str, http_hosts: tuple[str, ...], allow_path: bool, example: str) -> WebUrl:
+    """The URL as a browser reads it; _Refused with every reason when it is not accepted."""
+    _refuse_unsafe_text(value)
+    parts, host, port = _split(value, example)
+    _refuse(_shape_reasons(value, parts, host, http_hosts))
+    assert host is not None  # _shape_reasons refuses a URL without one
+    if not check_url(value):
+        raise _Refused(
+            [
+                "is not a valid URL under the WHATWG URL Standard that browsers apply (host characters such as "
+                "^ | < > %, IPv6 zone ids and malformed IPv4 addresses are refused)"
+            ]
+        )
+    read = parse_url(value)
+    read_host, read_path = str(read["hostname"]), str(read["pathname"])
+    reasons = _host_reasons(host, read_host, read["host_type"])
+    if port == 0:
+        reasons.append("must use a port from 1 to 65535")
+    reasons += _path_reasons(parts.path, read_path, allow_path)
+    _refuse(reasons)
+    return WebUrl(parts.scheme, read_host, port or _DEFAULT_PORTS[parts.scheme], read_path)
+
+
+def _refuse(reasons: list[str]) -> None:
+    if reasons:
+        raise _Refused(reasons)
+
+
+def _refuse_unsafe_text(value: str) -> None:
     bad = unsafe_characters(value)
     if bad:
         raise _Refused([f"must not contain control characters ({describe_characters(bad)})"])
     if any(character.isspace() for character in value) or "\\" in value:
         raise _Refused(["must not contain white space or backslashes"])
+
+
+def _split(value: str, example: str) -> tuple[SplitResult, str | None, int | None]:
+    """Python's reading of the URL, which the browser's must agree with."""
     try:
         parts = urlsplit(value)
         host, port = parts.hostname, parts.port
@@ -141,6 +179,12 @@ def _parse(value: str, http_hosts: tuple[str, ...], allow_path: bool, example: s
         raise _Refused([f"must be {example} ({error})"]) from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise _Refused([f"must be {example}"])
+    return parts, host, port
+
+
+def _shape_reasons(value: str, parts: SplitResult, host: str | None, http_hosts: tuple[str, ...]) -> list[str]:
+    """What an https URL of ours may not have: http elsewhere than `http_hosts`, credentials, a wildcard, a query,
+    a fragment, or no host."""
     reasons = []
     if parts.scheme == "http" and host not in http_hosts:
         if http_hosts:
@@ -152,52 +196,49 @@ def _parse(value: str, http_hosts: tuple[str, ...], allow_path: bool, example: s
             reasons.append("must use https")
     if "@" in parts.netloc:
         reasons.append("must not carry credentials (user:password@)")
-    if "*" in value:
-        reasons.append("must not contain a wildcard '*'")
-    if "?" in value:
-        reasons.append("must not have a query ('?...')")
-    if "#" in value:
-        reasons.append("must not have a fragment ('#...')")
+    for character, reason in (("*", "a wildcard '*'"), ("?", "a query ('?...')"), ("#", "a fragment ('#...')")):
+        if character in value:
+            reasons.append(f"must not {'contain' if character == '*' else 'have'} {reason}")
     if not host:
         reasons.append("must name a host")
-    if reasons:
-        raise _Refused(reasons)
-    assert host is not None
-    if not check_url(value):
-        raise _Refused(
-            [
-                "is not a valid URL under the WHATWG URL Standard that browsers apply (host characters such as "
-                "^ | < > %, IPv6 zone ids and malformed IPv4 addresses are refused)"
-            ]
-        )
-    read = parse_url(value)
-    read_host = str(read["hostname"])
-    if read["host_type"] == HostType.IPV6:
+    return reasons
+
+
+def _host_reasons(host: str, read_host: str, host_type: HostType) -> list[str]:
+    """Whether a browser reads the host Python read. Letter case is no difference: both write hosts in lower case."""
+    if host_type == HostType.IPV6:
         if ipaddress.ip_address(read_host.strip("[]")) != ipaddress.ip_address(host):
-            reasons.append(f"a browser reads the host as {read_host}")
-    elif read_host != host:
-        reasons.append(f"a browser reads the host as {read_host!r}: write it that way")
-    elif read["host_type"] == HostType.DEFAULT and not _DNS_NAME.match(host):
-        reasons.append("must name a host by a DNS name (letters, digits, '-', '_' and '.') or an IP address")
-    if port == 0:
-        reasons.append("must use a port from 1 to 65535")
-    path = parts.path
+            return [f"a browser reads the host as {read_host}"]
+        return []
+    if read_host != host:
+        return [f"a browser reads the host as {read_host!r}: write it that way"]
+    if host_type == HostType.DEFAULT and not _DNS_NAME.fullmatch(host):
+        return ["must name a host by a DNS name (letters, digits, '-', '_' and '.') or an IP address"]
+    return []
+
+
+def _path_reasons(path: str, read_path: str, allow_path: bool) -> list[str]:
+    reasons = []
     if not allow_path and path not in ("", "/"):
         reasons.append("must not have a path")
     path_reasons = path_problems(path)
     reasons += path_reasons
-    read_path = str(read["pathname"])
     if not path_reasons and read_path != (path or "/"):
         reasons.append(f"a browser reads the path as {read_path!r}: write it that way")
-    if reasons:
-        raise _Refused(reasons)
-    scheme = parts.scheme
-    return WebUrl(scheme, read_host, port or _DEFAULT_PORTS[scheme], read_path)
+    return reasons
 
 
-def same_origin(url: str, origin: WebUrl) -> bool:
-    """Whether `url` is an accepted https URL on `origin`'s scheme, host and port."""
+def same_origin(url: str, origin: WebUrl | str) -> bool:
+    """Whether `url` is an accepted https URL on `origin`'s scheme, host and port (`origin` a WebUrl, or a URL
+    whose origin counts; False when either is not accepted)."""
     try:
-        return parse_web_url(url).origin == origin.origin
+        expected = origin if isinstance(origin, WebUrl) else parse_web_url(origin)
+        return parse_web_url(url).origin == expected.origin
     except UrlError:
         return False
+
+
+def origin_of(url: str, *, http_hosts: tuple[str, ...] = ()) -> str:
+    """The WHATWG serialisation of an accepted URL's origin (`https://host[:port]`, the port only when it is not
+    the scheme's default); UrlError when the URL is not accepted."""
+    return parse_web_url(url, http_hosts=http_hosts).origin_text

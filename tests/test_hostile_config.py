@@ -326,3 +326,74 @@ def test_values_are_checked_whole_where_they_enter(entry, message):
 def test_rotation_days_are_ascii_digits_only(days):
     with pytest.raises(ConfigError, match="secretRotationDays: must be an integer"):
         parse_stack_config({"portals": [HR], "secretRotationDays": days}, "dev", TODAY)
+
+
+# Base URLs (issue 18): written the way browsers serialise them, one registration per redirect URI, no page.
+@pytest.mark.parametrize(
+    "written, kept",
+    [
+        ("https://Intrexx.Example.COM/hr", "https://intrexx.example.com/hr"),
+        ("https://intrexx.example.com:443/hr/", "https://intrexx.example.com/hr"),
+        ("HTTPS://intrexx.example.com:8443/hr", "https://intrexx.example.com:8443/hr"),
+        ("http://LOCALHOST:80/portal", "http://localhost/portal"),
+        ("https://[0:0::1]:443/p", "https://[::1]/p"),
+    ],
+)
+def test_a_base_url_is_kept_as_browsers_write_it(written, kept):
+    portal = parse_stack_config({"portals": [{**HR, "baseUrl": written}]}, "dev", TODAY).portals[0]
+    assert portal.base_url == kept
+    assert all(uri.startswith(kept + "/") for uri in portal.redirect_uris)
+
+
+@pytest.mark.parametrize("page", ["default.ixsp", "index.html", "Login.JSP", "start.aspx"])
+def test_a_base_url_naming_a_page_is_refused_with_the_url_to_write(page):
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [{**HR, "baseUrl": f"https://intrexx.example.com/hr/{page}"}]}, "dev", TODAY)
+    assert caught.value.problems == [
+        f"portals[0].baseUrl: names a page ({page!r}), which would end up inside every redirect URI: write the "
+        "portal's base URL 'https://intrexx.example.com/hr' (as in Intrexx's portal properties)"
+    ]
+
+
+def test_a_folder_with_a_dot_is_no_page():
+    portal = parse_stack_config({"portals": [{**HR, "baseUrl": "https://a.example.com/hr.v2"}]}, "dev", TODAY)
+    assert portal.portals[0].base_url == "https://a.example.com/hr.v2"
+
+
+@pytest.mark.parametrize("where", ["baseUrl", "redirectPaths"])
+@pytest.mark.parametrize("character", list("!$'(),"))
+def test_characters_entra_refuses_in_redirect_uris_are_refused(where, character):
+    entry = (
+        {**HR, "baseUrl": f"https://intrexx.example.com/h{character}r"}
+        if where == "baseUrl"
+        else {**HR, "redirectPaths": [f"oauth{character}cb"]}
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [entry]}, "dev", TODAY)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"portals[0].{where}") and "Entra refuses these characters in redirect URIs" in problem
+
+
+def test_two_portals_with_one_base_url_and_connector_are_refused():
+    copy = {"name": "hr-copy", "baseUrl": "https://INTREXX.example.com:443/hr/"}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [HR, {"name": "x", "baseUrl": "ftp://bad"}, copy]}, "dev", TODAY)
+    assert caught.value.problems[-1] == (
+        "portals[2].baseUrl: gives the redirect URI 'https://intrexx.example.com/hr/oauth2/token/msexchange' of "
+        "portals[0] ('hr') again (the same baseUrl 'https://intrexx.example.com/hr'): every portal needs its own; "
+        "is this entry a copy?"
+    )
+
+
+def test_one_portal_on_both_connectors_shares_its_base_url_not_its_redirect_uris():
+    graph = {**HR, "name": "hr-graph", "connector": "m365", "redirectPaths": ["service/oauth2/token/0A1B"]}
+    service = {**HR, "name": "hr-service", "connector": "m365", "access": "application"}
+    settings = parse_stack_config({"portals": [HR, graph, service]}, "dev", TODAY)
+    assert len({portal.base_url for portal in settings.portals}) == 1
+
+
+def test_the_same_redirect_uri_from_two_base_urls_names_redirect_paths():
+    nested = {"name": "sub", "baseUrl": "https://intrexx.example.com/hr/oauth2/token", "redirectPaths": ["msexchange"]}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [HR, {**nested, "connector": "m365"}]}, "dev", TODAY)
+    assert caught.value.problems[0].startswith("portals[1].redirectPaths: gives the redirect URI")
