@@ -17,7 +17,7 @@ HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
 
 
 def test_the_recording_monitor_still_sees_urn_parent_and_protect():
-    evaluation = run_program([HR, {**HR, "name": "ops"}], protect=True)
+    evaluation = run_program([HR, {**HR, "name": "ops", "baseUrl": "https://intrexx.example.com/ops"}], protect=True)
     components = {r.name: r for r in evaluation.of_type(COMPONENT_TYPE)}
     assert set(components) == {"hr", "ops"}, "Pulumi's MockMonitor no longer reports component registrations"
     for resource in evaluation.tenant.resources:
