@@ -4,6 +4,7 @@
 way after `pulumi.runtime.set_mocks`, the way pulumi/examples `testing-unit-py` tests a program.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pulumi
 from .config import NAMESPACE, STACK_KEYS, StackSettings, parse_stack_config, provider_environment
 from .portal import PortalRegistration, PortalRegistrationArgs
 from .rotation import secret_schedule
-from .stack_file import read_stack_file, stack_file_path
+from .stack_file import StackFileError, key_problems, read_stack_file, stack_file_path
 from .tenant import read_tenant
 from .today import today
 
@@ -63,21 +64,35 @@ def build(settings: StackSettings) -> Exports:
 
 
 def read_settings() -> StackSettings:
-    """The stack configuration, checked. Known keys come from `pulumi.Config`; unknown or misspelt ones can only
-    be seen in the stack file, which is read when it lies in the working directory (the project directory under
-    `pulumi up`). Raises ConfigError, or StackFileError for an unreadable stack file."""
+    """The stack configuration, checked. Every value comes from `pulumi.Config`, that is from whatever Pulumi read
+    (the stack file, `--config-file`, Pulumi ESC). Misspelt keys show only among the keys themselves, which
+    `pulumi.Config` cannot list: see `handed_over_key_problems`. Raises ConfigError, or StackFileError."""
     stack = pulumi.get_stack()
     config = pulumi.Config(NAMESPACE)
     raw: dict[str, object] = {key: value for key in STACK_KEYS if (value := config.get(key)) is not None}
-    key_problems: list[str] = []
-    try:
-        stack_file = read_stack_file(stack_file_path(stack, Path.cwd()))
-    except FileNotFoundError:
-        stack_file = None  # config from elsewhere (`--config-file`, Pulumi ESC): known keys only
-    if stack_file is not None:
-        for key, value in stack_file.values(NAMESPACE).items():
-            raw.setdefault(key, value)
-        key_problems = stack_file.key_problems()
     azuread = pulumi.Config("azuread")
     cloud = provider_environment(azuread.get("environment"), azuread.get("metadataHost"))
-    return parse_stack_config(raw, stack, today(), cloud, key_problems)
+    return parse_stack_config(raw, stack, today(), cloud, handed_over_key_problems(stack, raw))
+
+
+def handed_over_key_problems(stack: str, raw: Mapping[str, object]) -> list[str]:
+    """Misspelt keys of the configuration Pulumi handed over.
+
+    The Python language host puts every key and value of the run's configuration into the program's environment
+    as PULUMI_CONFIG (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go, `constructConfig`), which the
+    SDK exposes as `pulumi.runtime.get_config_env()`: its keys are exactly the source Pulumi read. Without it
+    (another host, the tests' `set_all_config`), the stack file beside the program stands in, and only when it
+    is the source Pulumi read: each of the program's keys is in it exactly when Pulumi handed it over, with the
+    same text (`StackFile.is_source_of`). Under `--config-file` or ESC it differs, and its keys are not judged.
+    """
+    try:
+        handed_over = pulumi.runtime.get_config_env()
+    except ValueError:
+        handed_over = {}
+    if isinstance(handed_over, dict) and handed_over:
+        return key_problems(list(handed_over))
+    try:
+        stack_file = read_stack_file(stack_file_path(stack, Path.cwd()))
+    except (FileNotFoundError, StackFileError):
+        return []  # not the file Pulumi read: Pulumi refuses a stack file it cannot read
+    return stack_file.key_problems() if stack_file.is_source_of({k: str(v) for k, v in raw.items()}) else []

@@ -227,16 +227,22 @@ def test_a_yaml_error_is_one_line_with_file_line_and_column(project):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_keys_without_or_with_a_misspelt_namespace_name_the_key_expected(project):
+def test_keys_without_a_namespace_are_the_projects_and_a_misspelt_namespace_names_the_key_expected(project):
+    """Pulumi gives a key without a namespace the project's (pulumi/pulumi workspace/loaders.go
+    `stackConfigNamespacedWithProject`), so plan does too; a misspelt namespace is named with the key meant."""
     (project / "Pulumi.loose.yaml").write_text(
         "config:\n  portals:\n    - {name: hr, baseUrl: https://a.example.com}\n  intrexx-exchang:protect: true\n"
     )
     result = cli(project, "plan", "--stack", "loose")
     assert result.returncode == 2
-    assert "portals: config keys need a namespace; write 'intrexx-exchange:portals'" in result.stderr
     assert "intrexx-exchang:protect: unknown namespace 'intrexx-exchang'; did you mean 'intrexx-exchange:protect'?" in (
         result.stderr
     )
+    assert "portals" not in result.stderr.replace("did you mean 'intrexx-exchange:protect'", "")
+    (project / "Pulumi.loose.yaml").write_text(
+        "config:\n  portals:\n    - {name: hr, baseUrl: https://a.example.com}\n"
+    )
+    assert cli(project, "plan", "--stack", "loose").returncode == 0
 
 
 def test_errors_come_as_json_on_stderr_with_json(project):

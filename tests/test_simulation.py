@@ -75,12 +75,13 @@ def test_read_settings_reports_what_only_the_stack_file_shows(project):
         "  azuread:tenantId: 00000000-0000-0000-0000-000000000000\n"
     )
     with pytest.raises(ConfigError) as caught:
-        read_settings_under_pulumi({"intrexx-exchange:portals": json.dumps([HR])})
+        read_settings_under_pulumi(
+            {"intrexx-exchange:portals": json.dumps([HR]), "intrexx-exchange:environment": "test"}
+        )
     assert caught.value.problems == [
-        "environment: config keys need a namespace; write 'intrexx-exchange:environment'",
+        "intrexx-exchange:secretRotationDay: unknown key (did you mean 'secretRotationDays'?); known keys: portals, "
+        "deployers, environment, cloud, exchangeEndpoint, secretRotationDays, protect, allowRetiredEws",
         "intrexx-exchang:protect: unknown namespace 'intrexx-exchang'; did you mean 'intrexx-exchange:protect'?",
-        "secretRotationDay: unknown key (did you mean 'secretRotationDays'?); known keys: portals, deployers, "
-        "environment, cloud, exchangeEndpoint, secretRotationDays, protect, allowRetiredEws",
     ]
 
 
