@@ -75,11 +75,13 @@ def _escape(match: re.Match[str]) -> str:
 # ActionCommand.cs, TryParseV2: `message.TrimStart()` then `StartsWith("::")`); that includes `::stop-commands::`,
 # which would switch off the commands of the workflow's own later lines, and `::add-mask::`. The runner also still
 # parses the older `##[name]` form anywhere in a line (ActionCommand.TryParse: `message.IndexOf("##[")`).
-# A command is broken by writing its bracket or its second colon as an escape (`##vso\x5b`, `:\x3a`): the line
-# still reads the same to a person, and no agent matches it. Lines are split at line feeds by the agents; every
+# A command is broken by writing its bracket or its second colon as an escape (`##vso\u005b`, `:\u003a`): the line
+# still reads the same to a person, and no agent matches it. The escape is JSON's, so that `--json` output stays
+# JSON: there the text can only sit inside a string (`#` and a line-starting `:` are no JSON syntax), where `\u005b`
+# reads back as the `[` it stands for. Lines are split at line feeds by the agents; every
 # other line break (CR, VT, FF, NEL, U+2028/U+2029) is escaped first, so it cannot start a line either.
 _CI_COMMAND = re.compile(r"##(?:vso)?(\[)|^\s*:(:)", re.IGNORECASE | re.MULTILINE)
-_CI_ESCAPES = {"[": "\\x5b", ":": "\\x3a"}
+_CI_ESCAPES = {"[": "\\u005b", ":": "\\u003a"}
 _CI_CONTEXT = 6  # characters of the current line kept between pieces: enough to hold `##vso` before a `[`
 
 

@@ -10,6 +10,7 @@ import base64
 import copy
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from graph_standin import Fault, Scenario, graph_standin_server
@@ -17,9 +18,10 @@ from idp_fixture import silent_server
 
 from components.catalogue import load_catalogue
 from components.contract import PermissionType
+from components.facts import largest_rotation_days
 from intrexx_connector.cli import main
 from intrexx_connector.doctor import DoctorOptions, run_doctor
-from intrexx_connector.doctor_checks import assess_ca_policy, largest_rotation_days, parse_duration
+from intrexx_connector.doctor_checks import assess_ca_policy, parse_duration
 from intrexx_connector.graph import GraphLimits
 
 TODAY = "2026-11-24"
@@ -440,18 +442,54 @@ def test_policies_that_do_not_stop_the_mailbox_users_are_ignored():
     one_app = ("0b0b0b0b-0000-4000-8000-0000000000bb",)
     assert assess_ca_policy(ca_policy("Block device code for one app", apps=one_app)) is None
     assert assess_ca_policy(ca_policy("Guests only", include_users=("GuestsOrExternalUsers",))) is None
-    scoped = assess_ca_policy(
-        ca_policy(
-            "Block device code for sales", include_users=(), include_groups=("aaaaaaaa-0000-4000-8000-000000000001",)
-        )
-    )
-    assert scoped.status == "fail" and "the 1 group(s) it includes" in scoped.line
     elsewhere = assess_ca_policy(
         ca_policy(
             "Block device code off site", locations={"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}
         )
     )
     assert elsewhere.status == "warn" and "locations" in elsewhere.line
+
+
+SALES = "aaaaaaaa-0000-4000-8000-000000000001"
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+
+
+def roles_policy(name, roles=(GLOBAL_ADMIN,), state="enabled", **users):
+    policy = ca_policy(name, state=state, include_users=users.get("include_users", ()))
+    policy["conditions"]["users"]["includeRoles"] = list(roles)
+    policy["conditions"]["users"]["includeGroups"] = list(users.get("include_groups", ()))
+    return policy
+
+
+def test_a_block_for_admin_roles_only_passes_with_a_note():
+    """Third review: mailbox users are rarely administrators; a role-only block is not a failure for Intrexx."""
+    for state in ("enabled", "enabledForReportingButNotEnforced"):
+        finding = assess_ca_policy(roles_policy("Block device code for admins", state=state))
+        assert finding.status == "pass", finding
+        assert f"only for the directory role(s) {GLOBAL_ADMIN} it includes" in finding.line
+        assert "mailbox users rarely hold a directory role" in finding.line
+
+
+def test_a_block_for_groups_or_named_users_warns_naming_them():
+    groups = assess_ca_policy(ca_policy("Block device code for sales", include_users=(), include_groups=(SALES,)))
+    assert groups.status == "warn" and f"the group(s) {SALES} it includes" in groups.line
+    assert "doctor does not read memberships" in groups.line
+    users = assess_ca_policy(ca_policy("Block device code for one person", include_users=(BREAK_GLASS,)))
+    assert users.status == "warn" and f"the user(s) {BREAK_GLASS} it includes" in users.line
+    mixed = assess_ca_policy(roles_policy("Admins and sales", include_groups=(SALES,)))
+    assert mixed.status == "warn" and "group(s)" in mixed.line and "directory role(s)" in mixed.line
+
+
+def test_a_block_for_all_users_fails_even_when_it_also_names_roles():
+    finding = assess_ca_policy(roles_policy("Everyone and admins", include_users=("All",)))
+    assert finding.status == "fail" and "for all users" in finding.line
+
+
+def test_a_report_only_block_of_groups_warns():
+    finding = assess_ca_policy(
+        ca_policy("Audit sales", state="enabledForReportingButNotEnforced", include_users=(), include_groups=(SALES,))
+    )
+    assert finding.status == "warn" and "(report-only) would block" in finding.line
 
 
 # App management policies ------------------------------------------------------------------------------------
@@ -539,6 +577,7 @@ def test_durations_and_the_rotation_that_fits():
     assert parse_duration("P180D").days == 180 and parse_duration("P2W").days == 14
     assert parse_duration("PT36H").total_seconds() == 36 * 3600
     assert parse_duration("P1Y") is None and parse_duration("P") is None and parse_duration(None) is None
+    assert parse_duration("P99999999999999D") == timedelta.max  # longer than any secret lives
     assert largest_rotation_days(parse_duration("P180D")) == 90
     assert largest_rotation_days(parse_duration("P179DT23H")) == 89
     assert largest_rotation_days(parse_duration("P3650D")) == 365

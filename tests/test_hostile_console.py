@@ -2,6 +2,7 @@
 the text (Windows gives a pipe cp1252), and lines from outside that a CI agent would run as logging commands."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +112,20 @@ def test_a_config_error_under_pulumi_up_keeps_no_raw_escape_and_no_command(probl
     assert len(lines) == 2  # the header and one line for the one problem
     assert not any(ch in message for ch in "\x1b\x07\u202e\t")
     assert not any("##vso[" in line or line.lstrip().startswith("::") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["##vso[task.setvariable variable=x]y", "::error::x", "a\n::warning::b", "##[group]x", "\x1b[2J ##vso[x.y]"],
+    ids=["vso", "colon", "newline", "group", "escape"],
+)
+def test_json_output_stays_json_with_commands_broken(value):
+    console = io.StringIO()
+    writer = _SafeText(console)
+    document = {"detail": value, value: [value]}
+    writer.write(json.dumps(document, indent=2, sort_keys=True))
+    writer.write("\n")
+    written = console.getvalue()
+    assert json.loads(written) == document
+    for line in written.split("\n"):
+        assert "##vso[" not in line and "##[" not in line and not line.lstrip().startswith("::")

@@ -194,12 +194,12 @@ def test_a_command_written_in_pieces_is_broken_too(value):
 def test_a_command_split_over_print_calls_is_broken():
     log = CiLog()
     written = "".join(log(piece) for piece in ["#", "#", "v", "s", "o", "[task.x]y", "\n", " ", ":", ":warning::z"])
-    assert written == "##vso\\x5btask.x]y\n :\\x3awarning::z"
+    assert written == "##vso\\u005btask.x]y\n :\\u003awarning::z"
 
 
 def test_a_command_is_broken_on_every_line_not_only_the_first():
     written = for_ci_log("ok\n::error::a\n##vso[task.complete result=Failed]b\n  ::c::d\n")
-    assert written == "ok\n:\\x3aerror::a\n##vso\\x5btask.complete result=Failed]b\n  :\\x3ac::d\n"
+    assert written == "ok\n:\\u003aerror::a\n##vso\\u005btask.complete result=Failed]b\n  :\\u003ac::d\n"
 
 
 @pytest.mark.parametrize(
