@@ -228,12 +228,42 @@ def _path_reasons(path: str, read_path: str, allow_path: bool) -> list[str]:
     return reasons
 
 
+def request_origin(url: str) -> WebUrl:
+    """The origin of an absolute https URL that may carry a path and a query (a request's target, a paging link),
+    as a browser reads it: its scheme and authority must be accepted by `parse_web_url`, and ada must read the
+    whole URL with that same host and port. The path and query are not judged; `path` is "/". UrlError if not."""
+    bad = unsafe_characters(url)
+    if bad or any(character.isspace() for character in url) or "\\" in url:
+        raise UrlError("must not contain control characters, white space or backslashes")
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise UrlError(f"must be an absolute https URL ({error})") from None
+    site = parse_web_url(f"{parts.scheme}://{parts.netloc}", allow_path=False)
+    if not check_url(url):
+        raise UrlError("is not a valid URL under the WHATWG URL Standard that browsers apply")
+    read = parse_url(url)
+    port = int(read["port"]) if read["port"] else _DEFAULT_PORTS.get(site.scheme)
+    if (read["protocol"], read["hostname"], port) != (f"{site.scheme}:", site.host, site.port):
+        raise UrlError(f"a browser reads its origin as {read['origin']!r}")
+    return WebUrl(site.scheme, site.host, site.port, "/")
+
+
+def shown_origin(url: str) -> str:
+    """For a message about a URL that may be refused (any scheme): its origin as a browser reads it, without
+    credentials, path or query (they may quote a request); a placeholder when it is no valid URL."""
+    if unsafe_characters(url) or not check_url(url):
+        return "an address that is not a valid URL"
+    origin = str(parse_url(url)["origin"])
+    return origin[:120] if origin not in ("", "null") else "an address without an origin"
+
+
 def same_origin(url: str, origin: WebUrl | str) -> bool:
-    """Whether `url` is an accepted https URL on `origin`'s scheme, host and port (`origin` a WebUrl, or a URL
-    whose origin counts; False when either is not accepted)."""
+    """Whether `url` (a query allowed: `request_origin`) is an accepted https URL on `origin`'s scheme, host and
+    port (`origin` a WebUrl, or a URL whose origin counts; False when either is not accepted)."""
     try:
         expected = origin if isinstance(origin, WebUrl) else parse_web_url(origin)
-        return parse_web_url(url).origin == expected.origin
+        return request_origin(url).origin == expected.origin
     except UrlError:
         return False
 
