@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -246,6 +247,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="give up on one Graph request after S seconds (default 10)",
     )
+    doctor.add_argument(
+        "--verbose",
+        action="store_true",
+        help="when no Graph token can be had, show each azure-identity credential's answer",
+    )
     return parser
 
 
@@ -425,11 +431,11 @@ def _render(args) -> int:
 def _verify(args) -> int:
     from .verify import VerifyOptions, verify_portals
 
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    progress = _ProgressLine(sys.stderr)
 
     def show_device_code(portal, flow: dict) -> None:
-        progress(f"{portal.name}: sign in as the mailbox user: {flow['message']}")
+        progress.clear()
+        print(f"{portal.name}: sign in as the mailbox user: {flow['message']}", file=sys.stderr, flush=True)
 
     options = VerifyOptions(
         authority_host=args.authority_host,
@@ -437,13 +443,49 @@ def _verify(args) -> int:
         device_code=args.device_code,
         on_device_flow=show_device_code,
     )
-    results = verify_portals(_portals(args), options, progress)
+    try:
+        results = verify_portals(_portals(args), options, progress)
+    finally:
+        progress.clear()
     if args.json:
         _emit_json({"ok": all(r.ok for r in results), "portals": [r.as_dict() for r in results]})
     else:
         for result in results:
             print(result.summary_line())
     return 0 if all(r.ok for r in results) else 1
+
+
+class _ProgressLine:
+    """verify's waiting: on a terminal one line, rewritten in place; elsewhere (CI logs) one line per portal each
+    time the reason to wait changes, never one per retry."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._states: dict[str, str] = {}
+        self._shown = False
+
+    def __call__(self, event) -> None:
+        if self._tty:
+            width = shutil.get_terminal_size().columns - 1
+            self._raw("\r\x1b[K")  # carriage return, erase to the end of the line (ECMA-48 EL)
+            self._stream.write(for_terminal(" ".join(event.line.split()))[:width])
+            self._stream.flush()
+            self._shown = True
+        elif self._states.get(event.portal) != event.state:
+            self._states[event.portal] = event.state
+            print(f"{event.portal}: waiting: {event.state}", file=self._stream, flush=True)
+
+    def clear(self) -> None:
+        if self._shown:
+            self._raw("\r\x1b[K")
+            self._shown = False
+
+    def _raw(self, control: str) -> None:
+        # The terminal's own control sequence, past _SafeText, which would show it escaped.
+        stream = getattr(self._stream, "_stream", self._stream)
+        stream.write(control)
+        stream.flush()
 
 
 # apply ------------------------------------------------------------------------------------------------------
@@ -500,6 +542,7 @@ def _doctor(args) -> int:
         deployer_client_id=args.deployer_client_id,
         portal=args.portal,
         limits=GraphLimits(request_timeout=args.request_timeout, deadline=args.timeout),
+        verbose=args.verbose,
     )
     report = run_doctor(options)
     if args.json:

@@ -7,18 +7,24 @@ doctor needs to read it; it never stops the other checks. Bad usage or configura
 ConfigError (exit 2). Nothing here prints.
 """
 
+import functools
+import logging
 import os
 import re
-import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
+import requests
+
+from components import stack_file
 from components.config import StackSettings
 from components.facts import is_guid
-from components.stack_file import default_project_dir, stack_file_path
-from components.stack_file import load_stack_settings as read_stack_settings
+from components.urls import UrlError, parse_web_url
 
 from .doctor_checks import (
     FAIL,
@@ -47,8 +53,10 @@ from .graph import (
     GraphUnreachable,
     one_line,
 )
+from .transport import deadline, deadline_session
 
 TOKEN_VARIABLE = "INTREXX_GRAPH_TOKEN"
+MAX_VERBOSE_LINES = 40
 CLIENT_ID_VARIABLES = ("ARM_CLIENT_ID", "AZURE_CLIENT_ID")
 # RFC 6750 b64token characters; anything else (white space, control characters) is not a bearer token.
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -64,6 +72,7 @@ class DoctorOptions:
     portal: str | None = None
     limits: GraphLimits = field(default_factory=GraphLimits)
     token_timeout: float = 30.0
+    verbose: bool = False  # the token failure with each credential's own answer (azure-identity's chain)
 
 
 @dataclass
@@ -97,41 +106,29 @@ class DoctorReport:
 
 
 def load_stack_settings(stack: str, project_dir: Path | None, today: date) -> StackSettings:
-    """The stack's settings, checked by the program's own validation, as `plan` reads them."""
-    project_dir = project_dir or default_project_dir()
+    """The stack's settings, checked by the program's own validation: components.stack_file, the loader `plan`
+    uses."""
+    project_dir = project_dir or stack_file.default_project_dir()
     try:
-        return read_stack_settings(stack, project_dir, today)
+        return stack_file.load_stack_settings(stack, project_dir, today)
     except FileNotFoundError:
-        raise UsageError(
-            f"--stack {stack}: no stack file {stack_file_path(stack, project_dir).name} in {project_dir}"
-        ) from None
+        path = stack_file.stack_file_path(stack, project_dir)
+        raise UsageError(f"--stack {stack}: no stack file {path.name} in {project_dir}") from None
 
 
 def graph_origin(value: str) -> str:
-    """--graph-endpoint: a bare https origin; doctor adds the version (/v1.0)."""
-    example = "a bare https origin such as https://graph.microsoft.com"
+    """--graph-endpoint: a bare https origin, read as a browser reads it (components/urls.py); doctor adds the
+    version (/v1.0)."""
     try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        raise UsageError(f"--graph-endpoint must be {example}, got {value!r}") from None
-    problems = []
-    if parts.scheme != "https" or not parts.hostname:
-        problems.append("https with a host")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        problems.append("no credentials")
-    if parts.path not in ("", "/"):
-        problems.append("no path (doctor adds /v1.0)")
-    if parts.query or parts.fragment or "?" in value or "#" in value:
-        problems.append("no query or fragment")
-    if any(ch.isspace() for ch in value):
-        problems.append("no white space")
-    if problems:
-        raise UsageError(f"--graph-endpoint must be {example} ({', '.join(problems)}), got {value!r}")
-    return f"https://{parts.hostname}" + (f":{port}" if port else "")
+        return parse_web_url(value.rstrip("/"), allow_path=False).origin_text
+    except UrlError as error:
+        raise UsageError(
+            f"--graph-endpoint must be a bare https origin such as https://graph.microsoft.com ({error}; doctor "
+            f"adds /v1.0), got {value!r}"
+        ) from None
 
 
-def deployer_client_id(explicit: str | None, environ) -> tuple[str | None, str]:
+def deployer_client_id(explicit: str | None, environ: Mapping[str, str]) -> tuple[str | None, str]:
     """The deploying service principal's client id: --deployer-client-id, else ARM_CLIENT_ID (the azuread
     provider's variable), else AZURE_CLIENT_ID (azure-identity's)."""
     candidates = [("--deployer-client-id", explicit)] + [(name, environ.get(name)) for name in CLIENT_ID_VARIABLES]
@@ -143,8 +140,17 @@ def deployer_client_id(explicit: str | None, environ) -> tuple[str | None, str]:
     return None, ""
 
 
-def acquire_token(origin: str, settings: StackSettings, environ, timeout: float) -> tuple[str, str]:
-    """(token, where it came from). The token is for `<origin>/.default`; it is never printed."""
+def acquire_token(
+    origin: str,
+    settings: StackSettings,
+    environ: Mapping[str, str],
+    timeout: float,
+    session: requests.Session | None = None,
+    verbose: bool = False,
+) -> tuple[str, str]:
+    """(token, where it came from). The token is for `<origin>/.default`; it is never printed. azure-identity's
+    HTTP goes through transport.py on `session`, in this thread, and ends by `timeout`; a credential that runs a
+    tool (az, azd, pwsh) gets `timeout` as its process timeout."""
     given = environ.get(TOKEN_VARIABLE)
     if given is not None:
         token = given.strip()
@@ -155,36 +161,68 @@ def acquire_token(origin: str, settings: StackSettings, environ, timeout: float)
             )
         return token, TOKEN_VARIABLE
     try:
+        from azure.core.pipeline.transport import RequestsTransport
         from azure.identity import DefaultAzureCredential
     except ImportError:
         raise GraphTokenError(
             f"azure-identity is not installed (pip install -r requirements.txt), and {TOKEN_VARIABLE} is not set"
         ) from None
-    outcome: dict = {}
-
-    def work():
+    # azure-core's transport on our session: "session_owner: Decide if the session provided by user is owned by
+    # this transport" (azure/core/pipeline/transport/_requests_basic.py); with False it never closes it.
+    transport = RequestsTransport(
+        session=deadline_session(session), session_owner=False, connection_timeout=timeout, read_timeout=timeout
+    )
+    with _azure_log() as logged, deadline(time.monotonic() + timeout):
         try:
             # authority: the cloud's login host (azure-identity: "AzureAuthorityHosts defines authorities for other
             # clouds"; learn.microsoft.com/python/api/azure-identity/azure.identity.defaultazurecredential).
-            credential = DefaultAzureCredential(authority=settings.cloud.login, process_timeout=max(1, int(timeout)))
-            outcome["token"] = credential.get_token(f"{origin}/.default").token
+            credential = DefaultAzureCredential(
+                authority=settings.cloud.login, process_timeout=max(1, int(timeout)), transport=transport
+            )
+            return credential.get_token(f"{origin}/.default").token, "azure-identity (DefaultAzureCredential)"
         except Exception as error:  # noqa: BLE001 - azure-identity raises several types; all mean "no token"
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work, name="graph-token", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise GraphTokenError(f"no Graph token from azure-identity within {timeout:g} s")
-    if "error" in outcome:
-        error = outcome["error"]
-        raise GraphTokenError(
-            f"azure-identity found no usable credential ({type(error).__name__}: {one_line(str(error), 240)})"
-        )
-    return outcome["token"], "azure-identity (DefaultAzureCredential)"
+            raise GraphTokenError(_no_token(error, logged, verbose)) from None
 
 
-def run_doctor(options: DoctorOptions, environ=os.environ) -> DoctorReport:
+def _no_token(error: BaseException, logged: list[str], verbose: bool) -> str:
+    """One line; with `verbose`, each further line of the error and of what azure-identity logged (each
+    credential's own answer), every line cut to one line of at most 240 characters."""
+    lines = str(error).strip().splitlines() or [""]
+    text = f"azure-identity found no usable credential ({type(error).__name__}: {one_line(lines[0], 240)})"
+    if not verbose:
+        return text + "; --verbose shows each credential's answer"
+    details = [one_line(line, 240) for line in [*lines[1:], *logged] if line.strip()]
+    return "\n".join([text, *dict.fromkeys(details)][:MAX_VERBOSE_LINES])
+
+
+@contextmanager
+def _azure_log() -> Iterator[list[str]]:
+    """azure-identity logs its whole credential chain at WARNING; without a handler Python's `logging.lastResort`
+    writes that to stderr (docs.python.org/3/library/logging.html#logging.lastResort). Here it is collected
+    instead, for --verbose, and nothing of it reaches the terminal on its own."""
+    logged: list[str] = []
+    handler = _Collect(logged)
+    logger = logging.getLogger("azure")
+    logger.addHandler(handler)
+    previous, logger.propagate = logger.propagate, False
+    try:
+        yield logged
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = previous
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]):
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with suppress(Exception):  # a log record that cannot be formatted is left out
+            self.into.extend(record.getMessage().splitlines())
+
+
+def run_doctor(options: DoctorOptions, environ: Mapping[str, str] = os.environ) -> DoctorReport:
     settings = load_stack_settings(options.stack, options.project_dir, options.today)
     portals = tuple(p for p in settings.portals if options.portal in (None, p.name))
     if not portals:
@@ -192,9 +230,24 @@ def run_doctor(options: DoctorOptions, environ=os.environ) -> DoctorReport:
     origin = graph_origin(options.graph_endpoint) if options.graph_endpoint else settings.cloud.graph
     client_id, client_id_source = deployer_client_id(options.deployer_client_id, environ)
     report = DoctorReport(options.stack, options.today, origin)
-    title = "A Microsoft Graph token"
+    # One session for the token request and every Graph read (transport.py), closed when doctor is done.
+    with deadline_session() as session:
+        _check_tenant(options, environ, settings, portals, report, session, (client_id, client_id_source))
+    return report
+
+
+def _check_tenant(
+    options: DoctorOptions,
+    environ: Mapping[str, str],
+    settings: StackSettings,
+    portals: tuple[Any, ...],
+    report: DoctorReport,
+    session: requests.Session,
+    client: tuple[str | None, str],
+) -> None:
+    origin, title = report.graph_endpoint, "A Microsoft Graph token"
     try:
-        token, token_source = acquire_token(origin, settings, environ, options.token_timeout)
+        token, token_source = acquire_token(origin, settings, environ, options.token_timeout, session, options.verbose)
     except GraphTokenError as error:
         report.checks.append(
             Check(
@@ -206,10 +259,10 @@ def run_doctor(options: DoctorOptions, environ=os.environ) -> DoctorReport:
                 f"managed identity, or set {TOKEN_VARIABLE} to a token for {origin}",
             )
         )
-        return report
+        return
     report.checks.append(Check("graph-access", PASS, title, f"token from {token_source} for {origin}"))
-    graph = GraphClient(origin, token, options.limits)
-    ctx = DoctorContext(settings, portals, graph, token, options.today, options.stack, client_id, client_id_source)
+    graph = GraphClient(origin, token, options.limits, session=session)
+    ctx = DoctorContext(settings, portals, graph, token, options.today, options.stack, *client)
     report.checks.append(
         _guarded(ctx, "deployer-permissions", "The deploying identity may do what pulumi up will do", check_deployer)
     )
@@ -235,16 +288,15 @@ def run_doctor(options: DoctorOptions, environ=os.environ) -> DoctorReport:
                 ctx,
                 f"display-name/{portal.name}",
                 "No application has the display name yet",
-                lambda c, i=index, p=portal: check_display_name(c, i, p),
+                functools.partial(check_display_name, index=index, portal=portal),
             )
         )
     report.checks.extend(check_ews(ctx))
     report.identity = ctx.identity
-    report.graph_requests = graph.requests
-    return report
+    report.graph_requests = graph.request_count
 
 
-def _guarded(ctx: DoctorContext, check_id: str, title: str, check):
+def _guarded(ctx: DoctorContext, check_id: str, title: str, check: Callable[[DoctorContext], Check]) -> Check:
     """Run one check; a Graph failure becomes that check's failure with one line and what to do."""
     try:
         return check(ctx)
@@ -256,8 +308,8 @@ def _guarded(ctx: DoctorContext, check_id: str, title: str, check):
             f"could not read Microsoft Graph: {error}",
             _remedy(error, check_id, ctx.graph.origin),
         )
-    except (TypeError, KeyError, AttributeError, ValueError) as error:
-        # A shape the checks did not foresee: still one line, never a traceback.
+    except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as error:
+        # A shape the checks did not foresee (or nested deeper than Python recurses): one line, never a traceback.
         failed = Check(
             check_id,
             FAIL,

@@ -1,7 +1,8 @@
 """A read-only Microsoft Graph client for `doctor`: GET only, and bounded in every dimension.
 
-Graph's answers are treated as hostile input. Every request has its own timeout (enforced on the whole exchange,
-so a server that drips headers or body cannot stretch it) and shares one overall deadline; redirects are not
+Graph's answers are treated as hostile input. Every request goes through transport.py (the one HTTP layer, one
+session for the client, in the calling thread) and has its own timeout (enforced on the whole exchange, so a
+server that drips headers or body cannot stretch it) and shares one overall deadline; redirects are not
 followed; a body larger than `max_bytes` is refused; `@odata.nextLink` is followed only to the same origin and
 only `max_pages` times; 429 and 503/504 are retried after `Retry-After`, capped at `max_retry_wait` and
 `max_attempts`. Every failure becomes one of these errors, each one line and never containing the token:
@@ -15,22 +16,26 @@ only `max_pages` times; 429 and 503/504 are retried after `Retry-After`, capped 
             +-- GraphNotFound       404
             +-- GraphThrottled      429 / 503 / 504 still after the allowed attempts or wait
             +-- GraphUnreachable    timeout, TLS or connection failure, or the overall deadline used up
-            +-- GraphProtocolError  not JSON, wrong shape, too large, a redirect, or paging that leaves the
-                                    origin or does not end
+            +-- GraphProtocolError  not JSON (or nested too deeply), wrong shape, too large, a redirect, or
+                                    paging that leaves the origin or does not end
 """
 
 import email.utils
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
+
+from components.urls import parse_web_url, same_origin
 
 from .errors import CheckFailed
+from .transport import DeadlinePassed, Malformed, OriginHttp, TransportError, Unreachable, deadline_session
 
 USER_AGENT = "intrexx-connector-doctor"
 # Throttling: "Microsoft Graph returns HTTP status code 429 (Too many requests) ... A suggested wait time is
@@ -103,7 +108,7 @@ class _Bearer(requests.auth.AuthBase):
     def __init__(self, token: str):
         self.token = token
 
-    def __call__(self, request):
+    def __call__(self, request: Any) -> Any:
         request.headers["Authorization"] = f"Bearer {self.token}"
         return request
 
@@ -111,12 +116,13 @@ class _Bearer(requests.auth.AuthBase):
 @dataclass
 class _Answer:
     status: int
-    headers: requests.structures.CaseInsensitiveDict
+    headers: CaseInsensitiveDict
     body: bytes
 
 
 class GraphClient:
-    """GET requests against `<origin>/<version>/...`; `requests` counts them."""
+    """GET requests against `<origin>/<version>/...` (`origin` a bare https origin, as `doctor.graph_origin`
+    returns it), through transport.py on one session; `request_count` counts them."""
 
     def __init__(
         self,
@@ -126,30 +132,40 @@ class GraphClient:
         version: str = "v1.0",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
     ):
-        self.origin = origin.rstrip("/")
+        self._origin = parse_web_url(origin.rstrip("/"), allow_path=False)
+        self.origin = self._origin.origin_text
         self.version = version
         self.limits = limits
         self._token = token
         self._clock, self._sleep = clock, sleep
         self._deadline = clock() + limits.deadline
-        self._origin_parts = urlsplit(self.origin)
-        self.requests = 0
+        # One session for every GET (trust_env, the default, honours REQUESTS_CA_BUNDLE and the proxy variables).
+        self._session = deadline_session(session)
+        self._http = OriginHttp(
+            self._session,
+            self._origin,
+            lambda: time.monotonic() + min(self.limits.request_timeout, self._remaining()),
+            "Microsoft Graph",
+            max_bytes=limits.max_bytes,
+        )
+        self.request_count = 0
 
     # public --------------------------------------------------------------------------------------------------
 
-    def url(self, path: str, params: dict | None = None) -> str:
+    def url(self, path: str, params: dict[str, Any] | None = None) -> str:
         query = "&".join(f"{key}={quote(str(value), safe=chr(39) + '(),')}" for key, value in (params or {}).items())
         return f"{self.origin}/{self.version}{path}" + (f"?{query}" if query else "")
 
-    def get(self, path: str, params: dict | None = None) -> dict:
+    def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._get_json(self.url(path, params))
 
-    def get_collection(self, path: str, params: dict | None = None) -> list:
+    def get_collection(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Every object of a collection, following `@odata.nextLink`. Graph: "You can retrieve the next page of
         results by sending the URL value of the @odata.nextLink property to Microsoft Graph"
         (learn.microsoft.com/graph/paging)."""
-        url, items, pages = self.url(path, params), [], 0
+        url, items, pages = self.url(path, params), list[Any](), 0
         while True:
             page = self._get_json(url)
             pages += 1
@@ -160,7 +176,7 @@ class GraphClient:
             next_link = page.get("@odata.nextLink")
             if next_link is None:
                 return items
-            if not isinstance(next_link, str) or not self._same_origin(next_link):
+            if not isinstance(next_link, str) or not same_origin(next_link, self._origin):
                 raise GraphProtocolError(
                     f"{path}: @odata.nextLink points away from {self.origin} "
                     f"({one_line(next_link, 80)!r}); not followed"
@@ -174,24 +190,10 @@ class GraphClient:
 
     # internals -----------------------------------------------------------------------------------------------
 
-    def _same_origin(self, url: str) -> bool:
-        try:
-            parts = urlsplit(url)
-            port, own_port = parts.port, self._origin_parts.port
-        except ValueError:
-            return False
-        return (
-            parts.scheme == "https"
-            and parts.username is None
-            and parts.password is None
-            and (parts.hostname or "").lower() == (self._origin_parts.hostname or "").lower()
-            and (port or 443) == (own_port or 443)
-        )
-
     def _remaining(self) -> float:
         return self._deadline - self._clock()
 
-    def _get_json(self, url: str) -> dict:
+    def _get_json(self, url: str) -> dict[str, Any]:
         path = urlsplit(url).path
         attempt = 0
         while True:
@@ -216,9 +218,11 @@ class GraphClient:
                 continue
             raise self._status_error(path, answer)
 
-    def _parse(self, path: str, answer: _Answer) -> dict:
+    def _parse(self, path: str, answer: _Answer) -> dict[str, Any]:
         try:
             document = json.loads(answer.body.decode("utf-8"))
+        except RecursionError:
+            raise GraphProtocolError(f"{path}: the answer's JSON is nested too deeply to read") from None
         except (UnicodeDecodeError, ValueError):
             content_type = one_line(answer.headers.get("Content-Type", "none"), 60)
             raise GraphProtocolError(f"{path}: the answer is not JSON (content type {content_type})") from None
@@ -231,7 +235,7 @@ class GraphClient:
         try:
             error = json.loads(answer.body.decode("utf-8")).get("error")
             code, message = error.get("code", ""), error.get("message", "")
-        except (UnicodeDecodeError, ValueError, AttributeError):
+        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
             return "", ""
         code = one_line(code, 60) if isinstance(code, str) else ""
         message = one_line(message) if isinstance(message, str) else ""
@@ -252,71 +256,41 @@ class GraphClient:
         return error_type(f"{path}: HTTP {status}{said}", status, code)
 
     def _send(self, url: str) -> _Answer:
-        """One GET in a worker thread: the caller waits at most the request timeout, whatever the peer does."""
+        """One GET through transport.py, in this thread: it ends by the request timeout or the overall deadline,
+        whichever comes first, whatever the peer does."""
         remaining = self._remaining()
         if remaining <= 0:
             raise GraphUnreachable(f"doctor's overall time limit of {self.limits.deadline:g} s is used up")
         timeout = min(self.limits.request_timeout, remaining)
-        self.requests += 1
-        outcome: dict = {}
-
-        def work():
-            try:
-                outcome["answer"] = self._fetch(url, timeout)
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
-                outcome["error"] = error
-
-        worker = threading.Thread(target=work, name="graph-get", daemon=True)
-        worker.start()
-        worker.join(timeout + 0.05)
-        if worker.is_alive():
-            raise GraphUnreachable(f"{urlsplit(url).path}: no complete answer within {timeout:g} s")
-        if "error" in outcome:
-            raise self._transport_error(url, outcome["error"], timeout)
-        return outcome["answer"]
-
-    def _fetch(self, url: str, timeout: float) -> _Answer:
-        # A session per request: a worker abandoned on timeout keeps its connection to itself. trust_env (the
-        # default) honours REQUESTS_CA_BUNDLE and the proxy variables.
-        with requests.Session() as session:
-            response = session.get(
-                url,
-                auth=_Bearer(self._token),
-                timeout=(timeout, timeout),
-                stream=True,
-                allow_redirects=False,
-                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            )
-            try:
-                body = bytearray()
-                for chunk in response.iter_content(64 * 1024):
-                    body += chunk
-                    if len(body) > self.limits.max_bytes:
-                        raise GraphProtocolError(
-                            f"{urlsplit(url).path}: the answer is larger than {self.limits.max_bytes} bytes; not read"
-                        )
-            finally:
-                response.close()
-            return _Answer(response.status_code, requests.structures.CaseInsensitiveDict(response.headers), bytes(body))
-
-    def _transport_error(self, url: str, error: BaseException, timeout: float) -> GraphError:
         path = urlsplit(url).path
-        if isinstance(error, GraphError):
-            return error
-        if isinstance(error, requests.Timeout):
-            return GraphUnreachable(f"{path}: no answer within {timeout:g} s")
-        if isinstance(error, requests.exceptions.SSLError):
-            return GraphUnreachable(
-                f"{path}: TLS failed ({type(error).__name__}): is the server's CA trusted? (REQUESTS_CA_BUNDLE)"
+        self.request_count += 1
+        try:
+            answer = self._http.request(
+                "GET", url, auth=_Bearer(self._token), headers={"Accept": "application/json", "User-Agent": USER_AGENT}
             )
-        if isinstance(error, requests.ConnectionError):
-            return GraphUnreachable(f"cannot reach {self.origin} ({type(error).__name__})")
-        if isinstance(error, requests.RequestException):
-            return GraphUnreachable(f"{path}: request failed ({type(error).__name__})")
-        return GraphProtocolError(f"{path}: unreadable answer ({type(error).__name__})")
+        except DeadlinePassed:
+            raise GraphUnreachable(f"{path}: no complete answer within {timeout:g} s") from None
+        except Malformed:
+            raise GraphProtocolError(
+                f"{path}: the answer is larger than {self.limits.max_bytes} bytes; not read"
+            ) from None
+        except Unreachable as error:
+            raise GraphUnreachable(f"{path}: {error.reason}") from None
+        except TransportError as error:
+            raise GraphProtocolError(f"{path}: {error.reason}") from None
+        return _Answer(answer.status_code, answer.headers, answer.content)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
-def _retry_after(value, attempt: int) -> float:
+def _retry_after(value: object, attempt: int) -> float:
     """Seconds to wait: Retry-After as seconds or an HTTP date; without one, 1, 2, 4 ... seconds."""
     if isinstance(value, str):
         text = value.strip()
@@ -330,7 +304,7 @@ def _retry_after(value, attempt: int) -> float:
     return float(2 ** (attempt - 1))
 
 
-def _kind(value) -> str:
+def _kind(value: object) -> str:
     return {dict: "an object", list: "a list", str: "a string", type(None): "missing"}.get(
         type(value), type(value).__name__
     )

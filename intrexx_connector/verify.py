@@ -14,13 +14,11 @@ and the thread switch take, well under a second). Ctrl-C stops every portal at o
 threads, which the interpreter does not wait for on its way out.
 """
 
-import base64
-import binascii
-import json
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,18 +29,22 @@ from msal.exceptions import MsalServiceError
 
 from components.catalogue import load_catalogue
 from components.contract import PortalOutput
-from components.urls import UrlError, WebUrl, parse_web_url, same_origin
+from components.facts import PLACEHOLDER_SECRET, is_placeholder_secret, token_payload
+from components.urls import UrlError, WebUrl, parse_web_url, same_origin, shown_origin
 
 from .errors import AuthorityError, TokenError, UsageError
 from .secrets import contains_secret, scrub
 from .stack_outputs import authority_for
 from .transport import (
     MIN_REQUEST_TIME,
+    Answer,
     AuthorityHttp,
     DeadlinePassed,
     Malformed,
     Refused,
     TransportError,
+    Unreachable,
+    abort_requests,
     deadline_session,
     json_object,
 )
@@ -81,6 +83,8 @@ RETRYABLE_CODES = frozenset({700016, 65001, 500011})
 OPAQUE_TOKEN_WARNING = "roles not checkable (opaque token)"
 # An invalid secret right after creation is replication; later it is a wrong secret. Retry it only this long.
 INVALID_SECRET_GRACE = 120.0
+# Connection refused, an unknown host name or a TLS failure: tries in a row before verify gives up on a portal.
+UNREACHABLE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -133,13 +137,13 @@ class _EntraHttp(AuthorityHttp):
     every field of a token or device code answer that MSAL or verify reads (MSAL indexes and converts them
     without checking: a number for `error_codes` or a list for `error_description` would raise inside it)."""
 
-    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any):
+    def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> Answer:
         answer = super().get(url, params=params, headers=headers, **kwargs)
         if urlsplit(url).path.endswith("/.well-known/openid-configuration") and answer.status_code == 200:
             _check_discovery(json_object(answer, "the discovery document"), self.origin)
         return answer
 
-    def post(self, url: str, params: Any = None, headers: Any = None, data: Any = None, **kwargs: Any):
+    def post(self, url: str, params: Any = None, headers: Any = None, data: Any = None, **kwargs: Any) -> Answer:
         answer = super().post(url, params=params, headers=headers, data=data, **kwargs)
         if answer.status_code < 500:  # MSAL raises for 5xx itself, without parsing the body
             _check_fields(json_object(answer, "the token endpoint's answer"), "the token endpoint's answer")
@@ -196,28 +200,45 @@ def _check_discovery(document: Mapping[str, Any], origin: WebUrl) -> None:
             raise Malformed(f"the discovery document's '{key}' is not a string")
         if not same_origin(endpoint, origin):
             raise Refused(
-                f"the discovery document names the {key.replace('_', ' ')} {_origin_of(endpoint)}, which is not the "
+                f"the discovery document names the {key.replace('_', ' ')} {shown_origin(endpoint)}, which is not the "
                 f"authority ({origin.origin_text}); verify sends the client secret to the authority only"
             )
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"[:120] if parts.scheme else repr(url[:60])
-
-
 class _Retry(Exception):
-    """A failure that replication, consent lag or a passing outage explains: worth another request."""
+    """A failure that replication, consent lag or a passing outage explains: worth another request. `lasting`:
+    one that none of those explains (connection refused, unknown host, TLS), retried only `UNREACHABLE_TRIES`
+    times in a row, in case the network itself blinked."""
 
-    def __init__(self, reason: str, codes: tuple = ()):
+    def __init__(self, reason: str, codes: tuple[int, ...] = (), lasting: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.codes = codes
+        self.lasting = lasting
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A portal that waits: `state` is why (it changes only when the reason does), `line` adds when the next
+    request goes out."""
+
+    portal: str
+    state: str
+    line: str
+
+    def __str__(self) -> str:
+        return self.line
 
 
 def verify_portals(
-    portals: list[PortalOutput], options: VerifyOptions, progress: Callable[[str], None] = lambda line: None
+    portals: list[PortalOutput], options: VerifyOptions, progress: Callable[[Progress], None] = lambda event: None
 ) -> list[PortalResult]:
+    placeholders = [portal.name for portal in portals if is_placeholder_secret(portal.client_secret)]
+    if placeholders:
+        raise UsageError(
+            f"portal(s) {', '.join(placeholders)}: the client secret is the offline plan's placeholder "
+            f"({PLACEHOLDER_SECRET}), not a real one; verify the outputs of `pulumi up` (nothing was sent)"
+        )
     for portal in portals:
         _check_authority(authority_for(portal, options.authority_host))
     session = deadline_session(options.http_client)
@@ -225,40 +246,37 @@ def verify_portals(
     lock = threading.Lock()
     stop = threading.Event()
 
-    def report(line: str) -> None:
+    def report(event: Progress) -> None:
         with lock:
-            progress(scrub(line, secrets))
+            progress(Progress(event.portal, scrub(event.state, secrets), scrub(event.line, secrets)))
 
-    results: list[PortalResult | None] = [None] * len(portals)
-    pending = list(enumerate(portals))
     # One deadline for the whole run: a portal that waits for a free worker gets less time, not more.
     deadline = time.monotonic() + options.timeout
-
-    def work() -> None:
-        while not stop.is_set():
-            with lock:
-                if not pending:
-                    return
-                index, portal = pending.pop(0)
-            results[index] = _guarded(portal, options, session, report, stop, secrets, deadline)
-
-    workers = [
-        threading.Thread(target=work, name=f"verify-{number}", daemon=True)
-        for number in range(max(1, min(options.max_workers, len(portals))))
-    ]
-    for worker in workers:
-        worker.start()
+    pool = ThreadPoolExecutor(max(1, min(options.max_workers, len(portals))), thread_name_prefix="verify")
     try:
-        for worker in workers:
-            while worker.is_alive():
-                worker.join(0.1)
+        futures = [
+            pool.submit(_guarded, portal, options, session, report, stop, secrets, deadline) for portal in portals
+        ]
+        results = [future.result() for future in futures]
     except BaseException:
-        stop.set()  # Ctrl-C (or SIGTERM): the daemon threads stop at their next step or are left behind
+        # Ctrl-C (or SIGTERM): waiting portals stop at once, requests under way are ended, queued ones dropped.
+        stop.set()
+        abort_requests(session)
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    return [result for result in results if result is not None]
+    pool.shutdown()
+    return results
 
 
-def _guarded(portal: PortalOutput, options: VerifyOptions, session, report, stop, secrets, deadline) -> PortalResult:
+def _guarded(
+    portal: PortalOutput,
+    options: VerifyOptions,
+    session: requests.Session,
+    report: Callable[[Progress], None],
+    stop: threading.Event,
+    secrets: list[str | None],
+    deadline: float,
+) -> PortalResult:
     """One portal's result, whatever happens: an unexpected error is that portal's failure, secret-free."""
     try:
         result = _verify_portal(portal, options, session, report, stop, deadline)
@@ -275,7 +293,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _instance_discovery(authority: str) -> bool:
-    return urlsplit(authority).hostname in MICROSOFT_AUTHORITY_HOSTS
+    return _check_authority(authority).host in MICROSOFT_AUTHORITY_HOSTS
 
 
 def _check_authority(authority: str) -> WebUrl:
@@ -288,40 +306,46 @@ def _check_authority(authority: str) -> WebUrl:
         ) from None
 
 
-def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report, stop, deadline) -> PortalResult:
+def _verify_portal(
+    portal: PortalOutput,
+    options: VerifyOptions,
+    session: requests.Session,
+    report: Callable[[Progress], None],
+    stop: threading.Event,
+    deadline: float,
+) -> PortalResult:
     started = time.monotonic()
     result = PortalResult(portal.name, ok=False, reason="")
     authority = authority_for(portal, options.authority_host)
     http = _EntraHttp(
-        session, _check_authority(authority), lambda: min(time.monotonic() + options.request_timeout, deadline)
+        session,
+        _check_authority(authority),
+        lambda: 0.0 if stop.is_set() else min(time.monotonic() + options.request_timeout, deadline),
     )
-    attempt = 0
+    attempt = lasting = 0
     while True:
         attempt += 1
         request_started = time.monotonic()
-        try:
-            token = _client_token(portal, options, http, deadline)
-            claims = _claims(token)
-            if claims is None and _required_roles(portal):
-                # Waiting would not help: no later token of this kind shows its roles either.
-                result.warnings = [OPAQUE_TOKEN_WARNING]
-            else:
-                result.roles = _roles(claims or {})
-                _check_roles(portal, result.roles)
-            result.ok, result.reason = True, _success_reason(portal, result.roles)
+        retry = _attempt(portal, options, http, deadline, result)
+        if retry is None:
             break
-        except _Retry as retry:
-            reason, result.codes = retry.reason, list(retry.codes)
-        except (TokenError, AuthorityError) as error:
-            result.reason, result.codes = str(error), list(getattr(error, "codes", ()))
-            break
+        reason = retry.reason
+        lasting = lasting + 1 if retry.lasting else 0
         now = time.monotonic()
-        if now >= deadline or stop.is_set():
+        if stop.is_set():
+            result.reason = f"interrupted: {reason}"
+            break
+        if lasting >= UNREACHABLE_TRIES:
+            result.reason = f"{reason} (gave up after {lasting} tries: no replication delay explains this)"
+            break
+        if now >= deadline:
             result.reason = f"gave up after {options.timeout:g} s: {reason}"
             break
-        delay = _backoff(attempt, options)
-        wait = max(0.0, min(deadline - now, (http.last_post or request_started) + delay - now))
-        report(f"{portal.name}: {reason}; retrying in {wait:.1f} s ({now - started:.0f}/{options.timeout:g} s)")
+        wait = max(
+            0.0, min(deadline - now, (http.last_post_done or request_started) + _backoff(attempt, options) - now)
+        )
+        line = f"{portal.name}: {reason}; retrying in {wait:.1f} s ({now - started:.0f}/{options.timeout:g} s)"
+        report(Progress(portal.name, reason, line))
         if stop.wait(wait):
             result.reason = f"interrupted: {reason}"
             break
@@ -332,6 +356,28 @@ def _verify_portal(portal: PortalOutput, options: VerifyOptions, session, report
     if result.ok and options.device_code and not stop.is_set():
         _verify_mailbox(portal, options, session, result, deadline)
     return result
+
+
+def _attempt(
+    portal: PortalOutput, options: VerifyOptions, http: _EntraHttp, deadline: float, result: PortalResult
+) -> _Retry | None:
+    """One token request and its checks: None when `result` is final (ok or failed), else the reason to retry."""
+    try:
+        token = _client_token(portal, options, http, deadline)
+        claims = token_payload(token)
+        if claims is None and _required_roles(portal):
+            # Waiting would not help: no later token of this kind shows its roles either.
+            result.warnings = [OPAQUE_TOKEN_WARNING]
+        else:
+            result.roles = _roles(claims or {})
+            _check_roles(portal, result.roles)
+        result.ok, result.reason = True, _success_reason(portal, result.roles)
+    except _Retry as retry:
+        result.codes = list(retry.codes)
+        return retry
+    except (TokenError, AuthorityError) as error:
+        result.reason, result.codes = str(error), list(getattr(error, "codes", ()))
+    return None
 
 
 def _backoff(attempt: int, options: VerifyOptions) -> float:
@@ -355,6 +401,8 @@ def _client_token(portal: PortalOutput, options: VerifyOptions, http: _EntraHttp
         answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
     except DeadlinePassed as error:
         raise _Retry(error.reason) from None
+    except Unreachable as error:
+        raise _Retry(error.reason, lasting=error.lasting) from None
     except TransportError as error:
         raise AuthorityError(error.reason) from None
     except (requests.RequestException, MsalServiceError, ValueError, OSError) as error:
@@ -420,21 +468,6 @@ def _token_error(answer: dict, elapsed: float, secrets: list[str | None]) -> Exc
     return TokenError(f"{label}{sentence}", error, codes)
 
 
-def _claims(token: str) -> dict | None:
-    """The token's claims; None when it is not a JWT that can be decoded (opaque or encrypted): "Tokens that a
-    Microsoft API receives might not always be a JWT that can be decoded" (learn.microsoft.com/entra/
-    identity-platform/access-tokens). A payload that decodes to JSON other than an object has no claims ({}). The
-    token came straight from the token endpoint over TLS, so its signature is not re-checked."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except RecursionError:
-        return {}
-    except (IndexError, ValueError, binascii.Error):
-        return None
-    return claims if isinstance(claims, dict) else {}
-
-
 def _roles(claims: dict) -> list[str]:
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
@@ -465,7 +498,7 @@ def _success_reason(portal: PortalOutput, roles: list[str]) -> str:
 
 
 def _verify_mailbox(
-    portal: PortalOutput, options: VerifyOptions, session, result: PortalResult, deadline: float
+    portal: PortalOutput, options: VerifyOptions, session: requests.Session, result: PortalResult, deadline: float
 ) -> None:
     if not portal.delegated:
         result.reason += "; device code flow skipped (application access)"
@@ -518,7 +551,9 @@ def _verify_mailbox(
         result.reason += f"; device code sign-in failed: malformed answer ({type(error).__name__})"
 
 
-def _redeem_refresh_token(app, answer: dict, scopes: list[str], portal: PortalOutput) -> str:
+def _redeem_refresh_token(
+    app: msal.ClientApplication, answer: dict[str, Any], scopes: list[str], portal: PortalOutput
+) -> str:
     """What the Exchange connector lives on: Intrexx keeps each mailbox user's refresh token ("Request MS365
     Refresh Token", valid for about three months) and redeems it for EWS tokens. So the device code sign-in must
     return a refresh token (offline_access consented), and that token must give a new EWS access token."""
@@ -549,7 +584,7 @@ EWS_GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>
 </soap:Envelope>"""
 
 
-def _read_inbox(portal: PortalOutput, access_token: str, session, timeout: float) -> dict:
+def _read_inbox(portal: PortalOutput, access_token: str, session: AuthorityHttp, timeout: float) -> dict[str, Any]:
     """The call Intrexx makes: Graph `me/mailFolders/inbox`, or EWS GetFolder for the inbox."""
     headers = {"Authorization": f"Bearer {access_token}"}
     if portal.uses_ews and portal.ews_url:

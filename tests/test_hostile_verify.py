@@ -3,22 +3,29 @@
 Every case asserts where the requests went (the servers' collector), not only what verify said: no request
 carrying the secret, and in fact no request at all, reaches a host other than the authority's."""
 
+import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
+import requests
+import urllib3
 from helpers import ROOT
 from hostile_authority import HostileAuthority
 from outputs_fixtures import HR, WIDE, stack_outputs
 
-from intrexx_connector.cli import main
+from components.facts import PLACEHOLDER_SECRET
+from components.urls import parse_web_url
+from intrexx_connector import transport
+from intrexx_connector.cli import _ProgressLine, main
 from intrexx_connector.secrets import contains_secret
 from intrexx_connector.stack_outputs import parse_outputs
-from intrexx_connector.verify import VerifyOptions, verify_portals
+from intrexx_connector.verify import UNREACHABLE_TRIES, Progress, VerifyOptions, verify_portals
 
 # Characters that form encoding changes ('+', '/', '=', ' ', '~'), as an echo would carry them.
 SECRET = "Q8~hostile.secret+with/slash=and space_0123456789"
@@ -47,12 +54,13 @@ def verify(hostile, mode, portal=HR, **options):
     document = outputs_for(hostile, {"only": mode}, portal)
     lines: list[str] = []
     options.setdefault("timeout", 3.0)
+    options.setdefault("http_client", hostile.session())
     before = len(hostile.seen)
     started = time.monotonic()
     (result,) = verify_portals(
         parse_outputs(json.dumps(document)),
-        VerifyOptions(authority_host=hostile.origin, http_client=hostile.session(), **options),
-        lines.append,
+        VerifyOptions(authority_host=hostile.origin, **options),
+        lambda event: lines.append(event.line),
     )
     return result, lines, hostile.seen[before:], time.monotonic() - started
 
@@ -179,14 +187,6 @@ def test_a_server_error_page_that_echoes_the_request_is_retried_without_showing_
     assert_no_secret_in(result.reason, *lines)
 
 
-@pytest.mark.parametrize("mode", ["drip-headers", "discovery-drip-headers", "drip-body"])
-def test_a_dripping_answer_ends_by_the_timeout(hostile, mode):
-    result, _, seen, elapsed = verify(hostile, mode, timeout=2.0)
-    assert not result.ok and "gave up after 2 s: no complete answer from the authority in time" in result.reason
-    assert elapsed < 2.0 + 1.0, elapsed
-    assert_only_the_authority_was_asked(seen)
-
-
 def test_the_device_code_endpoint_must_be_the_authoritys_too(hostile):
     result, _, seen, _ = verify(hostile, "device-elsewhere", device_code=True, on_device_flow=lambda p, f: None)
     # The discovery document is refused as a whole, already for the client credentials request.
@@ -273,15 +273,103 @@ def test_bad_verify_arguments_exit_2_before_anything_is_sent(capsys, tmp_path, a
     assert "\x1b" not in err
 
 
-def test_the_timeout_bounds_the_run_even_with_more_portals_than_workers(hostile):
-    document = outputs_for(hostile, {str(n): "drip-headers" for n in range(4)})
+def test_a_dripping_answer_ends_by_the_timeout_even_with_more_portals_than_workers(hostile):
+    """Headers, the discovery document's headers or a body dripped a byte at a time: each portal ends by the
+    run's one deadline, also the ones that waited for a free worker."""
+    modes = ["drip-headers", "discovery-drip-headers", "drip-body", "drip-headers"]
+    document = outputs_for(hostile, {str(n): mode for n, mode in enumerate(modes)})
+    before = len(hostile.seen)
     started = time.monotonic()
     results = verify_portals(
         parse_outputs(json.dumps(document)),
-        VerifyOptions(authority_host=hostile.origin, http_client=hostile.session(), timeout=1.5, max_workers=2),
+        VerifyOptions(authority_host=hostile.origin, http_client=hostile.session(), timeout=2.0, max_workers=2),
     )
-    assert time.monotonic() - started < 1.5 + 1.0
+    assert time.monotonic() - started < 2.0 + 1.0
     assert len(results) == 4 and not any(result.ok for result in results)
+    assert all("gave up after 2 s: no complete answer from the authority in time" in r.reason for r in results[:2])
+    assert_only_the_authority_was_asked(hostile.seen[before:])
+
+
+# Fail fast where no replication delay explains the failure (issue 18, item 6) ----------------------------------
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port that is bound but not listening: a connection to it is refused. Held until the test ends,
+    so that no other test (or xdist worker) can start listening on it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+def test_a_refused_connection_fails_after_a_few_tries_not_the_timeout(closed_port):
+    lines: list[str] = []
+    started = time.monotonic()
+    (result,) = verify_portals(
+        parse_outputs(json.dumps(stack_outputs([HR]))),
+        VerifyOptions(authority_host=f"https://127.0.0.1:{closed_port}", timeout=60),
+        lambda event: lines.append(event.line),
+    )
+    assert not result.ok and result.attempts == UNREACHABLE_TRIES, result
+    assert "refused the connection" in result.reason and "gave up after 3 tries" in result.reason
+    assert time.monotonic() - started < 8
+    assert len(lines) == UNREACHABLE_TRIES - 1
+
+
+def test_a_certificate_verify_does_not_trust_fails_after_a_few_tries(hostile):
+    untrusting = requests.Session()
+    untrusting.trust_env = False  # the default CA bundle, which does not hold the test CA
+    result, _, seen, elapsed = verify(hostile, "honest", timeout=60, http_client=untrusting)
+    assert not result.ok and result.attempts == UNREACHABLE_TRIES, result
+    assert "TLS with the authority" in result.reason and "REQUESTS_CA_BUNDLE" in result.reason
+    assert elapsed < 8 and not any(s.method == "POST" for s in seen)
+
+
+def test_an_unknown_host_name_is_a_lasting_failure():
+    """Classified without a lookup: a test sends nothing but to loopback, and a DNS query may leave the host."""
+    failure = urllib3.exceptions.NameResolutionError("login.invalid", None, socket.gaierror(-2, "Name unknown"))
+    error = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", failure))
+    unreachable = transport._unreachable(error, "the authority", parse_web_url("https://login.invalid"))
+    assert unreachable.lasting and unreachable.reason == (
+        "the host name of the authority (https://login.invalid) is not found (DNS)"
+    )
+    broken = transport._unreachable(requests.ConnectionError("reset"), "the authority", parse_web_url("https://a.b"))
+    assert not broken.lasting
+
+
+def test_the_offline_plans_placeholder_secret_is_refused_before_anything_is_sent(hostile, tmp_path):
+    document = outputs_for(hostile, {"only": "honest"})
+    document["clientSecrets"]["hr"] = PLACEHOLDER_SECRET
+    before = len(hostile.seen)
+    process = cli(hostile, tmp_path, document, "--timeout", "60")
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 2 and out == "", (out, err)
+    assert err.startswith("UsageError: portal(s) hr: the client secret is the offline plan's placeholder")
+    assert len(err.splitlines()) == 1
+    assert hostile.seen[before:] == []
+
+
+def test_waiting_in_a_log_is_one_line_per_change_not_one_per_retry(hostile, tmp_path):
+    """Not a terminal (CI): a line when a portal starts waiting for a reason, none for each retry."""
+    process = cli(hostile, tmp_path, outputs_for(hostile, {"only": "echo-500"}), "--timeout", "4")
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 1 and "gave up after 4 s" in out, (out, err)
+    waiting = [line for line in err.splitlines() if line.startswith("hr: waiting: ")]
+    assert len(waiting) == 1 and len(err.splitlines()) == 1, err
+
+
+def test_waiting_on_a_terminal_rewrites_one_line():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    progress = _ProgressLine(terminal)
+    for second in range(3):
+        progress(Progress("hr", "AADSTS700016", f"hr: AADSTS700016; retrying in 1.0 s ({second}/300 s)"))
+    progress.clear()
+    assert "\n" not in terminal.getvalue() and terminal.getvalue().count("\r\x1b[K") == 4
+    assert terminal.getvalue().endswith("\r\x1b[K")
 
 
 def test_an_html_page_echoing_the_request_is_not_logged_to_stderr_by_msal(hostile, tmp_path):

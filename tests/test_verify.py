@@ -41,7 +41,7 @@ def run(idp, document, progress=None, **options):
     return verify_portals(
         parse_outputs(json.dumps(document)),
         VerifyOptions(authority_host=idp.origin, http_client=idp.session(), **options),
-        lines.append,
+        lambda event: lines.append(event.line),
     )
 
 
@@ -75,7 +75,8 @@ def test_replication_delay_is_waited_out_with_at_most_one_request_per_second(idp
     assert time.monotonic() - started < 2.5 + 2.5
     assert any("AADSTS700016" in line and "retrying in" in line for line in lines)
     stamps = idp.requests()[document[PORTALS]["hr"]["clientId"]]["timestamps"]
-    assert all(b - a >= 0.95 for a, b in itertools.pairwise(stamps)), stamps
+    # The README's promise, as the provider saw it: at least a second between two token requests of a client.
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(stamps)), stamps
 
 
 def test_wrong_secret_fails_with_guidance(idp):
