@@ -412,7 +412,9 @@ class StackOutputs:
         if need_secrets:
             if secrets == cls.HIDDEN_SECRET or (isinstance(secrets, Mapping) and cls.HIDDEN_SECRET in secrets.values()):
                 raise ContractError(
-                    CLIENT_SECRETS, f"reads {cls.HIDDEN_SECRET}: run `pulumi stack output --json --show-secrets`"
+                    CLIENT_SECRETS,
+                    f"reads {cls.HIDDEN_SECRET}: save the outputs with `intrexx-connector outputs --stack <stack> "
+                    "--out outputs.json` (mode 0600), or give --stack alone",
                 )
             if not isinstance(secrets, Mapping):
                 raise ContractError(CLIENT_SECRETS, "missing or not an object")

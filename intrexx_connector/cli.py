@@ -160,6 +160,16 @@ def _parser() -> argparse.ArgumentParser:
         "and changed; exit 1 when `pulumi up` would delete or replace a registration (a removed portal, a rename "
         "without renamedFrom, an adopt of another application)",
     )
+    outputs = commands.add_parser(
+        "outputs",
+        help="save the stack outputs with their client secrets to a file only you can read (0600)",
+        description="Run `pulumi stack output --json --show-secrets --stack S` and write its JSON to FILE, mode 0600 "
+        "from the first byte, replaced atomically; the safe way to keep outputs for --outputs. Nothing is printed "
+        "but the file's name.",
+    )
+    outputs.set_defaults(command=_outputs)
+    outputs.add_argument("--stack", required=True, help="Pulumi stack")
+    outputs.add_argument("--out", type=_path, required=True, metavar="FILE", help="the file to write (mode 0600)")
     render = command("render", _render, "write the connector configuration per portal")
     render.add_argument("--out", type=_path, metavar="DIR", help="default: build/<stack>/ with --stack, else build/")
     verify = command("verify", _verify, "get a token per portal with MSAL and check its roles")
@@ -385,7 +395,7 @@ def _plan(args) -> int:
     if args.save_outputs:
         print(
             f"\nsimulated outputs written to {args.save_outputs} (placeholder secrets): try "
-            f"`python -m intrexx_connector render --outputs {args.save_outputs}`"
+            f"`intrexx-connector render --outputs {args.save_outputs}`"
         )
     if comparison is not None:
         _print_comparison(comparison)
@@ -407,6 +417,34 @@ def _print_comparison(comparison) -> None:
         print(f"  note: {hint}")
     for problem in comparison.problems:
         print(f"  PROBLEM: {problem}")
+
+
+# outputs ----------------------------------------------------------------------------------------------------
+
+
+def _outputs(args) -> int:
+    from .errors import OutputsError
+    from .files import write_atomic
+    from .stack_outputs import read_outputs_text
+
+    text = read_outputs_text(None, args.stack)
+    try:
+        document = json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError):
+        raise OutputsError("`pulumi stack output` did not print JSON") from None
+    if not isinstance(document, dict):
+        raise OutputsError("`pulumi stack output` did not print a JSON object")
+    secrets = document.get("clientSecrets")
+    if isinstance(secrets, dict):
+        _SECRETS.update(value for value in secrets.values() if isinstance(value, str) and value)
+    write_atomic(args.out, text if text.endswith("\n") else text + "\n", 0o600)
+    portals = document.get("portals")
+    count = len(portals) if isinstance(portals, dict) else 0
+    print(
+        f"wrote {args.out} (mode 0600): the outputs of stack {args.stack}, {count} portal(s), with their client "
+        "secrets; keep it out of version control and delete it when done"
+    )
+    return 0
 
 
 # render -----------------------------------------------------------------------------------------------------

@@ -197,8 +197,8 @@ def connector_json(portal: PortalOutput) -> str:
 def _secret(portal: PortalOutput) -> str:
     if not portal.client_secret:
         raise OutputsError(
-            f"{portal.name}: rendering needs the client secret; read the outputs with "
-            "`pulumi stack output --json --show-secrets`"
+            f"{portal.name}: rendering needs the client secret; save the outputs with "
+            "`intrexx-connector outputs --stack <stack> --out outputs.json` (mode 0600), or give --stack alone"
         )
     return portal.client_secret
 

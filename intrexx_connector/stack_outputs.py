@@ -32,8 +32,8 @@ def read_outputs_text(outputs: str | None, stack: str | None) -> str:
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         raise OutputsError(
-            "no --outputs file given and the pulumi CLI is not on PATH; run "
-            "`pulumi stack output --json --show-secrets > outputs.json` and pass --outputs outputs.json"
+            "no --outputs file given and the pulumi CLI is not on PATH; where it is, run "
+            "`intrexx-connector outputs --stack <stack> --out outputs.json` (mode 0600) and pass --outputs outputs.json"
         )
     command = [pulumi, "stack", "output", "--json", "--show-secrets"] + (["--stack", stack] if stack else [])
     result = subprocess.run(command, capture_output=True, check=False, stdin=subprocess.DEVNULL)

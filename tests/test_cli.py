@@ -72,7 +72,7 @@ def test_outputs_without_show_secrets_are_refused(capsys, outputs, tmp_path):
     document["clientSecrets"] = "[secret]"
     path.write_text(json.dumps(document))
     code, _, err = run(capsys, "render", "--outputs", str(path), "--out", str(tmp_path / "b"))
-    assert code == 2 and "--show-secrets" in err and err.startswith("OutputsError: ")
+    assert code == 2 and "intrexx-connector outputs --stack" in err and err.startswith("OutputsError: ")
     assert not (tmp_path / "b").exists()
 
 
@@ -92,7 +92,7 @@ def test_missing_fields_and_unknown_portal(capsys, outputs, tmp_path):
 def test_without_outputs_and_without_pulumi_the_error_says_what_to_do(capsys, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     code, _, err = run(capsys, "status")
-    assert code == 2 and "pulumi stack output --json --show-secrets" in err
+    assert code == 2 and "intrexx-connector outputs --stack <stack> --out outputs.json" in err
 
 
 def test_status_exit_code_follows_the_warning_window(capsys, outputs):

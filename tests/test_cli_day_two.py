@@ -298,3 +298,62 @@ def test_render_with_a_stack_writes_into_build_stack(capsys, project):
     code, _, err = run(capsys, "render", "--stack", "dev", "--outputs", "out.json")
     assert code == 0, err
     assert (project / "build" / "dev" / "hr" / "exchange-connector.json").exists()
+
+
+# outputs: the safe way to keep the outputs -----------------------------------------------------------------------
+
+
+def fake_pulumi(tmp_path, monkeypatch, document: str, code: int = 0):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (tmp_path / "printed.json").write_text(document)
+    (bin_dir / "pulumi").write_text(
+        f'#!/bin/sh\necho "$@" > "{tmp_path}/args"\ncat "{tmp_path}/printed.json"\n'
+        + (f"echo 'error: no stack named x' >&2\nexit {code}\n" if code else "")
+    )
+    (bin_dir / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_outputs_writes_the_secrets_0600_and_prints_none(capsys, tmp_path, monkeypatch):
+    document = stack_outputs([HR, OPS])
+    fake_pulumi(tmp_path, monkeypatch, json.dumps(document))
+    monkeypatch.setattr(os, "umask", os.umask)  # the mode does not depend on the umask
+    os.umask(0)
+    try:
+        code, out, err = run(capsys, "outputs", "--stack", "prod", "--out", str(tmp_path / "outputs.json"))
+    finally:
+        os.umask(0o022)
+    assert code == 0, err
+    assert (tmp_path / "args").read_text().split() == ["stack", "output", "--json", "--show-secrets", "--stack", "prod"]
+    written = tmp_path / "outputs.json"
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert json.loads(written.read_text()) == document
+    assert "mode 0600" in out and "2 portal(s)" in out
+    for secret in document["clientSecrets"].values():
+        assert secret not in out + err
+    assert run(capsys, "status", "--outputs", str(written), "--warn-days", "0")[0] == 0
+
+
+def test_outputs_refuses_what_is_not_an_outputs_document_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    fake_pulumi(tmp_path, monkeypatch, "[1, 2]")
+    code, _, err = run(capsys, "outputs", "--stack", "prod", "--out", str(tmp_path / "o.json"))
+    assert code == 2 and "did not print a JSON object" in err and not (tmp_path / "o.json").exists()
+    fake_pulumi(tmp_path, monkeypatch, "", code=255)
+    code, _, err = run(capsys, "outputs", "--stack", "x", "--out", str(tmp_path / "o.json"))
+    assert code == 2 and "`pulumi stack output` failed (exit 255): error: no stack named x" in err
+    assert not (tmp_path / "o.json").exists()
+    with pytest.raises(SystemExit) as usage:
+        main(["outputs", "--out", str(tmp_path / "o.json")])
+    assert usage.value.code == 2 and "--stack" in capsys.readouterr().err
+
+
+def test_hints_name_commands_that_work_as_printed():
+    """Every hint that tells people to save outputs names `intrexx-connector outputs`, never a shell redirect of
+    `--show-secrets` (a 0644 file in the working tree); `make plan` installs `intrexx-connector` (Makefile)."""
+    sources = [*(ROOT / "intrexx_connector").glob("*.py"), *(ROOT / "components").glob("*.py")]
+    for path in sources:
+        text = path.read_text()
+        assert "--show-secrets >" not in text and "--show-secrets > " not in text, path.name
+    gitignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "build/" in gitignored and "*outputs*.json" in gitignored

@@ -93,7 +93,7 @@ def test_a_missing_conditional_field_is_named():
 
 
 def test_hidden_secrets_and_foreign_names_are_refused():
-    with pytest.raises(ContractError, match="--show-secrets"):
+    with pytest.raises(ContractError, match="intrexx-connector outputs"):
         StackOutputs.from_output({**DOCUMENT, "clientSecrets": "[secret]"})
     assert StackOutputs.from_output({**DOCUMENT, "clientSecrets": "[secret]"}, need_secrets=False).portals
     renamed = copy.deepcopy(DOCUMENT)

@@ -390,7 +390,7 @@ def test_rendering_without_the_secret_is_an_outputs_error(tmp_path):
     outputs = stack_outputs([HR])
     del outputs[CLIENT_SECRETS]
     (hr,) = parse_outputs(json.dumps(outputs), need_secrets=False)
-    with pytest.raises(OutputsError, match="--show-secrets"):
+    with pytest.raises(OutputsError, match="intrexx-connector outputs"):
         render_portal(hr, tmp_path, TODAY)
     assert list(tmp_path.iterdir()) == []
 
