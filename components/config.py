@@ -120,7 +120,7 @@ class PortalSettings:
     public_client_flows: bool
     owners: tuple[str, ...]
     mailbox_scope: MailboxScope | None
-    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # warnings about this portal, its name left to fill in (PORTALS_PLACE)
     adopt: Adoption | None = None
     renamed_from: str | None = None
     refresh_tokens_requested_on: date | None = None  # exchange portals: last "Request MS365 Refresh Token"
@@ -128,6 +128,10 @@ class PortalSettings:
     @property
     def api(self) -> Api:
         return self.connector.api
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(note.replace(PORTALS_PLACE, _portals_phrase([self.name])) for note in self.notes)
 
     @property
     def delegated(self) -> bool:
@@ -153,6 +157,32 @@ class StackSettings:
     protect: bool
     allow_retired_ews: bool
     today: date
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The portals' warnings, one per kind: 300 portals on the Exchange connector give one line naming a few
+        of them and how many more, not 300 lines."""
+        grouped: dict[str, list[str]] = {}
+        for portal in self.portals:
+            for note in portal.notes:
+                grouped.setdefault(note, []).append(portal.name)
+        return tuple(note.replace(PORTALS_PLACE, _portals_phrase(names)) for note, names in grouped.items())
+
+
+# Where a warning names the portals it concerns: "portal 'hr'", "portals 'a' and 'b'", "portals 'a', 'b', 'c',
+# 'd', 'e' and 295 more".
+PORTALS_PLACE = "{portals}"
+PORTALS_NAMED_IN_A_WARNING = 5
+
+
+def _portals_phrase(names: list[str]) -> str:
+    quoted = [f"'{name}'" for name in names]
+    if len(quoted) == 1:
+        return f"portal {quoted[0]}"
+    if len(quoted) <= PORTALS_NAMED_IN_A_WARNING:
+        return f"portals {', '.join(quoted[:-1])} and {quoted[-1]}"
+    shown = quoted[:PORTALS_NAMED_IN_A_WARNING]
+    return f"portals {', '.join(shown)} and {len(quoted) - len(shown)} more"
 
 
 def provider_environment(
@@ -386,7 +416,7 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
             f"got {describe_value(renamed_from)}",
         )
 
-    warnings = []
+    notes: list[str] = []
     if connector is Connector.EXCHANGE:
         if ews_phase(today) is EwsPhase.RETIRED and not allow_retired_ews:
             problems.add(
@@ -394,8 +424,8 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
                 f"'exchange' reaches Exchange Online through EWS, switched off since {EWS_SHUTDOWN}: move the portal "
                 "to `connector: m365` (or set allowRetiredEws: true to keep a retired registration)",
             )
-        warnings.append(
-            f"portal '{name}' uses the Connector for Microsoft Exchange: {ews_state(today)}; move to the "
+        notes.append(
+            f"the Connector for Microsoft Exchange ({PORTALS_PLACE}): {ews_state(today)}; move to the "
             'Microsoft 365 connector (connector: m365, README "Migrating from EWS to Microsoft Graph")'
         )
     permissions: tuple[Permission, ...] = ()
@@ -404,10 +434,9 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
             entry.get("permissions"), f"{path}.permissions", problems, connector, access, bool(sign_in)
         )
         if access is Access.APPLICATION and not mailbox_scope:
-            warnings.append(
-                f"portal '{name}': application access without mailboxScope can read and write every "
-                "mailbox in the tenant; set mailboxScope to limit it with Exchange RBAC for "
-                "Applications"
+            notes.append(
+                f"application access without mailboxScope ({PORTALS_PLACE}) can read and write every mailbox in "
+                "the tenant; set mailboxScope to limit it with Exchange RBAC for Applications"
             )
 
     adopt = _adopt(entry.get("adopt"), f"{path}.adopt", problems, permissions, mailbox_scope)
@@ -440,7 +469,7 @@ def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_reti
         public_client_flows,
         owners,
         mailbox_scope,
-        tuple(warnings),
+        tuple(notes),
         adopt,
         renamed_from,
         requested_on,

@@ -49,8 +49,6 @@ class PortalRegistration(pulumi.ComponentResource):
         super().__init__(
             COMPONENT_TYPE, name, None, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases))
         )
-        for warning in portal.warnings:
-            pulumi.log.warn(warning, resource=self)
 
         owners = registration_owners(args)
         adopt = portal.adopt

@@ -44,6 +44,8 @@ def build(settings: StackSettings) -> Exports:
             "not own the registrations and manages them through its directory role only (Application "
             "Administrator, or Application.ReadWrite.All); add it to `deployers` if it should own them"
         )
+    for warning in settings.warnings:  # grouped by kind across portals (config.StackSettings.warnings)
+        pulumi.log.warn(warning)
     registrations = {
         portal.name: PortalRegistration(
             portal.name,

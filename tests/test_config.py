@@ -415,3 +415,22 @@ def test_refresh_tokens_are_due_three_calendar_months_after_the_request(requeste
     from components.refresh_tokens import refresh_tokens_due
 
     assert refresh_tokens_due(date.fromisoformat(requested)) == date.fromisoformat(due)
+
+
+def test_warnings_of_one_kind_are_one_line_for_many_portals():
+    portals = [{"name": f"p{index:03}", "baseUrl": f"https://intrexx.example.com/p{index:03}"} for index in range(300)]
+    portals += [{**SERVICE, "name": f"svc{index}", "baseUrl": f"https://s{index}.example.com"} for index in range(2)]
+    settings_ = parse(portals)
+    assert len(settings_.warnings) == 2
+    ews, unscoped = settings_.warnings
+    assert ews.startswith("the Connector for Microsoft Exchange (portals 'p000', 'p001', 'p002', 'p003', 'p004' and ")
+    assert "and 295 more)" in ews and len(ews) < 500
+    assert "(portals 'svc0' and 'svc1') can read and write every mailbox in the tenant" in unscoped
+    assert settings_.portals[7].warnings == (
+        ews.replace("portals 'p000', 'p001', 'p002', 'p003', 'p004' and 295 more", "portal 'p007'"),
+    )
+
+
+def test_one_portal_is_named_alone():
+    (warning,) = parse([SERVICE]).warnings
+    assert warning.startswith("application access without mailboxScope (portal 'hr') can read and write")
