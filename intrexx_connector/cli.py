@@ -311,10 +311,11 @@ def _portals(args, need_secrets: bool = True):
     return portals
 
 
-def _render_files(portals, out: Path) -> dict:
+def _render_files(portals, out: Path, stack: str | None) -> dict:
     from .render import render_all
 
-    return {name: [str(path) for path in paths] for name, paths in render_all(portals, out, today()).items()}
+    rendered = render_all(portals, out, today(), stack)
+    return {name: [str(path) for path in paths] for name, paths in rendered.items()}
 
 
 def _emit_json(document) -> None:
@@ -334,7 +335,7 @@ def _plan(args) -> int:
         from .errors import UsageError
 
         raise UsageError(f"--portal {args.portal}: no such portal in Pulumi.{stack}.yaml")
-    rendered = _render_files(portals, args.out) if args.out else {}
+    rendered = _render_files(portals, args.out, stack) if args.out else {}
     if args.save_outputs:
         from .files import write_atomic
 
@@ -451,15 +452,25 @@ def _outputs(args) -> int:
 
 
 def _render(args) -> int:
+    from .render import left_behind
+
     out = args.out or (Path("build") / args.stack if args.stack else Path("build"))
-    written = _render_files(_portals(args), out)
+    portals = _portals(args)
+    written = _render_files(portals, out, args.stack)
+    # With --portal the other portals' folders are not left behind, only not rendered this time.
+    kept = [] if args.portal else [str(path) for path in left_behind(portals, out)]
     if args.json:
-        _emit_json({"rendered": written})
+        _emit_json({"rendered": written, "leftBehind": kept})
         return 0
     for name, paths in written.items():
         print(f"{name}:")
         for path in paths:
             print(f"  {path}")
+    for path in kept:
+        print(
+            f"left behind: {path}/ belongs to no portal of these outputs (removed or renamed); it still holds "
+            "that portal's files and secret: delete it once nothing needs them"
+        )
     return 0
 
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -31,6 +31,7 @@ from components.clouds import CloudName
 from components.contract import PORTAL_NAME_PATTERN, Connector, GrantedPermission, PortalOutput, timestamp
 from components.ews import ews_phase, ews_state
 from components.facts import is_guid
+from components.text import describe_characters, for_terminal, unsafe_characters
 from components.today import today
 
 from .errors import FileError, OutputsError
@@ -59,7 +60,11 @@ MEDIA_GATEWAY_PROTOCOL = "gRPC"
 # (New-ManagementRoleAssignment -Name: "The maximum length of the name is 64 characters").
 MAX_EXCHANGE_NAME = 64
 DIGEST_LENGTH = 8
-STACK_PLACEHOLDER = "<stack>"
+# Scripts start with a UTF-8 byte order mark: "If you need to use non-Ascii characters in your scripts, save them as
+# UTF-8 with BOM. Without the BOM, Windows PowerShell misinterprets your script as being encoded in the legacy
+# "ANSI" codepage" (learn.microsoft.com/powershell/module/microsoft.powershell.core/about/about_character_encoding).
+# ps_quote keeps every value ASCII as well, so the code reads the same either way.
+POWERSHELL_BOM = "\ufeff"
 
 # The Microsoft 365 registration's naming rule (registration_name); the sources of the sheets and scripts are named
 # in their templates.
@@ -85,19 +90,26 @@ RENDER_LOCK = ".intrexx-connector.lock"
 RENDER_LOCK_TIMEOUT = 60.0
 
 
-def render_all(portals: list[PortalOutput], out_dir: Path, day: date | None = None) -> dict[str, list[Path]]:
+def render_all(
+    portals: list[PortalOutput], out_dir: Path, day: date | None = None, stack: str | None = None
+) -> dict[str, list[Path]]:
+    """Render every portal; every portal's files are worked out before the first is written, so a value no file
+    can hold stops the run with nothing written."""
     day = day or today()
-    return {portal.name: render_portal(portal, out_dir, day) for portal in portals}
+    planned = {
+        portal.name: (portal, portal_files(portal, Path(out_dir) / portal.name, day, stack)) for portal in portals
+    }
+    return {name: _write_portal(portal, out_dir, files) for name, (portal, files) in planned.items()}
 
 
-def render_portal(portal: PortalOutput, out_dir: Path, day: date | None = None) -> list[Path]:
+def render_portal(portal: PortalOutput, out_dir: Path, day: date | None = None, stack: str | None = None) -> list[Path]:
     """Write the portal's files under `out_dir/<portal>/`, all or none (files.write_set_atomic), in a 0700
     directory; files of ours that no longer apply, and temporary files a killed run left, are removed."""
-    if not PORTAL_NAME_PATTERN.match(portal.name):
-        # The output contract refuses such names already; a name is a path here, so check again where it is used.
-        raise OutputsError(f"{portal.name!r} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
+    return _write_portal(portal, out_dir, portal_files(portal, Path(out_dir) / portal.name, day or today(), stack))
+
+
+def _write_portal(portal: PortalOutput, out_dir: Path, files: dict[str, tuple[str, int]]) -> list[Path]:
     directory = Path(out_dir) / portal.name
-    files = portal_files(portal, directory, day or today())
     make_private_directory(directory)
     try:
         with filelock.FileLock(Path(out_dir) / RENDER_LOCK, timeout=RENDER_LOCK_TIMEOUT):
@@ -118,21 +130,83 @@ def render_portal(portal: PortalOutput, out_dir: Path, day: date | None = None) 
     return [directory / name for name in files]
 
 
-def portal_files(portal: PortalOutput, directory: Path, day: date) -> dict[str, tuple[str, int]]:
+def left_behind(portals: list[PortalOutput], out_dir: Path) -> list[Path]:
+    """Folders in `out_dir` that hold files of ours but belong to no portal of `portals`: a portal removed from
+    the stack (or renamed) keeps its folder, and with it a copy of its secret, until someone deletes it. Render
+    does not delete them (the folder may be the only copy an administrator still needs); it names them."""
+    names = {portal.name for portal in portals}
+    try:
+        entries = sorted(Path(out_dir).iterdir())
+    except OSError:
+        return []
+    return [
+        entry
+        for entry in entries
+        if entry.name not in names
+        and entry.is_dir()
+        and not entry.is_symlink()
+        and any((entry / name).exists() for name in OUR_FILES)
+    ]
+
+
+def portal_files(
+    portal: PortalOutput, directory: Path, day: date, stack: str | None = None
+) -> dict[str, tuple[str, int]]:
     """Which files the portal gets, by name: (text, mode). `directory` is where they will be written (the sheet
-    names the secret's file by its path); `day` is the render date (the EWS phase of the scripts and sheets)."""
+    names the secret's file by its path); `day` is the render date (the EWS phase of the scripts and sheets);
+    `stack` the stack the sheets' commands name (default: the outputs' environment, which is the stack's name
+    unless the stack sets another)."""
+    if not PORTAL_NAME_PATTERN.match(portal.name):
+        # The output contract refuses such names already; a name is a path here, so check again where it is used.
+        raise OutputsError(f"{portal.name!r} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
+    _check_writable(portal)
+    stack = stack or portal.environment
     connector_file = connector_file_name(portal)
     files = {connector_file: (connector_json(portal), SECRET_MODE)}
     if portal.connector is Connector.EXCHANGE:
-        files[SHEET_FILE] = (exchange_sheet(portal, directory / connector_file, day), PUBLIC_MODE)
-        files[EWS_ALLOW_LIST_FILE] = (ews_allow_list_script(portal, day), PUBLIC_MODE)
+        files[SHEET_FILE] = (exchange_sheet(portal, directory / connector_file, day, stack), PUBLIC_MODE)
+        files[EWS_ALLOW_LIST_FILE] = (POWERSHELL_BOM + ews_allow_list_script(portal, day), PUBLIC_MODE)
     else:
-        files[SHEET_FILE] = (m365_sheet(portal, directory / connector_file), PUBLIC_MODE)
+        files[SHEET_FILE] = (m365_sheet(portal, directory / connector_file, stack), PUBLIC_MODE)
         if not portal.delegated:
-            files[RBAC_FILE] = (exchange_rbac_script(portal), PUBLIC_MODE)
+            files[RBAC_FILE] = (POWERSHELL_BOM + exchange_rbac_script(portal), PUBLIC_MODE)
     if portal.sign_in:
         files[SIGN_IN_FILE] = (oauth2_element(portal) + "\n", SECRET_MODE)
     return files
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_writable(portal: PortalOutput) -> None:
+    """Refuse, naming the field, a value that no file can hold: a lone surrogate (JSON's "\\ud800" reads as one;
+    UTF-8 cannot encode it), or a control character in the secret (om.cfg would not be well-formed XML, which
+    apply refuses too). The secret itself is never shown."""
+    for path, text in _strings(portal.to_output(), f"portals.{portal.name}"):
+        found = _SURROGATE.search(text)
+        if found:
+            raise OutputsError(
+                f"{path}: holds a lone surrogate (U+{ord(found.group()):04X}), which no file can hold; "
+                "nothing was written"
+            )
+    secret = portal.client_secret or ""
+    bad = unsafe_characters(secret) + list(dict.fromkeys(_SURROGATE.findall(secret)))
+    if bad:
+        raise OutputsError(
+            f"clientSecrets.{portal.name}: must not contain control characters ({describe_characters(bad)}); "
+            "nothing was written"
+        )
+
+
+def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
 
 
 def connector_file_name(portal: PortalOutput) -> str:
@@ -250,9 +324,49 @@ def _xml_attr(value: str) -> str:
 # PowerShell helpers -------------------------------------------------------------------------------------------
 
 
+# PowerShell's tokenizer takes each of these as a single quote, and U+201C..U+201E as double quotes
+# (PowerShell/PowerShell src/System.Management.Automation/engine/parser/CharTraits.cs, SpecialChars: QuoteSingleLeft
+# 0x2018, QuoteSingleRight 0x2019, QuoteSingleBase 0x201a, QuoteReversed 0x201b, QuoteDoubleLeft 0x201c,
+# QuoteDoubleRight 0x201d, QuoteLowDoubleLeft 0x201E); it also ends a line at NextLine U+0085.
+POWERSHELL_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+POWERSHELL_DOUBLE_QUOTES = '"\u201c\u201d\u201e'
+# What may stand inside a quoted literal as it is: printable ASCII. Every other character is written as its UTF-16
+# code unit ([char]0x00D1), so the script reads the same in any code page: Windows PowerShell 5.1 reads a script
+# without a byte order mark in the ANSI code page, where the UTF-8 bytes of a letter can become a typographic quote
+# (C3 92 for U+00D2 reads as U+00C3 U+2019 in cp1252).
+_LITERAL_RUN = re.compile(r"[\x20-\x7e]+")
+
+
 def ps_quote(value: str) -> str:
-    """A PowerShell single-quoted string; PowerShell also ends such strings at the typographic quotes."""
-    return "'" + re.sub("(['\u2018\u2019\u201a\u201b])", r"\1\1", str(value)) + "'"
+    """`value` as one PowerShell expression of pure printable ASCII that evaluates to exactly `value`, whichever
+    encoding PowerShell reads the file in: `'text'` (a single quote doubled) when `value` is printable ASCII,
+    otherwise `('text' + [char]0x00D1 + ...)`. No quote character of PowerShell's (single: ' U+2018..U+201B,
+    double: " U+201C..U+201E) can appear unescaped: the ASCII ones are doubled or stay inside single quotes, the
+    typographic ones and every other non-ASCII or control character become [char] code units. Every value a
+    rendered script carries goes through here (the PowerShell templates' finalize)."""
+    text = str(value)
+    if _LITERAL_RUN.fullmatch(text) or not text:
+        return _single_quoted(text)
+    parts: list[str] = []
+    position = 0
+    for run in _LITERAL_RUN.finditer(text):
+        parts += _code_units(text[position : run.start()])
+        parts.append(_single_quoted(run.group()))
+        position = run.end()
+    parts += _code_units(text[position:])
+    if not parts[0].startswith("'"):
+        parts.insert(0, "''")  # a string first, so that + concatenates instead of adding numbers
+    return "(" + " + ".join(parts) + ")"
+
+
+def _single_quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _code_units(text: str) -> list[str]:
+    """`[char]0xNNNN` for each UTF-16 code unit of `text` (a character beyond U+FFFF takes two)."""
+    data = text.encode("utf-16-le", "surrogatepass")
+    return [f"[char]0x{int.from_bytes(data[i : i + 2], 'little'):04X}" for i in range(0, len(data), 2)]
 
 
 class Verbatim(str):
@@ -267,8 +381,10 @@ def _comment(text: str, width: int = 110) -> Verbatim:
 
 
 def _comment_text(value: object) -> Verbatim:
-    """A value inside a PowerShell comment (the `comment` filter block wraps the paragraph)."""
-    return Verbatim(str(value))
+    """A value inside a PowerShell comment (the `comment` filter block wraps the paragraph): control, line
+    separator and bidirectional characters written as escapes (components.text.for_terminal); textwrap turns the
+    line breaks and tabs that for_terminal keeps into spaces."""
+    return Verbatim(for_terminal(str(value)))
 
 
 def _powershell_value(value: object) -> str:
@@ -377,16 +493,12 @@ def exchange_rbac_script(portal: PortalOutput) -> str:
     if portal.delegated:
         raise ValueError(f"{portal.name}: only service accounts (access: application) get {RBAC_FILE}")
     scope = portal.mailbox_scope
-    group_id = None
-    if scope is not None and scope.group_id:
-        if not is_guid(scope.group_id):
-            raise OutputsError(f"{portal.name}: mailboxScope.groupId must be a GUID, got {scope.group_id!r}")
-        group_id = Verbatim(scope.group_id)
+    if scope is not None and scope.group_id and not is_guid(scope.group_id):
+        raise OutputsError(f"{portal.name}: mailboxScope.groupId must be a GUID, got {scope.group_id!r}")
     return _render(
         "exchange-rbac.ps1.j2",
         portal=portal,
         scope=scope,
-        group_id=group_id,
         scope_name=scope_name(portal),
         assignment_prefix=assignment_prefix(portal),
         wanted=[(role_assignment_name(portal, p), p.exchange_role or "") for p in portal.rbac_permissions],
@@ -397,12 +509,12 @@ def exchange_rbac_script(portal: PortalOutput) -> str:
 # portal-manager.md --------------------------------------------------------------------------------------------
 
 
-def _sheet_context(portal: PortalOutput, connector_file: Path) -> dict[str, object]:
+def _sheet_context(portal: PortalOutput, connector_file: Path, stack: str) -> dict[str, object]:
     """What both sheets are told (templates/_sheet.md.j2)."""
     return {
         "portal": portal,
         "connector_file": connector_file,
-        "stack": STACK_PLACEHOLDER,
+        "stack": stack,
         "expires_at": timestamp(portal.secret_expires_at),
         "rotates_at": timestamp(portal.secret_rotates_at),
         "provider": sign_in_provider_name(portal),
@@ -410,12 +522,12 @@ def _sheet_context(portal: PortalOutput, connector_file: Path) -> dict[str, obje
     }
 
 
-def exchange_sheet(portal: PortalOutput, connector_file: Path, day: date) -> str:
+def exchange_sheet(portal: PortalOutput, connector_file: Path, day: date, stack: str | None = None) -> str:
     """The Exchange data source fill-in sheet (templates/exchange-sheet.md.j2); it names the secret's file, not the
     secret."""
     return _render(
         "exchange-sheet.md.j2",
-        **_sheet_context(portal, connector_file),
+        **_sheet_context(portal, connector_file, stack or portal.environment),
         gateway={
             "host": MEDIA_GATEWAY_HOST,
             "port": MEDIA_GATEWAY_PORT,
@@ -438,13 +550,13 @@ def registration_name(portal: PortalOutput) -> str:
     return "".join(part[:1].upper() + part[1:] for part in parts if part)
 
 
-def m365_sheet(portal: PortalOutput, connector_file: Path) -> str:
+def m365_sheet(portal: PortalOutput, connector_file: Path, stack: str | None = None) -> str:
     """The Connector for Microsoft 365 and Teams sheet (templates/m365-sheet.md.j2): delegated permissions for user
     accounts, application permissions and the mailbox scope for service accounts."""
     delegated = portal.delegated
     return _render(
         "m365-sheet.md.j2",
-        **_sheet_context(portal, connector_file),
+        **_sheet_context(portal, connector_file, stack or portal.environment),
         registration_name=registration_name(portal),
         permissions=[p.name for p in portal.permissions if p.delegated == delegated],
         scope=portal.mailbox_scope,

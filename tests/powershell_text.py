@@ -10,11 +10,48 @@ script into code and comments, follows its braces, and tells for each line which
 
 It understands what the rendered scripts use: `#` comments, single-quoted strings ('' escapes), double-quoted
 strings (backtick and "" escapes) without `$(...)` inside, and braces. `parse()` refuses a double-quoted string with
-`$(` in it, so the scripts stay within what this reader can follow.
+`$(` in it, so the scripts stay within what this reader can follow. Like PowerShell's tokenizer it takes U+2018..U+201B
+as single quotes and U+201C..U+201E as double quotes (PowerShell/PowerShell CharTraits.cs, SpecialChars), and
+NextLine U+0085 as a line end.
+
+Windows PowerShell 5.1 reads a script without a byte order mark in the ANSI code page (about_Character_Encoding);
+`decode_like_windows_powershell` reads bytes that way (cp1252, a Western Windows), so a test can see what 5.1 sees.
+`evaluate` computes the value of what render.ps_quote writes: single-quoted strings and [char]0xNNNN joined by +.
 """
 
 import re
 from dataclasses import dataclass, field
+
+SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+DOUBLE_QUOTES = '"\u201c\u201d\u201e'
+LINE_ENDS = "\n\u0085"
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def decode_like_windows_powershell(data: bytes, code_page: str = "cp1252") -> str:
+    """The text Windows PowerShell 5.1 reads from a script's bytes: UTF-8 after a UTF-8 byte order mark, else the
+    ANSI code page. Windows maps the five bytes cp1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) to the C1
+    control of the same number; Python's codec refuses them."""
+    if data.startswith(UTF8_BOM):
+        return data[len(UTF8_BOM) :].decode("utf-8")
+    return "".join(bytes([byte]).decode(code_page, errors="replace").replace("\ufffd", chr(byte)) for byte in data)
+
+
+_LITERAL = re.compile(r"'((?:[^']|'')*)'|\[char\]0x([0-9A-F]{4})")
+
+
+def evaluate(expression: str) -> str:
+    """The value of `'text'` or `('text' + [char]0x00D1 + ...)`: what ps_quote writes, and nothing else."""
+    inner = expression[1:-1] if expression.startswith("(") and expression.endswith(")") else expression
+    parts = re.findall(r"'(?:[^']|'')*'|\[char\]0x[0-9A-F]{4}", inner)
+    assert " + ".join(parts) == inner, f"not a quoted value: {expression!r}"
+    units = []
+    for part in parts:
+        if part.startswith("'"):
+            units.append(part[1:-1].replace("''", "'").encode("utf-16-le"))
+        else:
+            units.append(int(part[8:], 16).to_bytes(2, "little"))
+    return b"".join(units).decode("utf-16-le", "surrogatepass")
 
 
 @dataclass
@@ -92,7 +129,7 @@ def parse(text: str) -> Script:
     while index < len(text):
         char = text[index]
         following = text[index + 1] if index + 1 < len(text) else ""
-        if char == "\n":
+        if char in LINE_ENDS:
             if state == "comment":
                 state = "code"
             if state in ("single", "double"):
@@ -107,33 +144,33 @@ def parse(text: str) -> Script:
         elif state == "single":
             code_line.append(char)
             statement.append(char)
-            if char == "'" and following == "'":
+            if char in SINGLE_QUOTES and following and following in SINGLE_QUOTES:
                 code_line.append(following)
                 statement.append(following)
                 index += 1
-            elif char == "'":
+            elif char in SINGLE_QUOTES:
                 state = "code"
                 bare_line.append(char)
         elif state == "double":
             code_line.append(char)
             statement.append(char)
-            if char == "`" or (char == '"' and following == '"'):
+            if char == "`" or (char in DOUBLE_QUOTES and following and following in DOUBLE_QUOTES):
                 code_line.append(following)
                 statement.append(following)
                 index += 1
             elif char == "$" and following == "(":
                 raise ValueError(f"line {line + 1}: $( inside a double-quoted string is beyond this reader")
-            elif char == '"':
+            elif char in DOUBLE_QUOTES:
                 state = "code"
                 bare_line.append(char)
         elif char == "#":
             state = "comment"
-        elif char == "'":
+        elif char in SINGLE_QUOTES:
             state = "single"
             code_line.append(char)
             bare_line.append(char)
             statement.append(char)
-        elif char == '"':
+        elif char in DOUBLE_QUOTES:
             state = "double"
             code_line.append(char)
             bare_line.append(char)

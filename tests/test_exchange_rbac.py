@@ -166,8 +166,9 @@ def test_an_unscoped_service_account_gets_only_the_cleanup():
 def test_a_group_scope_is_resolved_by_its_entra_object_id():
     script, group = SCRIPTS["team"], TEAM["mailboxScope"]["groupId"]
     (lookup,) = script.calls(r"\bGet-Recipient\b")
+    assert script.line(f"$GroupId = '{group}'") < lookup
     assert script.code[lookup] == (
-        f"$groups = @(Get-Recipient -Filter \"ExternalDirectoryObjectId -eq '{group}'\" -RecipientTypeDetails "
+        "$groups = @(Get-Recipient -Filter (\"ExternalDirectoryObjectId -eq '{0}'\" -f $GroupId) -RecipientTypeDetails "
         "GroupMailbox, MailUniversalSecurityGroup, MailUniversalDistributionGroup -ResultSize Unlimited)"
     )
     assert script.headers(lookup) == ["try"]

@@ -10,6 +10,7 @@ from outputs_fixtures import HR, LEGACY, OPS, SAMPLE_PORTALS, TEAM, USERS, WIDE,
 from components.clouds import CLOUDS
 from components.contract import CLIENT_SECRETS, timestamp
 from components.ews import ews_state
+from intrexx_connector.cli import main
 from intrexx_connector.errors import OutputsError
 from intrexx_connector.render import (
     CONNECTOR_FILE,
@@ -21,6 +22,7 @@ from intrexx_connector.render import (
     ConnectorKey,
     connector_file_name,
     exchange_name,
+    left_behind,
     oauth2_element,
     portal_files,
     ps_quote,
@@ -267,7 +269,7 @@ def test_the_exchange_sheet_walks_the_data_source_dialogs_in_order(portals, rend
         timestamp(hr.secret_expires_at),
         timestamp(hr.secret_rotates_at),
         "three months",
-        "python -m intrexx_connector apply --stack <stack> --portal hr",
+        "python -m intrexx_connector apply --stack dev --portal hr",
     ):
         assert value in sheet, value
     assert f"in `{rendered['hr'] / CONNECTOR_FILE}`, field `clientSecret`" in sheet
@@ -315,15 +317,15 @@ def test_the_ews_section_points_at_the_script_not_at_a_command_that_replaces_the
 
 def test_the_rotation_steps_are_exact_commands(portals, rendered):
     hr = section((rendered["hr"] / SHEET_FILE).read_text(), "Client secret expiry and rotation")
-    assert "`python -m intrexx_connector render --stack <stack>` writes the new secret into " in hr
-    assert "`build/<stack>/hr/exchange-connector.json`, field `clientSecret`" in hr
-    assert "`pulumi up --stack <stack>`" in hr
-    assert "apply --stack <stack> --portal hr --portal-dir <portal directory>" in hr and "restart the portal" in hr
+    assert "`python -m intrexx_connector render --stack dev` writes the new secret into " in hr
+    assert "`build/dev/hr/exchange-connector.json`, field `clientSecret`" in hr
+    assert "`pulumi up --stack dev`" in hr
+    assert "apply --stack dev --portal hr --portal-dir <portal directory>" in hr and "restart the portal" in hr
     assert f"until the next rotation (`{portals['hr'].secret_rotates_at}`)" in hr
     legacy = section((rendered["legacy"] / SHEET_FILE).read_text(), "Client secret expiry and rotation")
     assert "apply" not in legacy and "restart" not in legacy
     ops = section((rendered["ops"] / SHEET_FILE).read_text(), "Client secret expiry and rotation")
-    assert "`build/<stack>/ops/m365-connector.json`" in ops
+    assert "`build/dev/ops/m365-connector.json`" in ops
     assert "TODO" not in "".join(path.read_text() for d in rendered.values() for path in d.iterdir())
 
 
@@ -364,10 +366,12 @@ def test_the_m365_sheet_of_a_service_account_says_what_the_app_reaches(rendered)
     )
 
 
-def test_powershell_quoting_doubles_every_kind_of_single_quote():
+def test_powershell_quoting_keeps_values_ascii_and_inside_their_strings():
     assert ps_quote("O'Brien") == "'O''Brien'"
-    assert ps_quote("a\u2019b") == "'a\u2019\u2019b'"
     assert ps_quote("$env:X") == "'$env:X'"
+    # Typographic quotes and every other non-ASCII character become code units (tests/test_hostile_render.py).
+    assert ps_quote("a\u2019b") == "('a' + [char]0x2019 + 'b')"
+    assert ps_quote("\u00d2;") == "('' + [char]0x00D2 + ';')"
 
 
 def test_exchange_names_fit_64_characters_and_stay_distinct():
@@ -434,3 +438,30 @@ def test_rendering_prints_nothing_and_is_repeatable(portals, tmp_path, capsys):
                 )
             else:
                 assert path.read_bytes() == other.read_bytes()
+
+
+def test_the_sheets_name_the_stack_they_were_rendered_for(portals, tmp_path):
+    """`render --stack S` names S; without --stack, the outputs' environment (the stack's name unless the stack
+    sets another environment)."""
+    hr = portals["hr"]
+    named = portal_files(hr, tmp_path / "hr", TODAY, "prod-eu")[SHEET_FILE][0]
+    assert "`pulumi up --stack prod-eu`" in named and "`build/prod-eu/hr/exchange-connector.json`" in named
+    assert "<stack>" not in named
+    default = portal_files(hr, tmp_path / "hr", TODAY)[SHEET_FILE][0]
+    assert f"`pulumi up --stack {hr.environment}`" in default and "<stack>" not in default
+
+
+def test_render_names_the_folders_of_portals_it_no_longer_renders(portals, tmp_path, capsys):
+    render_all(list(portals.values()), tmp_path, TODAY)
+    (tmp_path / "unrelated").mkdir()
+    kept = [p for p in portals.values() if p.name != "ops"]
+    assert left_behind(kept, tmp_path) == [tmp_path / "ops"]
+    assert (tmp_path / "ops" / "m365-connector.json").exists(), "render names the folder, it does not delete it"
+    outputs = tmp_path / "outputs.json"
+    document = stack_outputs(SAMPLE_PORTALS)
+    del document["portals"]["ops"], document["clientSecrets"]["ops"]
+    outputs.write_text(json.dumps(document))
+    assert main(["render", "--outputs", str(outputs), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"left behind: {tmp_path / 'ops'}/ belongs to no portal of these outputs" in out
+    assert "unrelated" not in out
