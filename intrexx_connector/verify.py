@@ -111,6 +111,7 @@ class PortalResult:
     codes: list = field(default_factory=list)
     inbox: dict | None = None
     warnings: list = field(default_factory=list)
+    confidential_redemption: str | None = None  # --device-code: the refresh token redeemed with the secret?
 
     def as_dict(self) -> dict:
         return {
@@ -123,6 +124,7 @@ class PortalResult:
             "aadstsCodes": self.codes,
             "inbox": self.inbox,
             "warnings": self.warnings,
+            "confidentialRedemption": self.confidential_redemption,
         }
 
     def summary_line(self) -> str:
@@ -534,12 +536,16 @@ def _verify_mailbox(
             raise _token_error(answer, float("inf"), [portal.client_secret])
         access_token, signed_in = answer["access_token"], "mailbox user signed in"
         if portal.uses_ews:
-            access_token = _redeem_refresh_token(app, answer, scopes, portal)
-            signed_in = "mailbox user signed in, refresh token redeemed"
+            answer = _redeem_refresh_token(app, answer, scopes, portal)
+            access_token, signed_in = answer["access_token"], "mailbox user signed in, refresh token redeemed"
         api = portal.ews_url if portal.uses_ews and portal.ews_url else portal.resource
         mailbox_api = AuthorityHttp.for_url(session, api, request_deadline, "the mailbox API")
         result.inbox = _read_inbox(portal, access_token, mailbox_api, options.request_timeout)
         result.reason += f"; {signed_in}, inbox '{result.inbox.get('displayName')}' read"
+        result.confidential_redemption = _confidential_redemption(
+            portal, authority, _EntraHttp(session, _check_authority(authority), request_deadline), answer, scopes
+        )
+        result.reason += f"; {result.confidential_redemption}"
     except TransportError as error:
         result.ok = False
         result.reason += f"; device code sign-in failed: {error.reason}"
@@ -553,7 +559,7 @@ def _verify_mailbox(
 
 def _redeem_refresh_token(
     app: msal.ClientApplication, answer: dict[str, Any], scopes: list[str], portal: PortalOutput
-) -> str:
+) -> dict[str, Any]:
     """What the Exchange connector lives on: Intrexx keeps each mailbox user's refresh token ("Request MS365
     Refresh Token", valid for about three months) and redeems it for EWS tokens. So the device code sign-in must
     return a refresh token (offline_access consented), and that token must give a new EWS access token."""
@@ -567,7 +573,37 @@ def _redeem_refresh_token(
     if "access_token" not in redeemed:
         # The refresh token is a credential too: an answer that quotes it is scrubbed like one quoting the secret.
         raise _token_error(redeemed, float("inf"), [portal.client_secret, refresh_token])
-    return redeemed["access_token"]
+    return redeemed
+
+
+def _confidential_redemption(
+    portal: PortalOutput, authority: str, http: _EntraHttp, answer: dict[str, Any], scopes: list[str]
+) -> str:
+    """Whether the mailbox user's refresh token is also redeemed by the confidential client, with the client
+    secret. Public client flows are on because Intrexx's "Request MS365 Refresh Token" is a device code sign-in,
+    and Entra answers AADSTS7000218 to one redeemed without the secret; whether Intrexx sends the secret, no
+    Intrexx page says (an assumption: README "Public client flows"). If the secret works here, an app registration
+    with `publicClientFlows: false` serves Intrexx as long as Intrexx sends it: worth trying, as that setting lets
+    anyone holding the client id sign users in with the consented scopes without the secret."""
+    refresh_token = answer.get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        return "confidential redemption not tried (no refresh token came back)"
+    app = msal.ConfidentialClientApplication(
+        portal.client_id,
+        client_credential=portal.client_secret,
+        authority=authority,
+        http_client=http,
+        token_cache=msal.TokenCache(),
+        instance_discovery=_instance_discovery(authority),
+    )
+    redeemed = app.acquire_token_by_refresh_token(refresh_token, scopes=scopes)
+    if "access_token" in redeemed:
+        return (
+            "the refresh token is redeemed with the client secret too: publicClientFlows: false would do if Intrexx "
+            "sends its secret when it redeems (unconfirmed; try it on a test portal)"
+        )
+    refused = _token_error(redeemed, float("inf"), [portal.client_secret, refresh_token])
+    return f"not redeemed with the client secret ({refused}): keep publicClientFlows: true"
 
 
 EWS_GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>

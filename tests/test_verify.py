@@ -230,6 +230,28 @@ def test_device_code_for_the_exchange_connector_redeems_the_refresh_token_and_re
     ]
     assert seen["grants"][-1] == "refresh_token" and ews_scope in seen["scopes"][-1].split()
     assert "client_credentials" in seen["grants"] and "urn:ietf:params:oauth:grant-type:device_code" in seen["grants"]
+    assert seen["grants"].count("refresh_token") == 2  # Intrexx's redemption, then the confidential client's
+    assert "keep publicClientFlows: true" in result.reason and result.as_dict()["confidentialRedemption"]
+
+
+def test_device_code_says_when_the_client_secret_redeems_the_refresh_token_too(idp, monkeypatch):
+    """Where the provider redeems the refresh token for the confidential client, verify says that
+    publicClientFlows: false may do (Intrexx sending its secret is not confirmed, README "Public client flows")."""
+    import msal
+
+    document = loopback_apis(stack_outputs([USERS]), idp.origin)
+    fields = register_device_client(idp, document)
+    redeemed = []
+
+    def redeem(app, refresh_token, scopes, **kwargs):
+        redeemed.append((type(app).__name__, refresh_token))
+        return {"access_token": "redeemed-with-the-secret", "token_type": "Bearer"}
+
+    monkeypatch.setattr(msal.ConfidentialClientApplication, "acquire_token_by_refresh_token", redeem)
+    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
+    assert result.ok and redeemed and redeemed[0][0] == "ConfidentialClientApplication", result
+    assert result.confidential_redemption.startswith("the refresh token is redeemed with the client secret too: ")
+    assert "publicClientFlows: false would do if Intrexx sends its secret" in result.reason
 
 
 def test_device_code_for_microsoft_365_user_accounts_reads_the_graph_inbox(idp):
@@ -239,7 +261,10 @@ def test_device_code_for_microsoft_365_user_accounts_reads_the_graph_inbox(idp):
     assert result.ok, result
     assert "mailbox user signed in, inbox 'Inbox' read" in result.reason
     assert result.inbox == {"displayName": "Inbox", "totalItemCount": 3}
-    assert "refresh_token" not in idp.requests()[fields["clientId"]]["grants"]
+    # The refresh token also went to the confidential client (with the secret), which this provider refuses.
+    assert idp.requests()[fields["clientId"]]["grants"][-1] == "refresh_token"
+    assert result.confidential_redemption.startswith("not redeemed with the client secret (")
+    assert result.confidential_redemption.endswith("): keep publicClientFlows: true")
 
 
 def test_device_code_is_skipped_where_intrexx_never_uses_it(idp):
