@@ -16,10 +16,15 @@ out goes through the neutraliser of its destination:
   become markup, a link, an image or HTML. `markdown_code(text)` is a code span holding `text`.
 
 The neutralisers insert only ASCII text that cannot start what they neutralise.
+
+Every file the tool reads comes in through `read_text_file` (or `decode_text` for bytes from stdin or a command):
+one size limit, one set of encodings, one kind of error (`TextFileError`, one line naming the file).
 """
 
 from __future__ import annotations
 
+import codecs
+import os
 import re
 
 # U+061C, U+200E/U+200F, U+202A..U+202E and U+2066..U+2069: the bidirectional formatting characters that
@@ -159,3 +164,59 @@ def markdown_code(text: str, *, in_table: bool = False) -> str:
     spaced = visible.startswith(" ") and visible.endswith(" ") and not visible.isspace()
     pad = " " if spaced or visible.startswith("`") or visible.endswith("`") else ""
     return f"{fence}{pad}{visible}{pad}{fence}"
+
+
+# Reading files ------------------------------------------------------------------------------------------------------
+#
+# The files the tool reads (outputs documents, the earlier outputs of `rotation-notice --before` and
+# `plan --compare`, om.cfg) are small: the outputs of 300 portals are about 1 MB. A limit well above that stops a wrong
+# path (a log, a disk image, /dev/zero) from being read whole into memory. Encodings: UTF-8, with or without a byte
+# order mark, and UTF-16 with one, which is what Windows PowerShell 5.1's `>` and `Out-File` write ("UTF-16LE" by
+# default: learn.microsoft.com/powershell/module/microsoft.powershell.core/about/about_character_encoding). UTF-32
+# starts with the UTF-16 little-endian mark, so it is named and refused rather than misread.
+MAX_FILE_BYTES = 16_000_000
+_UTF32_MARKS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+_UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+class TextFileError(ValueError):
+    """A file (or stream) that cannot be read as text: the message is one line naming it."""
+
+
+def read_file_bytes(path: str | os.PathLike[str], what: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most `limit` bytes of a file. FileNotFoundError passes through (the caller knows whether a missing file
+    is an error); any other failure, and a larger file, is a TextFileError."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise TextFileError(f"cannot read {what}: {error.strerror or type(error).__name__}") from None
+    if len(data) > limit:
+        raise TextFileError(f"{what}: larger than {limit} bytes; not read")
+    return data
+
+
+def decode_text(data: bytes, what: str, limit: int = MAX_FILE_BYTES) -> str:
+    """`data` as text by the one rule for every file: UTF-8 (a byte order mark is dropped) or UTF-16 with a byte
+    order mark; nothing larger than `limit`."""
+    if len(data) > limit:
+        raise TextFileError(f"{what}: larger than {limit} bytes; not read")
+    if data.startswith(_UTF32_MARKS):
+        raise TextFileError(f"{what}: UTF-32 text, which is not read; save it as UTF-8")
+    encoding = "utf-16" if data.startswith(_UTF16_MARKS) else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise TextFileError(
+            f"{what}: not UTF-8 or UTF-16 text (line {line}, byte 0x{data[error.start]:02x})"
+            if encoding == "utf-8-sig"
+            else f"{what}: not UTF-8 or UTF-16 text (UTF-16 broken at byte {error.start})"
+        ) from None
+
+
+def read_text_file(path: str | os.PathLike[str], what: str, limit: int = MAX_FILE_BYTES) -> str:
+    """A whole text file by the rules above; FileNotFoundError passes through."""
+    return decode_text(read_file_bytes(path, what, limit), what, limit)

@@ -343,9 +343,11 @@ def _plan(args) -> int:
     comparison = None
     if args.compare:
         from .handover import compare
-        from .stack_outputs import read_outputs_text
+        from .stack_outputs import read_outputs_file
 
-        comparison = compare(read_outputs_text(args.compare, None), plan.portal_outputs(), plan.settings, "--compare")
+        comparison = compare(
+            read_outputs_file(args.compare, "--compare"), plan.portal_outputs(), plan.settings, "--compare"
+        )
     document = plan.as_dict()
     if args.json:
         document["rendered"] = rendered
@@ -637,15 +639,10 @@ def _status(args) -> int:
 
 def _rotation_notice(args) -> int:
     from .handover import rotation_notice
+    from .stack_outputs import read_outputs_file
 
-    try:
-        before = Path(args.before).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        before = ""  # a first run: nothing was published before, so nothing was handed over
-    except (OSError, UnicodeDecodeError) as error:
-        from .errors import OutputsError
-
-        raise OutputsError(f"cannot read --before {args.before}: {getattr(error, 'strerror', None) or error}") from None
+    # A missing file is a first run: nothing was published before, so nothing was handed over.
+    before = read_outputs_file(args.before, "--before", missing_ok=True)
     notice = rotation_notice(before, _portals(args, need_secrets=False), args.stack or "<stack>")
     if args.json:
         _emit_json(notice.as_dict())

@@ -24,6 +24,7 @@ from pathlib import Path
 import filelock
 
 from components.contract import PortalOutput
+from components.text import TextFileError, read_file_bytes
 
 from .errors import FileError, UsageError
 from .files import backup_path, write_atomic
@@ -116,9 +117,11 @@ def _apply_once(portal: PortalOutput, path: Path, portal_dir: Path, now: datetim
 
 def _read(path: Path, portal_dir: Path) -> tuple[bytes, int]:
     try:
-        return path.read_bytes(), stat.S_IMODE(path.stat().st_mode)
+        return read_file_bytes(path, str(path)), stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         raise FileError(f"{path} does not exist: is {portal_dir} the directory of an Intrexx portal?") from None
+    except TextFileError as error:
+        raise FileError(str(error)) from None
     except OSError as error:
         raise FileError(f"cannot read {path}: {error.strerror}") from None
 
@@ -161,8 +164,8 @@ def manual_steps(portal: PortalOutput, portal_dir: Path, om_cfg: bytes) -> list[
     steps = []
     lucy_auth = portal_dir / LUCY_AUTH_CFG
     try:
-        declared = LOGIN_MODULE in lucy_auth.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        declared = LOGIN_MODULE in read_file_bytes(lucy_auth, str(lucy_auth)).decode("utf-8", "replace")
+    except (OSError, TextFileError):
         declared = False
     if not declared:
         steps.append(

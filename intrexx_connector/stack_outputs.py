@@ -1,34 +1,43 @@
 """Reading the stack outputs (`pulumi stack output --json --show-secrets`) into checked `PortalOutput` records.
 
-An outputs file is untrusted input: it is read with a size limit, in UTF-8 (with or without a byte order mark) or
-UTF-16 with a byte order mark (what Windows PowerShell 5.1's `>` writes), and every field is checked against the
-output contract (components/contract.py) before anything uses it.
+An outputs file is untrusted input: it is read by the tool's one file reader (components/text.py: a size limit,
+UTF-8 with or without a byte order mark or UTF-16 with one, what Windows PowerShell 5.1's `>` writes), and every
+field is checked against the output contract (components/contract.py) before anything uses it.
 """
 
-import codecs
 import json
 import shutil
 import subprocess
 import sys
 
 from components.contract import CLIENT_SECRETS, ContractError, PortalOutput, StackOutputs
+from components.text import MAX_FILE_BYTES, TextFileError, decode_text, read_text_file
 
 from .errors import OutputsError, UsageError
 from .secrets import scrub
 
-MAX_OUTPUTS_BYTES = 16_000_000
+MAX_OUTPUTS_BYTES = MAX_FILE_BYTES
+
+
+def read_outputs_file(path: str, option: str, missing_ok: bool = False) -> str:
+    """An outputs document named by a command line option (`--outputs`, `--before`, `--compare`); `-` is stdin.
+    With `missing_ok`, a file that does not exist reads as empty (no earlier run)."""
+    if path == "-":
+        return decode_outputs(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), "stdin")
+    try:
+        return read_text_file(path, f"{option} {path}", MAX_OUTPUTS_BYTES)
+    except FileNotFoundError:
+        if missing_ok:
+            return ""
+        raise OutputsError(f"cannot read {option} {path}: No such file or directory") from None
+    except TextFileError as error:
+        raise OutputsError(str(error)) from None
 
 
 def read_outputs_text(outputs: str | None, stack: str | None) -> str:
     """The JSON text from a file, from stdin (`-`), or from `pulumi stack output` when no file is named."""
-    if outputs == "-":
-        return decode_outputs(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), "stdin")
     if outputs:
-        try:
-            with open(outputs, "rb") as stream:
-                return decode_outputs(stream.read(MAX_OUTPUTS_BYTES + 1), outputs)
-        except OSError as error:
-            raise OutputsError(f"cannot read --outputs {outputs}: {error.strerror}") from None
+        return read_outputs_file(outputs, "--outputs")
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         raise OutputsError(
@@ -45,16 +54,10 @@ def read_outputs_text(outputs: str | None, stack: str | None) -> str:
 
 
 def decode_outputs(data: bytes, source: str) -> str:
-    if len(data) > MAX_OUTPUTS_BYTES:
-        raise OutputsError(f"the stack outputs from {source} are larger than {MAX_OUTPUTS_BYTES} bytes")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        raise OutputsError(f"the stack outputs from {source} are not UTF-8 or UTF-16 text") from None
+        return decode_text(data, f"the stack outputs from {source}", MAX_OUTPUTS_BYTES)
+    except TextFileError as error:
+        raise OutputsError(str(error)) from None
 
 
 def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = True) -> list[PortalOutput]:

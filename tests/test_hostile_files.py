@@ -167,3 +167,128 @@ def test_sigterm_mid_render_leaves_no_temporary_file_and_no_half_set(tmp_path):
     assert time.monotonic() - started < 2
     assert process.returncode == 143 and b"terminated" in err and b"Traceback" not in err
     assert [p.name for p in (tmp_path / "out" / "hr").iterdir()] == []
+
+
+# Every file the tool reads: one size limit, one set of encodings (issue 17, class 6) ----------------------------
+
+from components.text import MAX_FILE_BYTES, TextFileError, decode_text, read_text_file  # noqa: E402
+
+
+def _encodings_of(text: str) -> dict[str, bytes]:
+    return {
+        "utf-8": text.encode("utf-8"),
+        "utf-8 with BOM": text.encode("utf-8-sig"),
+        "utf-16 LE with BOM": text.encode("utf-16"),  # what Windows PowerShell 5.1's `>` writes
+        "utf-16 BE with BOM": b"\xfe\xff" + text.encode("utf-16-be"),
+    }
+
+
+def _rotation(tmp_path: Path, before: bytes, after: dict, *extra: str) -> int:
+    (tmp_path / "before.json").write_bytes(before)
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    return main(
+        [
+            "rotation-notice",
+            "--stack",
+            "prod",
+            "--before",
+            str(tmp_path / "before.json"),
+            "--outputs",
+            str(tmp_path / "after.json"),
+            *extra,
+        ]
+    )
+
+
+def _notice_documents() -> tuple[dict, dict]:
+    before = stack_outputs([HR, OPS])
+    after = json.loads(json.dumps(before))
+    after["portals"]["hr"]["secretKeyId"] = "00000000-1111-4222-8333-444444444444"
+    del before["clientSecrets"]
+    return before, after
+
+
+@pytest.mark.parametrize("encoding", list(_encodings_of("x")))
+def test_rotation_notice_reads_before_in_every_encoding_outputs_accepts(tmp_path, capsys, encoding):
+    before, after = _notice_documents()
+    code = _rotation(tmp_path, _encodings_of(json.dumps(before))[encoding], after, "--json")
+    out = capsys.readouterr().out
+    assert code == 0 and [p["portal"] for p in json.loads(out)["portals"]] == ["hr"]
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"\xff\xfe\x00\x00" + "{}".encode("utf-32-le"), "UTF-32 text, which is not read"),
+        (b"\x00\x00\xfe\xff" + "{}".encode("utf-32-be"), "UTF-32 text, which is not read"),
+        (b'{"portals": "\xc3\x28"}', "not UTF-8 or UTF-16 text (line 1, byte 0xc3)"),
+        (b"{}\n\n\xff", "not UTF-8 or UTF-16 text (line 3, byte 0xff)"),
+        (b"\xff\xfe\x00\xd8" + b"x" * 9, "not UTF-8 or UTF-16 text (UTF-16 broken"),
+        (b"\xed\xa0\x80", "not UTF-8 or UTF-16 text"),  # an encoded lone surrogate
+    ],
+    ids=["utf32-le", "utf32-be", "bad-utf8", "bad-utf8-line-3", "bad-utf16", "surrogate"],
+)
+def test_before_and_outputs_refuse_the_same_bytes_with_one_line(tmp_path, capsys, data, words):
+    _, after = _notice_documents()
+    code = _rotation(tmp_path, data, after)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"--before {tmp_path / 'before.json'}: {words}" in err
+    (tmp_path / "outputs.json").write_bytes(data)
+    code = main(["status", "--outputs", str(tmp_path / "outputs.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and words in err
+
+
+def test_a_huge_before_file_is_refused_without_reading_it_whole(tmp_path, capsys):
+    _, after = _notice_documents()
+    huge = tmp_path / "before.json"
+    with huge.open("wb") as stream:  # sparse: 100 MB on paper, nothing on disk
+        stream.truncate(100_000_000)
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    started = time.monotonic()
+    code = main(["rotation-notice", "--before", str(huge), "--outputs", str(tmp_path / "after.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"larger than {MAX_FILE_BYTES} bytes; not read" in err
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("option", ["--before", "--compare"])
+def test_a_directory_or_device_is_one_line(tmp_path, capsys, monkeypatch, option):
+    monkeypatch.chdir(ROOT)  # plan reads Pulumi.dev.yaml from here
+    _, after = _notice_documents()
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    for path in (str(tmp_path), "/dev/zero"):
+        if option == "--before":
+            argv = ["rotation-notice", "--before", path, "--outputs", str(tmp_path / "after.json")]
+        else:
+            argv = ["plan", "--stack", "dev", "--compare", path]
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and f"{option} {path}" in err, err
+
+
+def test_plan_compare_names_its_own_option_when_the_file_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = main(["plan", "--stack", "dev", "--compare", str(tmp_path / "absent.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot read --compare {tmp_path / 'absent.json'}" in err
+
+
+@pytest.mark.parametrize("encoding", list(_encodings_of("x")))
+def test_the_one_reader_gives_the_same_text_for_every_encoding(tmp_path, encoding):
+    text = '{"environment": "ESPAÑA 日本語 \U0001f680"}'
+    path = tmp_path / "file.json"
+    path.write_bytes(_encodings_of(text)[encoding])
+    assert read_text_file(path, "file") == text
+    assert decode_text(_encodings_of(text)[encoding], "stdin") == text
+
+
+def test_the_one_reader_has_one_limit(tmp_path):
+    path = tmp_path / "big"
+    path.write_bytes(b" " * 101)
+    with pytest.raises(TextFileError, match="big: larger than 100 bytes"):
+        read_text_file(path, "big", limit=100)
+    with pytest.raises(TextFileError, match="larger than 100 bytes"):
+        decode_text(b" " * 101, "stdin", limit=100)
+    with pytest.raises(FileNotFoundError):
+        read_text_file(tmp_path / "absent", "absent")
