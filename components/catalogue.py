@@ -8,8 +8,7 @@ from pathlib import Path
 import yaml
 
 from .contract import Access, Connector, PermissionType
-
-CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
+from .facts import CATALOGUE_FILE, is_guid
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,8 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
                 key, name, PermissionType.ROLE, role["id"], role.get("exchangeRole")
             )
         resources[key] = ResourceApp(key, entry["displayName"], entry["appId"], entry["endpoint"], permissions)
+        ids = [entry["appId"], *(permission.id for permission in permissions.values())]
+        assert all(is_guid(item) for item in ids), f"{path.name}: resources.{key}: every id is a GUID"
     profiles = {
         (Connector(connector), Access(access)): tuple(names)
         for connector, by_access in raw["profiles"].items()

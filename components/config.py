@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .catalogue import Permission, load_catalogue
 from .clouds import CLOUDS, Cloud, CloudName, cloud_of_provider
@@ -201,7 +201,7 @@ def join_url(base_url: str, path: str) -> str:
 
 @dataclass
 class _Problems:
-    lines: list = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
 
     def add(self, path: str, message: str) -> None:
         self.lines.append(f"{path}: {message}")
@@ -224,7 +224,9 @@ def parse_stack_config(
     """
     problems = _Problems(list(key_problems))
     for key in sorted(set(raw) - set(STACK_KEYS)):
-        problems.add(key, f"unknown key{_did_you_mean(key, STACK_KEYS)}; known keys: {', '.join(STACK_KEYS)}")
+        problems.add(
+            _key_path("", key), f"unknown key{_did_you_mean(key, STACK_KEYS)}; known keys: {', '.join(STACK_KEYS)}"
+        )
 
     environment = _string(raw.get("environment"), "environment", problems, default=stack)
     if environment is not None and len(environment) > MAX_ENVIRONMENT_LENGTH:
@@ -280,7 +282,7 @@ def parse_stack_config(
     )
 
 
-def _portals(value, problems: _Problems, today: date, allow_retired_ews: bool) -> list[PortalSettings]:
+def _portals(value: object, problems: _Problems, today: date, allow_retired_ews: bool) -> list[PortalSettings]:
     entries = _json(value, "portals", problems)
     if entries is _INVALID:
         return []
@@ -373,14 +375,17 @@ def _shared_redirect_uris(parsed: Mapping[int, PortalSettings], problems: _Probl
             break
 
 
-def _portal(entry: dict, path: str, problems: _Problems, today: date, allow_retired_ews: bool) -> PortalSettings | None:
+def _portal(
+    entry: dict[Any, Any], path: str, problems: _Problems, today: date, allow_retired_ews: bool
+) -> PortalSettings | None:
     before = len(problems.lines)
     for key in sorted(set(entry) - set(PORTAL_KEYS), key=str):
         if key in REPLACED_PORTAL_KEYS:
-            problems.add(f"{path}.{key}", REPLACED_PORTAL_KEYS[key])
+            problems.add(_key_path(path, key), REPLACED_PORTAL_KEYS[key])
             continue
         problems.add(
-            f"{path}.{key}", f"unknown key{_did_you_mean(str(key), PORTAL_KEYS)}; known keys: {', '.join(PORTAL_KEYS)}"
+            _key_path(path, key),
+            f"unknown key{_did_you_mean(str(key), PORTAL_KEYS)}; known keys: {', '.join(PORTAL_KEYS)}",
         )
 
     name = entry.get("name")
@@ -617,7 +622,7 @@ def _endpoint(value: object, path: str, problems: _Problems) -> str | None:
     return parse_web_url(value, allow_path=False).origin_text
 
 
-def _redirect_paths(value, path: str, problems: _Problems) -> tuple:
+def _redirect_paths(value: object, path: str, problems: _Problems) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_REDIRECT_PATHS
     if not isinstance(value, list) or not value:
@@ -687,7 +692,8 @@ def _permissions(
                 matches = catalogue.close_matches(connector, name, kind)
                 hint = f"; did you mean {', '.join(matches)}?" if matches else ""
                 problems.add(
-                    item_path, f"unknown permission '{name}' for connector {connector} with {access} access{hint}"
+                    item_path,
+                    f"unknown permission {describe_value(name)} for connector {connector} with {access} access{hint}",
                 )
             continue
         if permission in permissions:
@@ -716,7 +722,7 @@ def _wrong_kind(name: str, wanted: PermissionType, connector: Connector) -> str:
     return f"'{name}' is an application permission, but the Connector for Microsoft Exchange signs users in (delegated)"
 
 
-def _owners(value, path: str, problems: _Problems) -> tuple:
+def _owners(value: object, path: str, problems: _Problems) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -748,7 +754,8 @@ def _adopt(
         return None
     for key in sorted(set(value) - set(ADOPT_KEYS), key=str):
         problems.add(
-            f"{path}.{key}", f"unknown key{_did_you_mean(str(key), ADOPT_KEYS)}; known keys: {', '.join(ADOPT_KEYS)}"
+            _key_path(path, key),
+            f"unknown key{_did_you_mean(str(key), ADOPT_KEYS)}; known keys: {', '.join(ADOPT_KEYS)}",
         )
     ids = {}
     for key in ("applicationObjectId", "servicePrincipalObjectId"):
@@ -805,10 +812,10 @@ def _id_map(value: object, path: str, problems: _Problems, allowed: set[str], wh
     for key, object_id in value.items():
         if key not in allowed:
             choices = ", ".join(sorted(allowed)) or "none"
-            problems.add(f"{path}.{key}", f"is not one of {what} ({choices})")
+            problems.add(_key_path(path, key), f"is not one of {what} ({choices})")
         elif not isinstance(object_id, str) or not GRAPH_OBJECT_ID.fullmatch(object_id):
             problems.add(
-                f"{path}.{key}",
+                _key_path(path, key),
                 f"must be the existing object's id (letters, digits, '-' and '_'), got {describe_value(object_id)}",
             )
         else:
@@ -817,7 +824,7 @@ def _id_map(value: object, path: str, problems: _Problems, allowed: set[str], wh
 
 
 def _mailbox_scope(
-    value, path: str, problems: _Problems, connector: Connector | None, access: Access | None
+    value: object, path: str, problems: _Problems, connector: Connector | None, access: Access | None
 ) -> MailboxScope | None:
     if value is None:
         return None
@@ -854,7 +861,7 @@ _MISSING = object()
 _INVALID = object()
 
 
-def _json(value, path: str, problems: _Problems):
+def _json(value: object, path: str, problems: _Problems) -> object:
     """Structured config arrives as JSON text from Pulumi; tests may pass the parsed value."""
     if value is None:
         return _MISSING
@@ -870,7 +877,7 @@ def _json(value, path: str, problems: _Problems):
         return _INVALID
 
 
-def _string(value, path: str, problems: _Problems, default: str) -> str | None:
+def _string(value: object, path: str, problems: _Problems, default: str) -> str | None:
     if value is None:
         return default
     if not isinstance(value, str) or not value.strip():
@@ -897,7 +904,7 @@ def _choice(value: object, path: str, choices: type[Choice], problems: _Problems
     return choices(value)
 
 
-def _boolean(value, path: str, problems: _Problems, default: bool) -> bool | None:
+def _boolean(value: object, path: str, problems: _Problems, default: bool) -> bool | None:
     if value is None:
         return default
     if isinstance(value, bool):
@@ -908,7 +915,7 @@ def _boolean(value, path: str, problems: _Problems, default: bool) -> bool | Non
     return None
 
 
-def _integer(value, path: str, problems: _Problems, default: int, low: int, high: int) -> int | None:
+def _integer(value: object, path: str, problems: _Problems, default: int, low: int, high: int) -> int | None:
     if value is None:
         return default
     number = None
@@ -922,6 +929,17 @@ def _integer(value, path: str, problems: _Problems, default: int, low: int, high
     return number
 
 
-def _did_you_mean(key: str, known: tuple) -> str:
+def _key_path(path: str, key: object) -> str:
+    """The path of a key from the stack file: `path.key` for a plain key, `path[<key shown escaped>]` for any other
+    (a key may hold line breaks or escape sequences, and a problem is one line)."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{describe_value(key)}]"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+
+
+def _did_you_mean(key: str, known: tuple[str, ...]) -> str:
     matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""

@@ -8,6 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.config import ConfigError, parse_stack_config
+from components.contract import is_portal_name
+from components.facts import LOOPBACK_HOSTS, is_guid
+from components.urls import parse_web_url
 
 TODAY = date(2026, 11, 24)
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
@@ -308,6 +311,14 @@ texts = st.one_of(
             "service/oauth2/token/msexchange",
             "../x",
             "11111111-2222-3333-4444-555555555555",
+            "{11111111-2222-3333-4444-555555555555}",
+            "urn:uuid:11111111-2222-3333-4444-555555555555",
+            "11111111-2222-3333-4444-555555555555\n",
+            "hr\n",
+            "old",
+            "https://Intrexx.Example.com:443/hr/",
+            "https://intrexx.example.com/hr/default.ixsp",
+            "https://intrexx.example.com/h(r)",
         ]
     ),
 )
@@ -328,6 +339,7 @@ portal_entries = st.fixed_dictionaries(
         "redirectPaths": st.lists(texts, max_size=3),
         "owners": st.lists(texts, max_size=2),
         "mailboxScope": st.one_of(values, st.fixed_dictionaries({"groupId": texts})),
+        "renamedFrom": texts,
         "extra": values,
     },
 )
@@ -350,12 +362,18 @@ def test_any_configuration_parses_or_raises_one_config_error(raw, today):
     try:
         settings_ = parse_stack_config(raw, "dev", today)
     except ConfigError as error:
-        assert error.problems and all(":" in p for p in error.problems)
+        assert error.problems and all(":" in p and "\n" not in p for p in error.problems)
         return
     assert settings_.portals
+    every_uri = [uri for portal in settings_.portals for uri in portal.redirect_uris]
+    assert len(every_uri) == len(set(every_uri))  # no redirect URI given by two portals
     for portal in settings_.portals:
         assert portal.permissions and (portal.redirect_uris or portal.access == "application")
         assert all(uri.startswith(("https://", "http://localhost", "http://127.0.0.1")) for uri in portal.redirect_uris)
+        # Whatever passes is whole and canonical, so no later stage can trip over it.
+        assert is_portal_name(portal.name) and (portal.renamed_from is None or is_portal_name(portal.renamed_from))
+        assert all(is_guid(owner) and owner == owner.lower() for owner in portal.owners)
+        assert parse_web_url(portal.base_url, http_hosts=LOOPBACK_HOSTS).href.rstrip("/") == portal.base_url
 
 
 # refreshTokensRequestedOn: Intrexx's MS365 refresh tokens are "valid for three months" and "must then be manually

@@ -11,8 +11,11 @@ from datetime import date
 
 import pytest
 from helpers import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.config import ConfigError, parse_stack_config
+from components.text import unsafe_characters
 from components.today import TODAY_VARIABLE
 from components.urls import url_problems
 from intrexx_connector.cli import main
@@ -303,11 +306,31 @@ WHOLE_VALUE_CASES = {
 }
 
 
+WHOLE_VALUE_CASES.update(
+    {
+        "permission with a line break": (
+            {**HR, "permissions": ["Mail.Read\n"]},
+            "portals[0].permissions[0]: unknown permission 'Mail.Read\\n'",
+        ),
+        "unknown key with a line break": ({**HR, "x\ny": 1}, "portals[0]['x\\ny']: unknown key"),
+        "unknown adopt key with an escape": (
+            {**HR, "adopt": {"applicationObjectId": GUID, "servicePrincipalObjectId": GUID, "\x1b[2J": 1}},
+            "portals[0].adopt['\\x1b[2J']: unknown key",
+        ),
+        "grant key with a line break": (
+            {**HR, "adopt": {"applicationObjectId": GUID, "servicePrincipalObjectId": GUID, "grants": {"a\nb": "x"}}},
+            "portals[0].adopt.grants['a\\nb']: is not one of",
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize("entry, message", WHOLE_VALUE_CASES.values(), ids=WHOLE_VALUE_CASES.keys())
 def test_values_are_checked_whole_where_they_enter(entry, message):
     with pytest.raises(ConfigError) as caught:
         parse_stack_config({"portals": [entry]}, "dev", TODAY)
     assert any(message in problem for problem in caught.value.problems), caught.value.problems
+    assert not any(unsafe_characters(problem) for problem in caught.value.problems), caught.value.problems
 
 
 @pytest.mark.parametrize("days", ["30\n", " 30", "\u0663\u0660", "3_0", "+ 30"])
@@ -385,3 +408,28 @@ def test_the_same_redirect_uri_from_two_base_urls_names_redirect_paths():
     with pytest.raises(ConfigError) as caught:
         parse_stack_config({"portals": [HR, {**nested, "connector": "m365"}]}, "dev", TODAY)
     assert caught.value.problems[0].startswith("portals[1].redirectPaths: gives the redirect URI")
+
+
+_LABELS = st.text(alphabet="abcXYZ019-_\u00e4", min_size=1, max_size=8)
+URLISH = st.builds(
+    lambda scheme, labels, port, segments, tail: f"{scheme}://{'.'.join(labels)}{port}/{'/'.join(segments)}{tail}",
+    st.sampled_from(["https", "HTTPS", "http", "Https"]),
+    st.lists(_LABELS, min_size=1, max_size=3),
+    st.sampled_from(["", ":443", ":80", ":8443", ":0", ":65536", ":"]),
+    st.lists(st.text(alphabet="aZ09.-_%2e;!()$'~:@ \u00e4/", max_size=8), max_size=3),
+    st.sampled_from(["", "/", "//", "?q", "#f"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(url=st.one_of(URLISH, st.sampled_from(["http://LOCALHOST:80/p", "https://127.0.0.1:443"])))
+def test_a_base_url_is_refused_in_one_line_or_kept_in_a_form_that_reads_back_the_same(url):
+    try:
+        portal = parse_stack_config({"portals": [{**HR, "baseUrl": url}]}, "dev", TODAY).portals[0]
+    except ConfigError as error:
+        assert all(p.startswith("portals[0].baseUrl: ") and "\n" not in p for p in error.problems), error.problems
+        return
+    again = parse_stack_config({"portals": [{**HR, "baseUrl": portal.base_url}]}, "dev", TODAY).portals[0]
+    assert again.base_url == portal.base_url and again.redirect_uris == portal.redirect_uris
+    assert portal.base_url == portal.base_url.strip() and not portal.base_url.endswith("/")
+    assert url_problems(portal.base_url, http_hosts=("localhost", "127.0.0.1")) == []
