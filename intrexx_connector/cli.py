@@ -88,6 +88,18 @@ class _SafeText:
         self._stream.write(writable)
         return len(text)
 
+    def write_document(self, data: bytes) -> None:
+        """A file format whose line ends are part of it (iCalendar's CRLF), as it is: the values in it passed the
+        output contract (no control characters); client secrets are removed and no line is a CI logging command."""
+        self._stream.flush()
+        buffer = getattr(self._stream, "buffer", None)
+        text = CiLog()(scrub(data.decode("utf-8"), _SECRETS))
+        if buffer is None:
+            self._stream.write(text)
+        else:
+            buffer.write(text.encode("utf-8"))
+            buffer.flush()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
@@ -120,10 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="command")
 
-    def command(name, handler, help_text, outputs=True, portal_help="only this portal (default: all)"):
+    def command(name, handler, help_text, outputs=True, portal_help="only this portal (default: all)", fleet=False):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(command=handler)
-        sub.add_argument("--stack", help="Pulumi stack (default: the selected stack; plan: dev)")
+        many: dict = {"action": "append"} if fleet else {}
+        again = " (repeatable: a fleet of stacks)" if fleet else ""
+        sub.add_argument("--stack", help=f"Pulumi stack (default: the selected stack; plan: dev){again}", **many)
         sub.add_argument("--portal", metavar="NAME", help=portal_help)
         sub.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         if outputs:
@@ -131,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                 "--outputs",
                 metavar="FILE",
                 help="JSON of `pulumi stack output --json --show-secrets` ('-' for stdin); "
-                "without it the tool runs that command",
+                f"without it the tool runs that command{again}",
+                **many,
             )
         return sub
 
@@ -198,15 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         portal_help="the portal whose sign-in provider to merge (required)",
     )
     apply.add_argument("--portal-dir", type=_path, required=True, metavar="DIR", help="the Intrexx portal folder")
-    status = command("status", _status, "secret expiry, rotation, EWS status and refresh-token reminders")
-    status.add_argument(
-        "--warn-days",
-        type=_non_negative_int,
-        default=30,
-        metavar="N",
-        help="exit 1 when the published secret expires within N days; also warn when the previous secret, which "
-        "Intrexx may still hold, stops working within N days (default 30)",
+    status = command(
+        "status",
+        _status,
+        "secret expiry, rotation, EWS status and refresh-token reminders, for one stack or several (each "
+        "--outputs FILE is named by the --stack at the same position, or by its file name)",
+        fleet=True,
     )
+    _status_arguments(status)
     notice = command(
         "rotation-notice",
         _rotation_notice,
@@ -614,24 +628,153 @@ def _doctor(args) -> int:
 # status -----------------------------------------------------------------------------------------------------
 
 
-def _status(args) -> int:
-    from .status import portal_status
+def _status_arguments(status) -> None:
+    status.add_argument(
+        "--warn-days",
+        type=_non_negative_int,
+        default=30,
+        metavar="N",
+        help="exit 1 when something is due within N days: the published secret expires, the Intrexx refresh "
+        "tokens must be requested again, EWS is switched off; also warn when the previous secret, which Intrexx "
+        "may still hold, stops working within N days (default 30)",
+    )
+    status.add_argument(
+        "--format",
+        choices=("text", "json", "ics", "prometheus", "html"),
+        help="text (default), json (as --json), ics (an iCalendar file), prometheus (node_exporter textfile "
+        "metrics), html (one self-contained report)",
+    )
+    status.add_argument(
+        "--out", type=_path, metavar="FILE", help="write the report to FILE (atomically) instead of stdout"
+    )
+    status.add_argument(
+        "--alarm-days",
+        type=_alarm_days,
+        default=None,
+        metavar="N,N",
+        help="ics: reminders this many days before each event (default 14,3)",
+    )
+    status.add_argument(
+        "--notify",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="post one message to a Microsoft Teams (Workflows) or Slack incoming webhook when something is due; "
+        "without URL, the URL is read from INTREXX_NOTIFY_WEBHOOK (keep it there: it is a secret)",
+    )
 
-    stack = args.stack or "<stack>"
-    reports = [portal_status(p, today(), args.warn_days, stack) for p in _portals(args, need_secrets=False)]
-    if args.json:
-        _emit_json({"warnDays": args.warn_days, "portals": [r.as_dict() for r in reports]})
-    else:
-        for report in reports:
-            print(
-                f"{report.name}: published secret {report.secret_key_id} expires {report.secret_expires_at} (in "
-                f"{report.days_left} days), next rotation {report.rotates_at}; the previous secret "
-                f"{report.previous_secret_key_id}, which Intrexx may still hold, stops working on "
-                f"{report.previous_secret_stops}"
+
+def _alarm_days(value: str) -> tuple[int, ...]:
+    try:
+        days = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        days = ()
+    if not days or any(not 0 <= day <= 365 for day in days):
+        raise argparse.ArgumentTypeError(f"must be days from 0 to 365, separated by commas, got {value!r}")
+    return days
+
+
+def _status_sources(args) -> list[tuple[str | None, str | None]]:
+    """(stack name, outputs file) per stack of the fleet: each --outputs FILE is named by the --stack at the same
+    position, else by its file name; --stack alone reads `pulumi stack output` of each stack."""
+    from .errors import UsageError
+    from .status import STACK_NAME
+
+    stacks, files = args.stack or [], args.outputs or []
+    for stack in stacks:
+        if not STACK_NAME.fullmatch(stack):
+            raise UsageError(
+                f"--stack {stack!r}: not a Pulumi stack name ([org/][project/]stack of letters, digits, '-', '_', '.')"
             )
-            for message in report.messages + ([report.refresh_token_reminder] if report.refresh_token_reminder else []):
-                print(f"  {message}")
-    return 1 if any(r.expiring for r in reports) else 0
+    if files.count("-") > 1:
+        raise UsageError("--outputs -: stdin can be read once")
+    if not files:
+        return [(stack, None) for stack in stacks] or [(None, None)]
+    if stacks and len(stacks) != len(files):
+        raise UsageError(
+            f"{len(files)} --outputs and {len(stacks)} --stack: give one --stack per --outputs (same order) to name "
+            "them, or none (each file is then named by its file name)"
+        )
+    names = stacks or [None if path == "-" else Path(path).stem for path in files]
+    return list(zip(names, files, strict=True))
+
+
+def _status(args) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from .stack_outputs import read_portals
+    from .status import fleet_status, stack_label
+
+    webhook = None
+    if args.notify is not None:
+        from .notify import ENVIRONMENT_VARIABLE, parse_webhook
+
+        url = args.notify or os.environ.get(ENVIRONMENT_VARIABLE, "")
+        source = "--notify" if args.notify else ENVIRONMENT_VARIABLE
+        if url:
+            _SECRETS.add(url)  # never printed, whatever goes wrong
+        if not url:
+            from .errors import UsageError
+
+            raise UsageError(f"--notify: no URL given and {ENVIRONMENT_VARIABLE} is not set")
+        webhook = parse_webhook(url, source)
+    stacks = [
+        (stack_label(stack), read_portals(path, stack, args.portal, need_secrets=False))
+        for stack, path in _status_sources(args)
+    ]
+    now = datetime.now(UTC).replace(microsecond=0)
+    fleet = fleet_status(stacks, today(), args.warn_days)
+    form = "json" if args.json else (args.format or "text")
+    _write_report(_status_report(fleet, form, now, args.alarm_days), args.out)
+    if webhook is not None:
+        from .notify import notify
+
+        if notify(fleet, webhook):
+            print(f"posted one message to the {webhook.kind.value} webhook", file=sys.stderr)
+    return 1 if fleet.due else 0
+
+
+def _status_report(fleet, form: str, now, alarm_days) -> bytes:
+    if form == "json":
+        return (json.dumps(fleet.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    if form == "ics":
+        from .status_ics import DEFAULT_ALARM_DAYS, fleet_calendar
+
+        return fleet_calendar(fleet, now, alarm_days or DEFAULT_ALARM_DAYS)
+    if form == "prometheus":
+        from .status_metrics import fleet_metrics
+
+        return fleet_metrics(fleet, now)
+    if form == "html":
+        from .status_report import fleet_report
+
+        return fleet_report(fleet, now).encode("utf-8")
+    lines = []
+    for entry in fleet.entries:
+        report = entry.status
+        lines.append(
+            f"{entry.stack}/{report.name}: published secret {report.secret_key_id} expires {report.secret_expires_at} "
+            f"(in {report.days_left} days), next rotation {report.rotates_at}; the previous secret "
+            f"{report.previous_secret_key_id}, which Intrexx may still hold, stops working on "
+            f"{report.previous_secret_stops}; next: {entry.next.title} on {entry.next.day}"
+        )
+        reminder = [report.refresh_token_reminder] if report.refresh_token_reminder else []
+        lines += [f"  {message}" for message in report.messages + reminder]
+    due = sum(1 for entry in fleet.entries if entry.status.due)
+    lines.append(f"{due} of {len(fleet.entries)} portal(s) due within {fleet.warn_days} days")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _write_report(data: bytes, out: Path | None) -> None:
+    if out is None:
+        write = getattr(sys.stdout, "write_document", None)
+        write(data) if write else sys.stdout.write(data.decode("utf-8"))
+        return
+    from .files import write_atomic
+
+    write_atomic(out, data, 0o644)  # no secret in any format: node_exporter and web servers may read it
+    print(f"status written to {out}", file=sys.stderr)
 
 
 # rotation-notice --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import re
 import pytest
 from hypothesis import settings
 
-pytest_plugins = ["idp_fixture"]
+pytest_plugins = ["idp_fixture", "tools"]
 
 # No per-example deadline: on a loaded 2-core CI machine a slow example is not a failure (speed targets live in
 # `make bench`, never in tests).
