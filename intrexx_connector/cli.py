@@ -757,10 +757,10 @@ def _status_report(fleet, form: str, now, alarm_days) -> bytes:
             f"{entry.stack}/{report.name}: published secret {report.secret_key_id} expires {report.secret_expires_at} "
             f"(in {report.days_left} days), next rotation {report.rotates_at}; the previous secret "
             f"{report.previous_secret_key_id}, which Intrexx may still hold, stops working on "
-            f"{report.previous_secret_stops}; next: {entry.next.title} on {entry.next.day}"
+            f"{report.previous_secret_stops}"
+            + (f"; MS365 refresh tokens due {report.refresh_tokens_due}" if report.refresh_tokens_due else "")
         )
-        reminder = [report.refresh_token_reminder] if report.refresh_token_reminder else []
-        lines += [f"  {message}" for message in report.messages + reminder]
+        lines += [f"  {message}" for message in report.messages]
     due = sum(1 for entry in fleet.entries if entry.status.due)
     lines.append(f"{due} of {len(fleet.entries)} portal(s) due within {fleet.warn_days} days")
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -114,8 +114,7 @@ def slack_text(value: str) -> str:
 
 def _line(entry: FleetEntry, today_days: int) -> str:
     return (
-        f"{entry.stack} / {entry.portal.name}: {entry.next.title} on "
-        f"{entry.next.day.isoformat()} ({today_days} days)"
+        f"{entry.stack} / {entry.portal.name}: {entry.next.title} on {entry.next.day.isoformat()} ({today_days} days)"
     )
 
 
