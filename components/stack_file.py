@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from .config import NAMESPACE, STACK_KEYS, StackSettings, parse_stack_config, provider_environment
+from .text import TextFileError, read_text_file
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 64
@@ -501,20 +502,12 @@ def stack_file_path(stack: str, project_dir: Path) -> Path:
 def read_stack_file(path: Path) -> StackFile:
     """Read and check a stack file. Raises FileNotFoundError when it does not exist, StackFileError otherwise."""
     path = Path(path)
+    # The tool's one file reader (components/text.py): UTF-8, or UTF-16 with a byte order mark, as go-yaml v3 reads
+    # it for Pulumi (readerc.go, yaml_parser_determine_encoding: "If no BOM is found, the UTF-8 encoding is assumed").
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise
-    except OSError as error:
-        raise StackFileError(f"{path.name}: cannot read it ({error.strerror})") from None
-    if len(data) > MAX_BYTES:
-        raise StackFileError(f"{path.name}: larger than {MAX_BYTES} bytes; is this a stack file?")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise StackFileError(f"{path.name}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from None
+        text = read_text_file(path, path.name, MAX_BYTES)
+    except TextFileError as error:
+        raise StackFileError(str(error)) from None
     document = load_yaml(text, path.name)
     if document is None:
         document = {}

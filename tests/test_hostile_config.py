@@ -55,7 +55,7 @@ def alias_bomb(levels: int = 9) -> str:
 STACK_FILE_ATTACKS = {
     "top level is a list": ("- a\n- b\n", "StackFileError: Pulumi.attack.yaml: must be a mapping"),
     "top level is a scalar": ("just text\n", "StackFileError: Pulumi.attack.yaml: must be a mapping"),
-    "not UTF-8": (b"config:\n  intrexx-exchange:environment: \xff\xfe\n", "not UTF-8 text (byte 0xff)"),
+    "not UTF-8": (b"config:\n  intrexx-exchange:environment: \xff\xfe\n", "not UTF-8 or UTF-16 text (line 2"),
     "a YAML set": (f"config:\n  {PORTALS_KEY}: !!set {{a, b}}\n", "portals: must be a non-empty list"),
     "nesting 600 deep": (f"config:\n  {PORTALS_KEY}: {'[' * 600}{']' * 600}\n", "nesting deeper than 64 levels"),
     "an alias bomb": (alias_bomb(), "expands to more than 100000 values"),

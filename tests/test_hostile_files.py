@@ -292,3 +292,25 @@ def test_the_one_reader_has_one_limit(tmp_path):
         decode_text(b" " * 101, "stdin", limit=100)
     with pytest.raises(FileNotFoundError):
         read_text_file(tmp_path / "absent", "absent")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8 with BOM", "utf-16 LE with BOM", "utf-16 BE with BOM"])
+def test_a_stack_file_is_read_by_the_same_rules_as_go_yaml(tmp_path, capsys, monkeypatch, encoding):
+    """go-yaml v3, which reads stack files for Pulumi, takes UTF-16 with a byte order mark too."""
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_bytes(_encodings_of((ROOT / "Pulumi.dev.yaml").read_text())[encoding])
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--stack", "dev", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    monkeypatch.chdir(ROOT)
+    assert main(["plan", "--stack", "dev", "--json"]) == 0
+    assert planned == json.loads(capsys.readouterr().out)
+
+
+def test_a_utf32_stack_file_is_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_bytes((ROOT / "Pulumi.dev.yaml").read_text().encode("utf-32"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--stack", "dev"]) == 2
+    expected = "StackFileError: Pulumi.dev.yaml: UTF-32 text, which is not read; save it as UTF-8\n"
+    assert capsys.readouterr().err == expected
