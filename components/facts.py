@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +45,59 @@ LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1")
 
 # Client secrets ---------------------------------------------------------------------------------------------------
 #
-# Each of the two secret slots lives for 2 x secretRotationDays (components/rotation.py). Entra's own ceiling for a
-# password credential is two years (learn.microsoft.com/entra/identity-platform/howto-create-service-principal-portal:
-# "24 months"); the policy pack's default, CISA ScubaGear MS.AAD.5.6v1, is 180 days.
-MIN_ROTATION_DAYS = 7
-MAX_ROTATION_DAYS = 365
+# One rule for how long a client secret lives, shared by the program (components/config.py accepts
+# secretRotationDays within these limits, components/rotation.py makes the secrets) and the policy pack
+# (policy/entra_guardrails.py judges every ApplicationPassword with `secret_lifetime` and `lifetime_allowed`), so
+# that whatever the program accepts passes the pack on every day, rotation day included.
+#
+# The pack's default limit is CISA ScubaGear's baseline MS.AAD.5.6v1: "Application password lifetime SHOULD be
+# restricted to 180 days or less" (cisagov/ScubaGear PowerShell/ScubaGear/baselines/aad.md). Entra's own ceiling for
+# a password credential is two years (learn.microsoft.com/entra/identity-platform/howto-create-service-principal-portal:
+# "24 months"); the pack's maxSecretLifetimeDays may be set up to it.
+#
+# Each of the two secret slots ends 2 x secretRotationDays after the first day (00:00 UTC) of the period it is made
+# in (components/rotation.py). The pack measures from the moment it runs (or an earlier startDate), and the program
+# plans for the UTC date of that moment, so the longest lifetime the pack can see is on the rotation day at 00:00
+# UTC: exactly 2 x secretRotationDays. The program therefore accepts at most half the pack's default limit.
+DEFAULT_MAX_SECRET_DAYS = 180
 ENTRA_MAX_SECRET_DAYS = 730
+MIN_ROTATION_DAYS = 7
+MAX_ROTATION_DAYS = DEFAULT_MAX_SECRET_DAYS // 2  # 90: 2 x 90 = 180
 
 
 def secret_lifetime_days(rotation_days: int) -> int:
     """How long each secret made with `rotation_days` lives, from the first day of the period it is made in."""
-    return min(2 * rotation_days, ENTRA_MAX_SECRET_DAYS)
+    return 2 * rotation_days
 
 
 def largest_rotation_days(max_lifetime: timedelta) -> int:
-    """The largest secretRotationDays whose secrets a lifetime limit allows (0 when none does)."""
-    return max(0, min(MAX_ROTATION_DAYS, max_lifetime.days // 2))
+    """The largest secretRotationDays the program accepts whose secrets a lifetime limit allows (0 when none
+    does)."""
+    return max(0, min(MAX_ROTATION_DAYS, max_lifetime // timedelta(days=2)))
+
+
+def rotation_days_advice(max_lifetime: timedelta) -> str:
+    """What an intrexx-exchange user does about a lifetime limit: the secretRotationDays that fit it."""
+    fits = largest_rotation_days(max_lifetime)
+    if fits < MIN_ROTATION_DAYS:
+        shortest = secret_lifetime_days(MIN_ROTATION_DAYS)
+        return f"no secretRotationDays fits: the shortest, {MIN_ROTATION_DAYS}, makes secrets that live {shortest} days"
+    return f"set secretRotationDays to {fits} or less (each secret lives 2 x secretRotationDays days)"
+
+
+def secret_lifetime(end: datetime, now: datetime, start: datetime | None = None) -> timedelta:
+    """How long a secret ending at `end` lives, as the policy pack measures it: from `now`, or from its start date
+    when that lies in the past (Entra's app management policy counts passwordLifetime from startDateTime). All
+    three are timezone-aware; subtracting them never overflows, whatever their years and offsets."""
+    return end - (now if start is None else min(now, start))
+
+
+def lifetime_allowed(lifetime: timedelta, max_days: float) -> bool:
+    """The pack's rule: a lifetime of at most `max_days` days (inclusive); `max_days` is 1..ENTRA_MAX_SECRET_DAYS."""
+    return lifetime <= timedelta(days=max_days)
+
+
+assert secret_lifetime_days(MAX_ROTATION_DAYS) <= DEFAULT_MAX_SECRET_DAYS <= ENTRA_MAX_SECRET_DAYS
 
 
 # Resource applications --------------------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 Time is cut into periods of R = `secretRotationDays` days, counted from EPOCH. Slot 0 gets a new secret in
 every even period, slot 1 in every odd one, so each slot is replaced every 2R days and the two are R days
-apart. A secret made in period p expires 2R days after the period began (at most 730 days, Entra's limit),
-so the secret published before it stays valid until the next period boundary, and is deleted only when its
-own slot rotates. Everything is a function of the date alone: runs on the same day, or anywhere in the same
-period, ask Entra for identical inputs, and the first run after a boundary replaces exactly one slot.
+apart. A secret made in period p expires 2R days after the period began (at most 180 days: R is at most
+facts.MAX_ROTATION_DAYS, so that every secret passes the policy pack's lifetime limit on every day), so the
+secret published before it stays valid until the next period boundary, and is deleted only when its own slot
+rotates. Everything is a function of the date alone: runs on the same day, or anywhere in the same period, ask
+Entra for identical inputs, and the first run after a boundary replaces exactly one slot.
 """
 
 from dataclasses import dataclass

@@ -266,9 +266,9 @@ def test_public_client_flows_follow_the_connector():
     )
 
 
-@pytest.mark.parametrize("value", ["6", "366", "ninety", "30.5", "", "true", "1e2"])
+@pytest.mark.parametrize("value", ["6", "91", "120", "366", "ninety", "30.5", "", "true", "1e2"])
 def test_rotation_days_range_and_type(value):
-    expected = "secretRotationDays: must be an integer from 7 to 365"
+    expected = "secretRotationDays: must be an integer from 7 to 90"
     assert problems([HR], secretRotationDays=value)[0].startswith(expected)
 
 

@@ -495,8 +495,8 @@ def test_a_report_only_block_of_groups_warns():
 # App management policies ------------------------------------------------------------------------------------
 
 
-def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, monkeypatch, standin, tmp_path):
-    policy = default_policy(password_restriction("passwordLifetime", "P180D", "2025-01-01T00:00:00Z"))
+def test_a_90_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, monkeypatch, standin, tmp_path):
+    policy = default_policy(password_restriction("passwordLifetime", "P90D", "2025-01-01T00:00:00Z"))
     text, machine = both(
         capsys,
         monkeypatch,
@@ -506,13 +506,13 @@ def test_a_180_day_lifetime_fails_with_the_largest_rotation_that_fits(capsys, mo
         [HR],
         "--deployer-client-id",
         DEPLOYER_APP,
-        secretRotationDays=120,
+        secretRotationDays=60,
     )
     assert text.code == 1
     assert "FAIL  app-management-policy" in text.out
     assert (
-        "tenant default policy: secrets may live at most 180 days (P180D) for applications created since "
-        "2025-01-01; ours live up to 240 days (2 x secretRotationDays 120): secretRotationDays 90 or less fits"
+        "tenant default policy: secrets may live at most 90 days (P90D) for applications created since "
+        "2025-01-01; ours live up to 120 days (2 x secretRotationDays 60): secretRotationDays 45 or less fits"
         in text.out
     )
     assert "CredentialInvalidLifetimeAsPerAppPolicy" in machine.check("app-management-policy")["remedy"]

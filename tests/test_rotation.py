@@ -5,10 +5,10 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.facts import ENTRA_MAX_SECRET_DAYS as MAX_SECRET_DAYS
+from components.facts import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 from components.rotation import EPOCH, period_start, secret_schedule
 
-rotation_days = st.integers(min_value=7, max_value=365)
+rotation_days = st.integers(min_value=MIN_ROTATION_DAYS, max_value=MAX_ROTATION_DAYS)
 days = st.dates(min_value=date(2025, 1, 1), max_value=date(2040, 12, 31))
 
 
@@ -29,13 +29,13 @@ def test_schedule_is_a_function_of_the_period(today, r):
 def test_slot_lifetimes(today, r):
     schedule = secret_schedule(today, r)
     for slot in schedule.slots:
-        assert slot.expires - slot.created_in == timedelta(days=min(2 * r, MAX_SECRET_DAYS))
+        assert slot.expires - slot.created_in == timedelta(days=2 * r)
         assert slot.created_in <= today < slot.expires
     assert schedule.newer.created_in <= today < schedule.rotates_at
     older = schedule.slots[1 - schedule.newer.index]
     assert schedule.newer.created_in - older.created_in == timedelta(days=r)
     # the published secret outlives the next rotation by R days
-    assert schedule.newer.expires - schedule.rotates_at >= timedelta(days=min(r, MAX_SECRET_DAYS - r))
+    assert schedule.newer.expires - schedule.rotates_at >= timedelta(days=r)
 
 
 @st.composite
