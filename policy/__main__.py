@@ -4,12 +4,19 @@ The engine starts it as `python -u -m pulumi.policy <engine address> <pack folde
 (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go, RunPlugin); `pulumi.policy` runs this file, and
 `PolicyPack(...)` serves the Analyzer gRPC service on 127.0.0.1 and prints its port (pulumi_policy/policy.py).
 The rules live in entra_guardrails.py; this file only declares the policies. See README.md for the config keys.
+entra_guardrails.py loads ../components/facts.py by its path; without it the pack stops with one line saying so.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import entra_guardrails as rules
+try:
+    import entra_guardrails as rules
+except ImportError as error:  # entra_guardrails.FactsNotFound, or a dependency missing from policy/venv
+    raise SystemExit(f"entra-app-guardrails cannot start: {error}") from None
+import pulumi_policy.policy
+from google.protobuf import json_format, struct_pb2
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -24,6 +31,48 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 PACK_DIR = Path(__file__).resolve().parent
+
+
+class _FiniteJsonFormat:
+    """google.protobuf.json_format as the SDK's servicer uses it, except that a number JSON cannot hold (NaN,
+    +-Infinity: a program may write float("inf") into any property, and protobuf carries it) reaches the policies
+    as the string protobuf's JSON mapping names it ("NaN", "Infinity", "-Infinity"), where MessageToDict itself
+    raises ValueError ("Fail to serialize Infinity for Value.number_value") and fails the whole preview with a gRPC
+    error. pulumi_policy/policy.py reads
+    every Struct it receives through `json_format.MessageToDict` (Analyze, AnalyzeStack, Remediate, Configure)."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(json_format, name)
+
+    @staticmethod
+    def MessageToDict(message, **options):  # noqa: N802 - the name the SDK calls
+        try:
+            return json_format.MessageToDict(message, **options)
+        except ValueError:
+            finite = type(message)()
+            finite.CopyFrom(message)
+            _name_non_finite_numbers(finite)
+            return json_format.MessageToDict(finite, **options)
+
+
+def _name_non_finite_numbers(message) -> None:
+    values = []
+    if isinstance(message, struct_pb2.Struct):
+        values = list(message.fields.values())
+    elif isinstance(message, struct_pb2.ListValue):
+        values = list(message.values)
+    while values:
+        value = values.pop()
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            value.string_value = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[str(value.number_value)]
+        elif kind == "struct_value":
+            values.extend(value.struct_value.fields.values())
+        elif kind == "list_value":
+            values.extend(value.list_value.values)
+
+
+pulumi_policy.policy.json_format = _FiniteJsonFormat()  # type: ignore[assignment]
 DEFAULT_CATALOGUE = "../components/catalogue.yaml"  # the intrexx-exchange permission catalogue, beside this pack
 
 
@@ -90,7 +139,7 @@ def _stack_policy(find):
 password_lifetime = ResourceValidationPolicy(
     name="application-password-lifetime",
     description="Client secrets (ApplicationPassword) need an endDate at most maxSecretLifetimeDays ahead "
-    "(default 180: CISA ScubaGear MS.AAD.5.6v1).",
+    "(default 180: CISA ScubaGear MS.AAD.5.6v1; intrexx-exchange secrets live 2 x secretRotationDays).",
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
     config_schema=PolicyConfigSchema(
@@ -98,13 +147,17 @@ password_lifetime = ResourceValidationPolicy(
             "maxSecretLifetimeDays": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": 730,
+                "maximum": rules.ENTRA_MAX_SECRET_DAYS,
                 "default": rules.DEFAULT_MAX_SECRET_DAYS,
-                "description": "Longest allowed secret lifetime in days (Entra's limit: 730).",
+                "description": "Longest allowed secret lifetime in days (Entra's limit: "
+                f"{rules.ENTRA_MAX_SECRET_DAYS}); intrexx-exchange stacks fit it with secretRotationDays of at most "
+                "half of it.",
             },
         }
     ),
-    remediation_steps="Set end_date on the ApplicationPassword to at most maxSecretLifetimeDays from today.",
+    remediation_steps="In an intrexx-exchange stack, lower secretRotationDays to at most half of "
+    "maxSecretLifetimeDays (each secret lives 2 x secretRotationDays days); in another program, set end_date on the "
+    "ApplicationPassword to at most maxSecretLifetimeDays from today.",
     validate=_resource_policy(
         (rules.APPLICATION_PASSWORD,),
         lambda args: rules.password_lifetime(

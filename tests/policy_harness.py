@@ -34,9 +34,12 @@ What the engine does, and where it is written (pulumi/pulumi at 3.260-3.272, pul
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.util
 import os
 import queue
 import subprocess
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field, replace
@@ -77,6 +80,32 @@ ENGINE_LEVELS = {
     analyzer_pb2.REMEDIATE: "remediate",
 }
 LEVELS = {name: value for value, name in ENGINE_LEVELS.items()}
+
+
+# The pack's modules in this interpreter ---------------------------------------------------------------------------
+
+
+def _module_from(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def pack_rules():
+    """policy/entra_guardrails.py, imported here as the pack imports it (it needs only the standard library, PyYAML,
+    ada-url and components/facts.py, which it loads by path), to call its rules directly."""
+    return _module_from(PACK_DIR / "entra_guardrails.py", "entra_guardrails")
+
+
+@functools.cache
+def sdk_proxy():
+    """pulumi_policy/proxy.py from the pack's venv (standard library only): the unknown-checking proxies the SDK
+    wraps every resource's properties in before a policy sees them (pulumi_policy/policy.py, Analyze)."""
+    [path] = PACK_DIR.glob("venv/lib/python3*/site-packages/pulumi_policy/proxy.py")
+    return _module_from(path, "pulumi_policy_proxy")
 
 
 # The simulated tenant: the one place this harness reaches it. -----------------------------------------------------
@@ -463,21 +492,29 @@ class PolicyPackProcess:
             text=True,
         )
         lines: queue.Queue = queue.Queue()
+
+        def read_stdout() -> None:
+            for line in self.process.stdout:
+                lines.put(line)
+            lines.put("")  # end of output: the pack has exited
+
         self.readers = [
-            threading.Thread(target=lambda: [lines.put(line) for line in self.process.stdout] and None, daemon=True),
+            threading.Thread(target=read_stdout, daemon=True),
             threading.Thread(target=lambda: self.stderr_lines.extend(self.process.stderr), daemon=True),
         ]
         for reader in self.readers:
             reader.start()
+        first = None
         try:
             first = lines.get(timeout=self.timeout)
             port = int(first.strip())
         except (queue.Empty, ValueError) as error:
+            what = f"printed no port within {self.timeout} s ({error!r})"
+            if first == "":  # the pack exited before printing its port: wait for its last words
+                what = f"exited with code {self.process.wait(timeout=self.timeout)} before printing its port"
+                self.readers[1].join(timeout=5)
             self.stop()
-            raise PackFailedToStart(
-                f"the pack printed no port within {self.timeout} s "
-                f"({error!r}); stderr: {''.join(self.stderr_lines)[-2000:]}"
-            ) from None
+            raise PackFailedToStart(f"the pack {what}; stderr: {''.join(self.stderr_lines)[-2000:]}") from None
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(self.channel).result(timeout=self.timeout)
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)

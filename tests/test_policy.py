@@ -6,7 +6,8 @@ One pack process per module (tests/policy_harness.py starts it like the engine: 
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
+import shutil
+from datetime import UTC, date, datetime, time, timedelta
 from importlib.metadata import version
 
 import policy_harness as harness
@@ -14,7 +15,14 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from helpers import ROOT, TODAY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from policy_harness import Secret, Unknown
+
+from components import facts
+from components.facts import DEFAULT_MAX_SECRET_DAYS, MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
+from components.rotation import EPOCH, period_start, secret_schedule
+from components.stack_file import load_stack_settings
 
 STACKS = ("dev", "prod")
 PACK_NAME = "entra-app-guardrails"
@@ -167,7 +175,10 @@ def test_secret_longer_than_180_days_is_mandatory_violation(pack, stacks):
         secret.urn,
     )
     assert "lies 730 days after today (2026-11-24): more than maxSecretLifetimeDays (180)" in violation.message
-    assert f"Fix: set endDate to {iso(NOW + timedelta(days=180))} or earlier" in violation.message
+    assert (
+        "Fix: in an intrexx-exchange stack, set secretRotationDays to 90 or less (each secret lives 2 x "
+        f"secretRotationDays days); in another program, set endDate to {iso(NOW + timedelta(days=180))} or earlier"
+    ) in violation.message
 
 
 def test_secret_of_exactly_180_days_passes(pack, stacks):
@@ -273,6 +284,110 @@ def test_enforcement_level_from_config(pack, stacks):
     assert {v.level for v in pack.analyze_all(stacks["dev"])} == {"advisory"}
     pack.configure({"all": "disabled", "application-password-lifetime": {"maxSecretLifetimeDays": 30}})
     assert pack.analyze_all(stacks["dev"]) == []
+
+
+# One rule for secret lifetime, shared with the program (components/facts.py) -----------------------------------
+
+rules = harness.pack_rules()
+ROTATION_DAYS = st.integers(min_value=MIN_ROTATION_DAYS, max_value=MAX_ROTATION_DAYS)
+
+
+def midnight(day):
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+@settings(max_examples=80)
+@given(r=ROTATION_DAYS, first=st.dates(min_value=EPOCH, max_value=date(2080, 12, 31)), late=st.integers(0, 86399))
+def test_every_secret_the_program_makes_passes_the_pack_on_every_day(r, first, late):
+    """Every accepted secretRotationDays, every day of two full periods, both slots: the end date the program gives
+    each ApplicationPassword passes the pack's lifetime rule with its default limit, measured as the pack measures
+    it (from the moment it runs: midnight UTC, the worst case, and a later moment of the same day)."""
+    start = period_start((first - EPOCH).days // r, r)
+    for offset in range(2 * r):
+        day = start + timedelta(days=offset)
+        for slot in secret_schedule(day, r).slots:
+            props = {"endDate": slot.end_date, "displayName": f"intrexx-exchange slot {slot.index}"}
+            for moment in (midnight(day), midnight(day) + timedelta(seconds=late)):
+                assert rules.password_lifetime(props, DEFAULT_MAX_SECRET_DAYS, moment) == [], (r, day, slot)
+
+
+def test_the_longest_accepted_rotation_reaches_the_limit_on_its_rotation_day():
+    """2 x MAX_ROTATION_DAYS is the pack's default limit exactly: one day more would fail, so the program refuses it."""
+    day = period_start(4, MAX_ROTATION_DAYS)
+    newer = secret_schedule(day, MAX_ROTATION_DAYS).newer
+    end = datetime.fromisoformat(newer.end_date)
+    assert facts.secret_lifetime(end, midnight(day)) == timedelta(days=DEFAULT_MAX_SECRET_DAYS)
+    assert rules.password_lifetime({"endDate": newer.end_date}, DEFAULT_MAX_SECRET_DAYS, midnight(day)) == []
+    with pytest.raises(ValueError, match=r"rotation_days must be 7\.\.90"):
+        secret_schedule(day, MAX_ROTATION_DAYS + 1)
+    longer = iso(midnight(day) + timedelta(days=facts.secret_lifetime_days(MAX_ROTATION_DAYS + 1)))
+    [violation] = rules.password_lifetime({"endDate": longer}, DEFAULT_MAX_SECRET_DAYS, midnight(day))
+    assert "set secretRotationDays to 90 or less" in violation
+
+
+@settings(max_examples=80)
+@given(data=st.data(), limit=st.integers(min_value=2 * MIN_ROTATION_DAYS, max_value=facts.ENTRA_MAX_SECRET_DAYS))
+def test_a_lower_limit_names_the_rotation_that_fits_it(data, limit):
+    """maxSecretLifetimeDays stays meaningful: the secretRotationDays the violation names passes that limit on every
+    day, one more does not (while the program accepts it)."""
+    fits = facts.largest_rotation_days(timedelta(days=limit))
+    r = data.draw(st.integers(min_value=MIN_ROTATION_DAYS, max_value=fits), label="secretRotationDays")
+    day = period_start(data.draw(st.integers(0, 400), label="period"), r)
+    for offset in range(2 * r):
+        for slot in secret_schedule(day + timedelta(days=offset), r).slots:
+            now = midnight(day + timedelta(days=offset))
+            assert rules.password_lifetime({"endDate": slot.end_date}, limit, now) == []
+    if fits < MAX_ROTATION_DAYS:
+        newer = secret_schedule(period_start(10, fits + 1), fits + 1).newer
+        [violation] = rules.password_lifetime({"endDate": newer.end_date}, limit, midnight(newer.created_in))
+        assert f"set secretRotationDays to {fits} or less" in violation
+
+
+def test_a_limit_below_the_shortest_rotation_says_none_fits(pack, stacks):
+    pack.configure({"application-password-lifetime": {"maxSecretLifetimeDays": 10}})
+    violations = pack.analyze_all(stacks["dev"])
+    assert violations and all(
+        "no secretRotationDays fits: the shortest, 7, makes secrets that live 14 days" in v.message for v in violations
+    )
+
+
+def test_shipped_stacks_pass_on_their_rotation_day():
+    """A day that starts a period for both shipped stacks (30 and 90 days): the newer secrets live the longest
+    they ever do, and the pack, pinned to that day like the program, passes them."""
+    rotations = {stack: load_stack_settings(stack, ROOT, TODAY).secret_rotation_days for stack in STACKS}
+    assert rotations == {"dev": 30, "prod": 90}
+    day = period_start(((TODAY - EPOCH).days // 90) + 1, 90)
+    with harness.PolicyPackProcess(env={"INTREXX_EXCHANGE_TODAY": day.isoformat()}, timeout=15) as process:
+        process.configure_stack()
+        process.configure()
+        for stack in STACKS:
+            resources = harness.from_recorded(harness.recorded_resources(stack, day), stack)
+            ends = [datetime.fromisoformat(r.inputs["endDate"]) for r in resources if r.type == PASSWORD]
+            assert max(ends) - midnight(day) == timedelta(days=2 * rotations[stack])
+            assert process.analyze_all(resources) + process.analyze_stack(resources) == []
+
+
+def test_the_pack_loads_the_shared_facts_by_path():
+    source = (harness.PACK_DIR / "entra_guardrails.py").read_text()
+    assert "spec_from_file_location" in source and 'PACK_DIR.parent / "components" / "facts.py"' in source
+    assert rules.facts.__file__ == str(ROOT / "components" / "facts.py")
+    assert rules.DEFAULT_MAX_SECRET_DAYS == facts.DEFAULT_MAX_SECRET_DAYS == 180
+    assert set(facts.LOOPBACK_HOSTS) == rules.LOOPBACK_HOSTS and rules.GRAPH_APP_ID == facts.GRAPH_APP_ID
+
+
+def test_without_the_shared_facts_the_pack_stops_with_one_line(tmp_path):
+    """A pack folder copied without ../components/facts.py: no port, exit 1, and the engine shows why."""
+    copy_dir = tmp_path / "policy"
+    copy_dir.mkdir()
+    for name in ("__main__.py", "entra_guardrails.py", "PulumiPolicy.yaml"):
+        shutil.copy(harness.PACK_DIR / name, copy_dir / name)
+    with pytest.raises(harness.PackFailedToStart) as failure:
+        harness.PolicyPackProcess(pack_dir=copy_dir, timeout=15).start()
+    message = str(failure.value)
+    assert "exited with code 1" in message
+    assert f"entra-app-guardrails cannot start: {tmp_path / 'components' / 'facts.py'} not found" in message
+    assert "copy components/facts.py and components/catalogue.yaml along with the policy folder" in message
+    assert "Traceback" not in message
 
 
 # Applications -------------------------------------------------------------------------------------------------------
@@ -624,3 +739,331 @@ def test_config_example_in_readme_is_valid_json_for_the_pack(pack):
     sent = pack.configure(example)
     names = {p.name for p in pack.info().policies}
     assert set(example) <= names | {"all"} and sent["tenant-wide-mailbox-roles"]["enforcementLevel"] == "mandatory"
+
+
+# Any property shape: a violation or nothing, never an error -------------------------------------------------------
+
+FULL_ACCESS_AS_APP = "dc890d15-9560-4a4c-9b7f-a736ec74ec40"
+KEYS = (
+    "web",
+    "redirectUris",
+    "requiredResourceAccesses",
+    "resourceAccesses",
+    "resourceAppId",
+    "id",
+    "type",
+    "appRoleId",
+    "endDate",
+    "endDateRelative",
+    "startDate",
+    "signInAudience",
+    "fallbackPublicClientEnabled",
+    "notes",
+    "serviceManagementReference",
+    "owners",
+    "clientId",
+    "applicationId",
+    "objectId",
+)
+SAMPLES = (
+    "Role",
+    "Scope",
+    "Web",
+    "AzureADMyOrg",
+    FULL_ACCESS_AS_APP,
+    FULL_ACCESS_AS_APP.upper(),
+    "{" + FULL_ACCESS_AS_APP + "}",
+    "urn:uuid:" + FULL_ACCESS_AS_APP,
+    "2027-01-15T00:00:00Z",
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59-23:59",
+    "2026-13-45T00:00:00Z",
+    "4320h",
+    "-4320h",
+    "2562048h",
+    "1e400h",
+    "https://intrexx.contoso.example/cb",
+    "http://evil.example\\@localhost/cb",
+    "http://localhost:8080/cb",
+    "http://[::1",
+    "https://*.contoso.example/",
+    "/applications/" + FULL_ACCESS_AS_APP,
+    "##vso[task.setvariable variable=x]y",
+    "\x1b[31m\u202e",
+    "",
+)
+
+
+def property_trees(text, numbers, extra_leaves=()):
+    leaves = st.one_of(st.none(), st.booleans(), numbers, st.floats(), text, st.sampled_from(SAMPLES), *extra_leaves)
+    return st.recursive(
+        leaves,
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | text, children, max_size=4)
+        ),
+        max_leaves=16,
+    )
+
+
+ANY_TEXT = st.text(max_size=24)
+ANY_NUMBER = st.integers()
+
+
+def properties(text=ANY_TEXT, numbers=ANY_NUMBER, extra_leaves=()):
+    return st.dictionaries(st.sampled_from(KEYS), property_trees(text, numbers, extra_leaves), max_size=8)
+
+
+def catalogue():
+    return rules.load_role_catalogue(str(ROOT / "components" / "catalogue.yaml"))
+
+
+def every_resource_rule(props, today, max_days):
+    """Each resource rule on `props`, as the policies call them; an UnknownValueError from the SDK's proxy counts
+    as what the SDK makes of it: the preview advisory."""
+    calls = (
+        lambda: rules.password_lifetime(props, max_days, today),
+        lambda: rules.redirect_uris(rules.APPLICATION, props),
+        lambda: rules.redirect_uris(rules.APPLICATION_REDIRECT_URIS, props),
+        lambda: rules.sign_in_audience(props, (rules.DEFAULT_SIGN_IN_AUDIENCE,)),
+        lambda: rules.public_client_flows(props, catalogue().roles),
+        lambda: rules.ownership_notes(props),
+        lambda: rules.mailbox_role_assignment(props, catalogue()),
+    )
+    messages = []
+    for call in calls:
+        try:
+            result = call()
+        except harness.sdk_proxy().UnknownValueError:
+            continue
+        assert isinstance(result, list)
+        messages += result
+    return messages
+
+
+def assert_readable(message):
+    """One printable line: no control or bidirectional characters, no CI logging command."""
+    assert isinstance(message, str) and message.isprintable(), message
+    assert "##" not in message, message
+
+
+MOMENTS = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+LIMITS = st.floats(min_value=1, max_value=730)
+
+
+@settings(max_examples=250)
+@given(props=properties(), today=MOMENTS, max_days=LIMITS)
+def test_resource_rules_are_total_over_any_property_tree(props, today, max_days):
+    for message in every_resource_rule(props, today, max_days):
+        assert_readable(message)
+
+
+@settings(max_examples=120)
+@given(
+    props=properties(extra_leaves=(st.sampled_from(sorted(harness.UNKNOWN_SENTINELS.values())),)),
+    today=MOMENTS,
+    max_days=LIMITS,
+)
+def test_resource_rules_are_total_behind_the_sdks_proxy(props, today, max_days):
+    """What a policy really receives: the SDK's unknown-checking proxies (Mapping and Sequence, not dict and
+    list), with unknown sentinels anywhere."""
+    for message in every_resource_rule(harness.sdk_proxy().unknown_checking_proxy(props), today, max_days):
+        assert_readable(message)
+
+
+STACK_TYPES = (
+    rules.APPLICATION,
+    rules.APPLICATION_REGISTRATION,
+    rules.APPLICATION_OWNER,
+    rules.SERVICE_PRINCIPAL,
+    PASSWORD,
+)
+
+
+STACK_PROPERTIES = properties(extra_leaves=(st.just(rules.UNKNOWN),))
+
+
+@st.composite
+def stack_resources(draw):
+    count = draw(st.integers(min_value=1, max_value=4))
+    urns = [f"urn:pulumi:dev::p::t::r{i}" for i in range(count)]
+    some_urns = st.sets(st.sampled_from(urns), max_size=3)
+    return [
+        rules.StackResource(
+            urn=urn,
+            type=draw(st.sampled_from(STACK_TYPES)),
+            name=f"r{i}",
+            props=draw(STACK_PROPERTIES),
+            dependencies=draw(some_urns),
+            property_dependencies=draw(st.dictionaries(st.sampled_from(KEYS), some_urns, max_size=3)),
+        )
+        for i, urn in enumerate(urns)
+    ]
+
+
+@settings(max_examples=100)
+@given(resources=stack_resources())
+def test_stack_rules_are_total_over_any_property_tree(resources):
+    for find in (rules.applications_without_owner, rules.applications_without_service_principal):
+        for urn, message in find(resources):
+            assert urn in {r.urn for r in resources}
+            assert_readable(message)
+
+
+HOSTILE_SHAPES = [
+    # (resource, inputs, policy that reports it or None, text in its message)
+    ("intranet-app", {"web": ["https://x.example/cb"]}, "web-redirect-uris-https", "web is a list, not an object"),
+    ("intranet-app", {"web": "https://x.example/cb"}, "web-redirect-uris-https", "web is a string, not an object"),
+    ("intranet-app", {"web": {"redirectUris": 5}}, "web-redirect-uris-https", "web.redirectUris is a number"),
+    ("intranet-app", {"web": {"redirectUris": [{"uri": "https://x"}]}}, "web-redirect-uris-https", "an object"),
+    (
+        "intranet-app",
+        {"web": {"redirectUris": ["http://evil.example\\@localhost/cb"]}},
+        "web-redirect-uris-https",
+        "uses http for 'evil.example', not for localhost/127.0.0.1",
+    ),
+    (
+        "intranet-app",
+        {"web": {"redirectUris": ["https://ex%61mple.com/cb"]}},
+        "web-redirect-uris-https",
+        "reaches host 'example.com' in a browser but reads differently elsewhere",
+    ),
+    ("intranet-app", {"web": {"redirectUris": ["http://LOCALHOST:8080/cb"]}}, None, ""),
+    (
+        "intranet-app",
+        {"requiredResourceAccesses": {"resourceAppId": FULL_ACCESS_AS_APP}},
+        "public-client-without-app-roles",
+        "requiredResourceAccesses is an object, not a list",
+    ),
+    (
+        "intranet-app",
+        {"requiredResourceAccesses": [{"resourceAppId": 5, "resourceAccesses": [{"id": 7, "type": "Role"}]}]},
+        "public-client-without-app-roles",
+        "requests application permissions (7)",
+    ),
+    (
+        "intranet-app",
+        {
+            "requiredResourceAccesses": [
+                {"resourceAppId": 5, "resourceAccesses": [{"id": GRAPH_MAIL_SEND.upper(), "type": "Role"}]}
+            ]
+        },
+        "public-client-without-app-roles",
+        "requests application permissions (Mail.Send)",
+    ),
+    ("intranet-app", {"signInAudience": 5}, "single-tenant-sign-in-audience", "signInAudience is 5;"),
+    ("intranet-app", {"signInAudience": ["AzureADMyOrg"]}, "single-tenant-sign-in-audience", "is a list;"),
+    ("intranet-secret-1", {"endDate": 5}, "application-password-lifetime", "endDate 5 is not an RFC 3339 date"),
+    ("intranet-secret-1", {"endDate": {"a": 1}}, "application-password-lifetime", "endDate an object is not"),
+    ("intranet-secret-1", {"endDate": "0001-01-01T00:00:00+05:00"}, None, ""),
+    (
+        "intranet-secret-1",
+        {"startDate": "0001-01-01T00:00:00+05:00"},
+        "application-password-lifetime",
+        "lies 739995.2 days after its startDate 0001-01-01T00:00:00+05:00",
+    ),
+    (
+        "intranet-secret-1",
+        {"endDate": "9999-12-31T23:59:59-23:59"},
+        "application-password-lifetime",
+        "endDate 9999-12-31T23:59:59-23:59 lies",
+    ),
+    ("intranet-secret-1", {"startDate": []}, "application-password-lifetime", "startDate a list is not an RFC 3339"),
+    (
+        "intranet-secret-1",
+        {"endDate": None, "endDateRelative": "2562048h"},
+        "application-password-lifetime",
+        "endDateRelative '2562048h' is not a duration",
+    ),
+    (
+        "intranet-secret-1",
+        {"endDate": None, "endDateRelative": "9223372036854775807ns"},
+        "application-password-lifetime",
+        "endDateRelative 9223372036854775807ns (ends 2319-03-05T23:47:16Z) lies 106752 days",
+    ),
+    (
+        "intranet-secret-1",
+        {"endDate": None, "endDateRelative": 4320},
+        "application-password-lifetime",
+        "endDateRelative 4320 is not a duration",
+    ),
+    (
+        "intranet-secret-1",
+        {"endDate": "2027-01-15T00:00:00Z\n##vso[task.setvariable variable=x]y"},
+        "application-password-lifetime",
+        "endDate '2027-01-15T00:00:00Z\\n\\x23\\x23vso[task.setvariable variable=x]y' is not an RFC 3339 date",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "policy", "text"),
+    HOSTILE_SHAPES,
+    ids=[f"{name}:{'+'.join(values)}:{i}" for i, (name, values, _, _) in enumerate(HOSTILE_SHAPES)],
+)
+def test_hostile_shapes_through_the_engines_protocol(pack, stacks, name, values, policy, text):
+    found = pack.analyze(named(changed(stacks["dev"], name, **values), name))
+    if policy is None:
+        assert found == []
+        return
+    [violation] = found
+    assert violation.policy == policy and text in violation.message, violation.message
+    assert_readable(violation.message.split("\n", 1)[1])
+
+
+@pytest.mark.parametrize(
+    ("app_role_id", "reported"),
+    [
+        pytest.param(FULL_ACCESS_AS_APP.upper(), True, id="upper-case"),
+        pytest.param("{" + FULL_ACCESS_AS_APP + "}", True, id="braces"),
+        pytest.param("urn:uuid:" + FULL_ACCESS_AS_APP, True, id="urn-uuid"),
+        pytest.param(FULL_ACCESS_AS_APP.replace("-", ""), True, id="no-hyphens"),
+        pytest.param(5, False, id="number"),
+        pytest.param([FULL_ACCESS_AS_APP], False, id="list"),
+        pytest.param({"id": FULL_ACCESS_AS_APP}, False, id="object"),
+        pytest.param(GRAPH_USER_READ_ALL.upper(), False, id="other-role"),
+    ],
+)
+def test_mailbox_roles_are_found_in_any_guid_form(pack, stacks, app_role_id, reported):
+    resources = harness.add_resource(
+        stacks["dev"],
+        APP_ROLE_ASSIGNMENT,
+        "role",
+        {"appRoleId": app_role_id, "principalObjectId": OWNER, "resourceObjectId": OWNER},
+    )
+    found = pack.analyze(resources[-1])
+    assert [d.policy for d in found] == (["tenant-wide-mailbox-roles"] if reported else [])
+    if reported:
+        assert f"appRoleId {FULL_ACCESS_AS_APP}" in found[0].message and "full_access_as_app" in found[0].message
+        assert ("which Entra does not take" in found[0].message) == (not facts.is_guid(app_role_id))
+
+
+def test_stack_rules_compare_ids_as_guids(pack, stacks):
+    sandbox = app(stacks["dev"], "sandbox")
+    loose = harness.without_dependencies(
+        changed(stacks["dev"], "sandbox-sp", clientId=sandbox.outputs["clientId"].upper())
+    )
+    assert pack.analyze_stack(loose) == []
+    for hostile in (5, [sandbox.outputs["clientId"]], {"id": 1}):
+        [violation] = pack.analyze_stack(
+            harness.without_dependencies(changed(stacks["dev"], "sandbox-sp", clientId=hostile))
+        )
+        assert violation.policy == "application-has-service-principal" and violation.urn == sandbox.urn
+    for owners in ({"a": OWNER}, "x", [5]):
+        [violation] = pack.analyze_stack(changed(stacks["dev"], sandbox.name, owners=owners))
+        assert violation.policy == "application-has-owner" and violation.urn == sandbox.urn
+
+
+GRPC_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=24)
+GRPC_NUMBERS = st.integers(min_value=-(2**53), max_value=2**53)
+GRPC_TYPES = (rules.APPLICATION, PASSWORD, APP_ROLE_ASSIGNMENT, rules.APPLICATION_REDIRECT_URIS)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(props=properties(GRPC_TEXT, GRPC_NUMBERS), type_=st.sampled_from(GRPC_TYPES))
+def test_any_property_tree_through_the_engines_protocol(pack, stacks, props, type_):
+    """Whatever the engine marshals, every resource policy and both stack policies answer (no gRPC error)."""
+    resources = harness.add_resource(stacks["dev"], type_, "hostile", props)
+    for diagnostic in pack.analyze(resources[-1]):
+        assert_readable(diagnostic.message.replace("\n", " "))
+    for diagnostic in pack.analyze_stack(resources):
+        assert_readable(diagnostic.message.replace("\n", " "))
