@@ -14,6 +14,7 @@ from datetime import date
 
 from components.config import StackSettings
 from components.contract import PORTALS, PortalOutput
+from components.text import for_markdown
 
 from .errors import OutputsError
 
@@ -82,7 +83,11 @@ class RotationNotice:
             "",
             "| portal | environment | the previous secret stops working on |",
             "| --- | --- | --- |",
-            *(f"| {p.portal} | {p.environment} | {p.previous_secret_stops.isoformat()} |" for p in self.portals),
+            # The environment is free text from the stack: literal in the cell (components/text.py, for_markdown).
+            *(
+                f"| {p.portal} | {for_markdown(p.environment)} | {p.previous_secret_stops.isoformat()} |"
+                for p in self.portals
+            ),
             "",
             "Steps, on a machine with the stack's credentials:",
             "",

@@ -221,3 +221,19 @@ def test_the_terminal_shows_invisible_characters_as_escapes():
     assert for_terminal("ZWJ \u200d and ZWNJ \u200c stay: Persian and emoji need them") == (
         "ZWJ \u200d and ZWNJ \u200c stay: Persian and emoji need them"
     )
+
+
+@pytest.mark.parametrize("environment", HOSTILE[:20], ids=_ids(HOSTILE[:20]))
+def test_the_rotation_notice_shows_a_hostile_environment_as_text(environment):
+    from datetime import date
+
+    from intrexx_connector.handover import HandedOver, RotationNotice
+
+    def notice(value: str) -> str:
+        handed = HandedOver("hr", value, date(2026, 12, 24), True, "exchange-connector.json")
+        return MARKDOWN.render(RotationNotice("prod", [handed]).markdown())
+
+    rendered = notice(environment)
+    assert _tags(rendered) == _tags(notice("dev")) and rendered.count("<") == notice("dev").count("<")
+    cells = re.findall(r"<td>(.*?)</td>", rendered, re.DOTALL)
+    assert len(cells) == 3 and html.unescape(cells[1]) == _visible(environment).strip()
