@@ -499,7 +499,7 @@ def _refresh_tokens_requested_on(
         return None
     text = value.isoformat() if type(value) is date else value
     day = None
-    if isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if isinstance(text, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         try:
             day = date.fromisoformat(text)
         except ValueError:
@@ -889,6 +889,10 @@ def _string(value: object, path: str, problems: _Problems, default: str) -> str 
         problems.add(
             path, f"must be a one-line string without control characters ({describe_characters(bad)}), got {value!r}"
         )
+        return None
+    if value != value.strip():
+        # Display names and file names would carry it, and Entra's display name search would miss it.
+        problems.add(path, f"must not start or end with white space, got {describe_value(value)}")
         return None
     return value
 

@@ -333,6 +333,18 @@ def test_values_are_checked_whole_where_they_enter(entry, message):
     assert not any(unsafe_characters(problem) for problem in caught.value.problems), caught.value.problems
 
 
+@pytest.mark.parametrize("environment", [" dev", "dev ", "dev\u3000"])
+def test_an_environment_with_white_space_at_its_ends_is_refused(environment):
+    with pytest.raises(ConfigError, match="environment: must not start or end with white space"):
+        parse_stack_config({"portals": [HR], "environment": environment}, "dev", TODAY)
+
+
+@pytest.mark.parametrize("value", ["\u0662\u0660\u0662\u0666-11-02", "2026-11-02\n", "2026-11-2"])
+def test_refresh_tokens_requested_on_is_ascii_iso_only(value):
+    with pytest.raises(ConfigError, match="refreshTokensRequestedOn: must be the date"):
+        parse_stack_config({"portals": [{**HR, "refreshTokensRequestedOn": value}]}, "dev", TODAY)
+
+
 @pytest.mark.parametrize("days", ["30\n", " 30", "\u0663\u0660", "3_0", "+ 30"])
 def test_rotation_days_are_ascii_digits_only(days):
     with pytest.raises(ConfigError, match="secretRotationDays: must be an integer"):
