@@ -6,8 +6,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from components.clouds import CLOUDS, CloudName
 from components.config import StackSettings, parse_stack_config
+from intrexx_connector.cli import main
 from intrexx_connector.simulation import Evaluation, SimulatedTenant, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +40,10 @@ def run_program(
     assert not evaluation.unknown_outputs, f"outputs never resolved: {evaluation.unknown_outputs}"
     assert set(evaluation.outputs) == {"portals", "clientSecrets"}, evaluation.outputs.keys()
     return evaluation
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The command line in-process: exit code, stdout, stderr."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from helpers import ROOT
+from helpers import run_main as run
 from outputs_fixtures import HR, LEGACY, OPS, TEAM, WIDE, stack_outputs
 
 from intrexx_connector.cli import main
@@ -29,12 +30,6 @@ def outputs(tmp_path):
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(document))
     return path, document
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def secrets_of(document) -> list[str]:

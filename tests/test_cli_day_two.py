@@ -8,17 +8,12 @@ import sys
 
 import pytest
 from helpers import ROOT, TODAY
+from helpers import run_main as run
 from outputs_fixtures import HR, OPS, stack_outputs
 
 from intrexx_connector.cli import main
 
 HAND_MADE_APP = "6a1f4c2e-8b3d-4e5f-9a0b-1c2d3e4f5a6b"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def cli(cwd, *args, stdin=None, timeout=120) -> subprocess.CompletedProcess:
@@ -291,13 +286,6 @@ def test_apply_help_says_portal_is_required(capsys):
         main(["apply", "--help"])
     out = capsys.readouterr().out
     assert "the portal whose sign-in provider to merge (required)" in out and "default: all" not in out
-
-
-def test_render_with_a_stack_writes_into_build_stack(capsys, project):
-    (project / "out.json").write_text(json.dumps(stack_outputs([HR])))
-    code, _, err = run(capsys, "render", "--stack", "dev", "--outputs", "out.json")
-    assert code == 0, err
-    assert (project / "build" / "dev" / "hr" / "exchange-connector.json").exists()
 
 
 # outputs: the safe way to keep the outputs -----------------------------------------------------------------------
