@@ -374,37 +374,8 @@ def _plan(args) -> int:
         f"{len(document['portals'])} portal(s), {document['resources']} resources to create."
     )
     for name, portal in document["portals"].items():
-        if args.portal not in (None, name):
-            continue
-        print(
-            f"\n{name}: {portal['displayName']}  (connector {portal['connector']}, {portal['api']}, "
-            f"{portal['access']} access{', public client flows on' if portal['publicClient'] else ''})"
-        )
-        for resource in portal["resources"]:
-            mark = "=" if resource["action"] == "adopt" else "+"
-            line = f"  {mark} {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}"
-            print(line + (f"  (adopt {resource['importId']})" if resource["importId"] else ""))
-        print("  redirect URIs:" if portal["redirectUris"] else "  redirect URIs: none (no user signs in)")
-        for uri in portal["redirectUris"]:
-            print(f"    {uri}")
-        print("  permissions:")
-        for permission in portal["permissions"]:
-            kind = Access.DELEGATED if permission["type"] == PermissionType.SCOPE else Access.APPLICATION
-            print(f"    {permission['resource']:<9} {kind:<12} {permission['name']:<26} via {permission['grantedBy']}")
-        for consent in portal["consent"]:
-            print(f"  consent: {consent['kind']}: {' '.join(consent['claims'])}")
-        if any(p["grantedBy"] == GrantedBy.EXCHANGE_RBAC for p in portal["permissions"]):
-            print(
-                "  consent: none tenant-wide; Exchange RBAC for Applications scopes the mailboxes (exchange-rbac.ps1)"
-            )
-        for secret in portal["secrets"]:
-            print(f"  secret slot {secret['slot']}: expires {secret['expires'][:10]} ({secret['rotationKey']})")
-        print(
-            f"  published secret expires {portal['secretExpiresAt'][:10]}, next rotation "
-            f"{portal['secretRotatesAt'][:10]}"
-        )
-        if args.out:
-            print(f"  rendered into {args.out / name}/ with a placeholder secret")
+        if args.portal in (None, name):
+            _print_planned_portal(name, portal, args.out)
     for warning in document["warnings"]:
         print(f"\nwarning: {warning}")
     for note in document["notes"]:
@@ -418,6 +389,35 @@ def _plan(args) -> int:
         _print_comparison(comparison)
         return 1 if comparison.problems else 0
     return 0
+
+
+def _print_planned_portal(name: str, portal: dict, out: Path | None) -> None:
+    print(
+        f"\n{name}: {portal['displayName']}  (connector {portal['connector']}, {portal['api']}, "
+        f"{portal['access']} access{', public client flows on' if portal['publicClient'] else ''})"
+    )
+    for resource in portal["resources"]:
+        mark = "=" if resource["action"] == "adopt" else "+"
+        line = f"  {mark} {resource['type']:<42} {resource['name']}{'  [protect]' if resource['protect'] else ''}"
+        print(line + (f"  (adopt {resource['importId']})" if resource["importId"] else ""))
+    print("  redirect URIs:" if portal["redirectUris"] else "  redirect URIs: none (no user signs in)")
+    for uri in portal["redirectUris"]:
+        print(f"    {uri}")
+    print("  permissions:")
+    for permission in portal["permissions"]:
+        kind = Access.DELEGATED if permission["type"] == PermissionType.SCOPE else Access.APPLICATION
+        print(f"    {permission['resource']:<9} {kind:<12} {permission['name']:<26} via {permission['grantedBy']}")
+    for consent in portal["consent"]:
+        print(f"  consent: {consent['kind']}: {' '.join(consent['claims'])}")
+    if any(p["grantedBy"] == GrantedBy.EXCHANGE_RBAC for p in portal["permissions"]):
+        print("  consent: none tenant-wide; Exchange RBAC for Applications scopes the mailboxes (exchange-rbac.ps1)")
+    for secret in portal["secrets"]:
+        print(f"  secret slot {secret['slot']}: expires {secret['expires'][:10]} ({secret['rotationKey']})")
+    print(
+        f"  published secret expires {portal['secretExpiresAt'][:10]}, next rotation {portal['secretRotatesAt'][:10]}"
+    )
+    if out:
+        print(f"  rendered into {out / name}/ with a placeholder secret")
 
 
 def _print_comparison(comparison) -> None:
