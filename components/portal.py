@@ -86,7 +86,7 @@ class PortalRegistration(pulumi.ComponentResource):
             app_role_assignment_required=False,
             opts=self._options(f"{name}-sp", args.protect, adopt.service_principal_object_id if adopt else None),
         )
-        self._consent(name, args)
+        self.consent = self._consent(name, args)
         self.passwords = [
             azuread.ApplicationPassword(
                 f"{name}-secret-{slot.index}",
@@ -142,8 +142,14 @@ class PortalRegistration(pulumi.ComponentResource):
             aliases.append(pulumi.Alias(name=self._previous_name + child.removeprefix(self._portal_name)))
         return pulumi.ResourceOptions(parent=self, protect=protect, import_=import_id or None, aliases=aliases)
 
-    def _consent(self, name: str, args: PortalRegistrationArgs) -> None:
+    @property
+    def children(self) -> list[pulumi.CustomResource]:
+        """Every resource of the registration, in the order they are declared."""
+        return [self.application, self.service_principal, *self.consent, *self.passwords]
+
+    def _consent(self, name: str, args: PortalRegistrationArgs) -> list[pulumi.CustomResource]:
         """Admin consent: one delegated grant per resource API for all users, one assignment per app role."""
+        consent: list[pulumi.CustomResource] = []
         portal = args.portal
         adopt = portal.adopt
         scopes = sorted((p for p in portal.permissions if p.kind is PermissionType.SCOPE), key=lambda p: p.resource)
@@ -152,12 +158,14 @@ class PortalRegistration(pulumi.ComponentResource):
             # /servicePrincipals/<resource service principal>/appRoleAssignedTo/<assignment id> below. Entra refuses
             # a second grant or assignment of the same kind, so an adopted registration's existing ones are imported.
             grant = adopt.grants.get(key) if adopt else None
-            azuread.ServicePrincipalDelegatedPermissionGrant(
-                f"{name}-grant-{key}",
-                service_principal_object_id=self.service_principal.object_id,
-                resource_service_principal_object_id=args.tenant.resource_apis[key].object_id,
-                claim_values=[p.name for p in permissions],
-                opts=self._options(f"{name}-grant-{key}", import_id=grant and f"/oauth2PermissionGrants/{grant}"),
+            consent.append(
+                azuread.ServicePrincipalDelegatedPermissionGrant(
+                    f"{name}-grant-{key}",
+                    service_principal_object_id=self.service_principal.object_id,
+                    resource_service_principal_object_id=args.tenant.resource_apis[key].object_id,
+                    claim_values=[p.name for p in permissions],
+                    opts=self._options(f"{name}-grant-{key}", import_id=grant and f"/oauth2PermissionGrants/{grant}"),
+                )
             )
         for permission in portal.permissions:
             if permission.kind is not PermissionType.ROLE or portal.exchange_rbac(permission):
@@ -165,17 +173,20 @@ class PortalRegistration(pulumi.ComponentResource):
             resource_api = args.tenant.resource_apis[permission.resource]
             child = f"{name}-role-{permission.resource}-{permission.name}"
             assignment = adopt.role_assignments.get(permission.name) if adopt else None
-            azuread.AppRoleAssignment(
-                child,
-                app_role_id=resource_api.permission_id(permission),
-                principal_object_id=self.service_principal.object_id,
-                resource_object_id=resource_api.object_id,
-                opts=self._options(
+            consent.append(
+                azuread.AppRoleAssignment(
                     child,
-                    import_id=assignment
-                    and f"/servicePrincipals/{resource_api.object_id}/appRoleAssignedTo/{assignment}",
-                ),
+                    app_role_id=resource_api.permission_id(permission),
+                    principal_object_id=self.service_principal.object_id,
+                    resource_object_id=resource_api.object_id,
+                    opts=self._options(
+                        child,
+                        import_id=assignment
+                        and f"/servicePrincipals/{resource_api.object_id}/appRoleAssignedTo/{assignment}",
+                    ),
+                )
             )
+        return consent
 
 
 def registration_owners(args: PortalRegistrationArgs) -> list[str]:

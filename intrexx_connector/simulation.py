@@ -9,7 +9,8 @@ Its refusal rules state Entra's limits themselves, each with its source, instead
 (components/config.py): the simulator is there to catch what the validator lets through.
 
 Only Pulumi's public testing API is used (`pulumi.runtime.set_mocks`, `Mocks`, `MockResourceArgs`,
-`MockCallArgs`, `pulumi.runtime.test`), except in `_recording_monitor`, see there.
+`MockCallArgs`, `pulumi.runtime.test`, the resource objects' `urn`), except in `_options_monitor`, which only adds
+`protect` and aliases to what `plan` shows and degrades to a warning if Pulumi changes underneath it.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class SimulatedTenant(Mocks):
         self.tenant_id = tenant_id or self._id("tenant")
         self.deployer_object_id = deployer_object_id or self._id("deployer")
         self.resources: list[Recorded] = []
+        # (type, name) -> (protect, alias names), as the options monitor saw them
+        self.options: dict[tuple[str, str], tuple[bool, list[str]]] = {}
         self.calls: list[dict[str, Any]] = []
         self.groups = {group.lower() for group in groups}
         self.display_names = set(existing_display_names) | {r.display_name for r in hand_made}
@@ -427,43 +430,74 @@ def tenant_for_plan(settings: StackSettings) -> SimulatedTenant:
     return SimulatedTenant(settings.today, deployer_object_id=runner, hand_made=tuple(hand_made))
 
 
-def _recording_monitor(tenant: SimulatedTenant) -> Any:
-    """The mock monitor, also noting what `Mocks.new_resource` is not told: a resource's URN, parent, protect and
-    the names of its aliases.
+OPTIONS_UNKNOWN = (
+    "plan cannot show which resources are protected or carry aliases: Pulumi's testing monitor changed shape; "
+    "everything else in this plan stands"
+)
 
-    The one place that goes below Pulumi's public testing API: `MockMonitor` is what `set_mocks(monitor=...)`
-    accepts, but it is not documented for subclassing, and `RegisterResource` receives the engine protocol's
-    RegisterResourceRequest. tests/test_simulation.py fails loudly if either changes shape.
+
+def _options_monitor(tenant: SimulatedTenant, warnings: list[str]) -> Any:
+    """A mock monitor that also notes two resource options no public API shows: `protect` and the names of the
+    `aliases`. Everything else `plan` reads from public surfaces (the resource objects `build` returns, their URNs,
+    `Mocks.new_resource`).
+
+    The one place below Pulumi's public testing API: `MockMonitor` is what `set_mocks(monitor=...)` accepts, but it
+    is not documented for subclassing, and `RegisterResource` receives the engine protocol's
+    RegisterResourceRequest. If either changes, this degrades to one warning (OPTIONS_UNKNOWN) and None, never to
+    a failed plan; tests/test_simulation.py says so loudly.
     """
-    from pulumi.runtime.mocks import MockMonitor
 
-    class RecordingMonitor(MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                aliases = [alias.spec.name for alias in request.aliases if alias.HasField("spec")]
-                for recorded in reversed(tenant.resources):
-                    if recorded.name == request.name and recorded.type == request.type:
-                        recorded.urn, recorded.parent, recorded.protect = response.urn, request.parent, request.protect
-                        recorded.aliases = aliases
-                        break
-                else:
-                    # A component: Mocks.new_resource is not called for it, but it has a URN of its own.
-                    tenant.resources.append(
-                        Recorded(
-                            request.type,
-                            request.name,
-                            {},
-                            "",
-                            {},
-                            urn=response.urn,
-                            parent=request.parent,
-                            aliases=aliases,
-                        )
-                    )
-            return response
+    def unknown() -> None:
+        if OPTIONS_UNKNOWN not in warnings:
+            warnings.append(OPTIONS_UNKNOWN)
 
-    return RecordingMonitor(tenant)
+    try:
+        from pulumi.runtime.mocks import MockMonitor
+
+        class OptionsMonitor(MockMonitor):
+            def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+                response = super().RegisterResource(request)
+                try:
+                    aliases = [alias.spec.name for alias in request.aliases if alias.HasField("spec")]
+                    tenant.options[(str(request.type), str(request.name))] = (bool(request.protect), aliases)
+                except Exception:  # noqa: BLE001 - whatever Pulumi changed, plan goes on without the options
+                    unknown()
+                return response
+
+        return OptionsMonitor(tenant)
+    except Exception:  # noqa: BLE001 - as above
+        unknown()
+        return None
+
+
+def _urn_type_and_name(urn: str) -> tuple[str, str]:
+    """The type and name in a URN, `urn:pulumi:<stack>::<project>::<parent types $ >type::<name>` (Pulumi's
+    documented format, pulumi.com/docs/iac/concepts/resources/names/#urns)."""
+    _, _, types, name = urn.split("::", 3)
+    return types.rsplit("$", 1)[-1], name
+
+
+async def _record_urns(evaluation: Evaluation) -> None:
+    """URN and parent of every resource, read from the resource objects `build` returned (their public `urn`
+    outputs); protect and aliases from the options monitor, when it could see them."""
+    registrations = getattr(evaluation.exports, "registrations", None) or {}
+    urns: list[tuple[str, str]] = []  # (urn, the parent's urn)
+    for registration in registrations.values():
+        component_urn = str(await registration.urn.future())
+        urns.append((component_urn, ""))
+        urns += [(str(await child.urn.future()), component_urn) for child in registration.children]
+    tenant = evaluation.tenant  # every resource is registered once its URN has resolved
+    by_key = {(r.type, r.name): r for r in tenant.resources}
+    for urn, parent in urns:
+        key = _urn_type_and_name(urn)
+        recorded = by_key.get(key)
+        if recorded is None:  # a component, in Pulumi versions whose mocks are not told of components
+            recorded = by_key[key] = Recorded(*key, {}, "", {})
+            tenant.resources.append(recorded)
+        recorded.urn, recorded.parent = urn, parent
+    for recorded in tenant.resources:
+        protect, aliases = tenant.options.get((recorded.type, recorded.name), (False, []))
+        recorded.protect, recorded.aliases = protect, list(aliases)
 
 
 @dataclass
@@ -549,17 +583,19 @@ def _evaluate(evaluation: Evaluation, settings: StackSettings, program: Callable
     logger.addHandler(handler)
     try:
         with event_loops():
+            monitor = _options_monitor(evaluation.tenant, evaluation.warnings)
             pulumi.runtime.set_mocks(
                 evaluation.tenant,
                 project=PROJECT,
                 stack=settings.stack,
                 preview=False,
                 logger=logger,
-                monitor=_recording_monitor(evaluation.tenant),
+                **({"monitor": monitor} if monitor is not None else {}),
             )
 
             async def run() -> None:
                 evaluation.exports = program(settings)
+                await _record_urns(evaluation)
                 for name, value in (
                     (PORTALS, evaluation.exports.portals),
                     (CLIENT_SECRETS, evaluation.exports.client_secrets),

@@ -429,3 +429,18 @@ def test_any_generated_program_yields_resources_or_one_config_error(portals, clo
     assert set(e.outputs[PORTALS]) == {p["name"] for p in portals}
     assert len(e.of_type(APPLICATION)) == len(e.of_type(SERVICE_PRINCIPAL)) == len(portals)
     assert len(e.of_type(APPLICATION_PASSWORD)) == 2 * len(portals)
+
+
+def test_the_package_docstring_names_modules_that_exist_and_says_which_import_pulumi():
+    import re
+    from pathlib import Path
+
+    import components
+
+    root = Path(components.__file__).parent
+    modules = {path.stem for path in root.glob("*.py")} - {"__init__"}
+    importing = {p.stem for p in root.glob("*.py") if re.search(r"^\s*(import|from) pulumi", p.read_text(), re.M)}
+    listed = set(re.split(r",\s+", re.search(r"here \(([^)]*)\)", components.__doc__ or "").group(1)))
+    assert listed == modules - importing
+    assert importing == {"portal", "program", "tenant"}
+    assert all(f"`{name}`" in (components.__doc__ or "") for name in importing)

@@ -1,5 +1,6 @@
 """The harness itself: how the program reads its configuration under Pulumi, and the one place that goes below
-Pulumi's public testing API (the recording monitor), which must fail loudly if Pulumi changes underneath it."""
+Pulumi's public testing API (the options monitor), which must say so loudly here if Pulumi changes underneath it,
+while `plan` degrades to one warning."""
 
 import contextvars
 import json
@@ -11,25 +12,51 @@ from helpers import TODAY, run_program
 from components.config import ConfigError
 from components.portal import COMPONENT_TYPE
 from components.program import read_settings
-from intrexx_connector.simulation import APPLICATION, SERVICE_PRINCIPAL, SimulatedTenant, event_loops
+from intrexx_connector.simulation import (
+    APPLICATION,
+    OPTIONS_UNKNOWN,
+    SERVICE_PRINCIPAL,
+    SimulatedTenant,
+    event_loops,
+)
 
 HR = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
 
 
-def test_the_recording_monitor_still_sees_urn_parent_and_protect():
-    evaluation = run_program([HR, {**HR, "name": "ops", "baseUrl": "https://intrexx.example.com/ops"}], protect=True)
+def test_urns_come_from_the_resource_objects_and_the_options_monitor_still_sees_protect():
+    evaluation = run_program([HR, {"name": "ops", "baseUrl": "https://intrexx.example.com/ops"}], protect=True)
+    assert evaluation.warnings == [w for w in evaluation.warnings if w != OPTIONS_UNKNOWN], (
+        "Pulumi's MockMonitor changed: plan no longer shows protect and aliases (see simulation._options_monitor)"
+    )
     components = {r.name: r for r in evaluation.of_type(COMPONENT_TYPE)}
-    assert set(components) == {"hr", "ops"}, "Pulumi's MockMonitor no longer reports component registrations"
+    assert set(components) == {"hr", "ops"}
     for resource in evaluation.tenant.resources:
-        assert resource.urn.startswith("urn:pulumi:dev::intrexx-exchange::"), (
-            f"Pulumi's MockMonitor.RegisterResource changed: no URN recorded for {resource.name}"
-        )
+        assert resource.urn.startswith("urn:pulumi:dev::intrexx-exchange::"), f"no URN for {resource.name}"
+        assert resource.urn.endswith(f"::{resource.name}")
         if resource.type == COMPONENT_TYPE:
             continue
         owner = components[resource.name.split("-")[0]]
-        assert resource.parent == owner.urn, f"RegisterResourceRequest.parent changed: {resource.urn}"
+        assert resource.parent == owner.urn, resource.urn
         assert resource.protect is (resource.type in (APPLICATION, SERVICE_PRINCIPAL)), resource.urn
     assert all(r.import_id == "" for r in evaluation.tenant.resources)
+
+
+def test_a_pulumi_that_changed_its_testing_monitor_costs_protect_and_aliases_not_the_plan(monkeypatch):
+    """The monitor is the one private surface: when it breaks, plan says so in one warning and goes on."""
+    import pulumi.runtime.mocks
+
+    class Changed(pulumi.runtime.mocks.MockMonitor):
+        """Still what set_mocks uses by default, but no longer open to subclasses."""
+
+        def __init_subclass__(cls, **kwargs):
+            raise TypeError("MockMonitor cannot be subclassed any more")
+
+    monkeypatch.setattr(pulumi.runtime.mocks, "MockMonitor", Changed)
+    evaluation = run_program([HR], protect=True)
+    assert OPTIONS_UNKNOWN in evaluation.warnings
+    applications = evaluation.of_type(APPLICATION)
+    assert applications and applications[0].urn.endswith("::hr-app") and applications[0].parent
+    assert not any(r.protect for r in evaluation.tenant.resources), "unknown, so not shown"
 
 
 def read_settings_under_pulumi(config: dict, stack: str = "dev"):
