@@ -574,8 +574,8 @@ class RoleCatalogue:
 
 def guid_text(value: object) -> str | None:
     """The canonical text of an id written as a GUID: the canonical form itself (facts.is_guid), or one of the forms
-    uuid.UUID also reads (braces, `urn:uuid:`, no hyphens), which Entra and the provider do not take but which still
-    name the same id; None for anything else."""
+    uuid.UUID also reads (braces, `urn:uuid:`, no hyphens), which are not ids as Entra writes them but still name
+    the same id, so that a mailbox role is not missed for its spelling; None for anything else."""
     if facts.is_guid(value):
         return str(value)
     if not isinstance(value, str) or len(value) > 64:
@@ -641,7 +641,7 @@ def mailbox_role_assignment(props: Mapping, catalogue: RoleCatalogue) -> list[st
     role = find_role(catalogue.roles, value)
     if role is None:
         return []
-    written = "" if facts.is_guid(value) else f" (written {shown(value)}, which Entra does not take)"
+    written = "" if facts.is_guid(value) else f" (written {shown(value)}, not in the canonical 8-4-4-4-12 form)"
     return [
         f"appRoleId {role.id}{written} is {role.resource}'s application permission {role.name}: admin consent to it "
         f"reaches every mailbox in the tenant (names from {catalogue.source}). Fix: remove this "

@@ -137,6 +137,7 @@ def test_the_pack_runs_from_its_own_venv_without_the_project():
         assert "import components" not in text and "intrexx_connector" not in text, source
     requirements = (harness.PACK_DIR / "requirements.txt").read_text()
     assert "pulumi-policy>=1.21,<1.22" in requirements and "pulumi>=3." in requirements
+    assert "ada-url>=4.0,<5" in requirements  # the WHATWG URL parser the program uses (requirements.txt)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -952,6 +953,13 @@ HOSTILE_SHAPES = [
     ),
     ("intranet-app", {"signInAudience": 5}, "single-tenant-sign-in-audience", "signInAudience is 5;"),
     ("intranet-app", {"signInAudience": ["AzureADMyOrg"]}, "single-tenant-sign-in-audience", "is a list;"),
+    ("intranet-app", {"signInAudience": float("nan")}, "single-tenant-sign-in-audience", "signInAudience is 'NaN';"),
+    (
+        "intranet-app",
+        {"web": {"redirectUris": [float("-inf")]}},
+        "web-redirect-uris-https",
+        "'-Infinity' is not a URL (WHATWG URL Standard)",
+    ),
     ("intranet-secret-1", {"endDate": 5}, "application-password-lifetime", "endDate 5 is not an RFC 3339 date"),
     ("intranet-secret-1", {"endDate": {"a": 1}}, "application-password-lifetime", "endDate an object is not"),
     ("intranet-secret-1", {"endDate": "0001-01-01T00:00:00+05:00"}, None, ""),
@@ -1034,7 +1042,7 @@ def test_mailbox_roles_are_found_in_any_guid_form(pack, stacks, app_role_id, rep
     assert [d.policy for d in found] == (["tenant-wide-mailbox-roles"] if reported else [])
     if reported:
         assert f"appRoleId {FULL_ACCESS_AS_APP}" in found[0].message and "full_access_as_app" in found[0].message
-        assert ("which Entra does not take" in found[0].message) == (not facts.is_guid(app_role_id))
+        assert ("not in the canonical 8-4-4-4-12 form" in found[0].message) == (not facts.is_guid(app_role_id))
 
 
 def test_stack_rules_compare_ids_as_guids(pack, stacks):
