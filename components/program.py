@@ -15,6 +15,7 @@ from .portal import PortalRegistration, PortalRegistrationArgs
 from .rotation import secret_schedule
 from .stack_file import StackFileError, key_problems, read_stack_file, stack_file_path
 from .tenant import read_tenant
+from .text import for_one_line
 from .today import today
 
 
@@ -45,7 +46,7 @@ def build(settings: StackSettings) -> Exports:
             "Administrator, or Application.ReadWrite.All); add it to `deployers` if it should own them"
         )
     for warning in settings.warnings:  # grouped by kind across portals (config.StackSettings.warnings)
-        pulumi.log.warn(warning)
+        pulumi.log.warn(for_one_line(warning))  # Pulumi prints it to a terminal or CI log (components/text.py)
     registrations = {
         portal.name: PortalRegistration(
             portal.name,
