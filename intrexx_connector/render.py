@@ -26,12 +26,13 @@ from xml.sax.saxutils import escape
 
 import filelock
 import jinja2
+from markupsafe import Markup
 
 from components.clouds import CloudName
 from components.contract import PORTAL_NAME_PATTERN, Connector, GrantedPermission, PortalOutput, timestamp
 from components.ews import ews_phase, ews_state
 from components.facts import is_guid
-from components.text import describe_characters, for_terminal, unsafe_characters
+from components.text import describe_characters, for_markdown, for_terminal, markdown_code, unsafe_characters
 from components.today import today
 
 from .errors import FileError, OutputsError
@@ -369,60 +370,59 @@ def _code_units(text: str) -> list[str]:
     return [f"[char]0x{int.from_bytes(data[i : i + 2], 'little'):04X}" for i in range(0, len(data), 2)]
 
 
-class Verbatim(str):
-    """Text a template puts in as it is: already quoted or neutralised for the file's format by this module."""
+# Templates autoescape the way jinja2 does it for HTML, with the escaping of each file's format: every `{{ value }}`
+# passes through the environment's finalize, which writes it in that format (PowerShell: ps_quote; Markdown:
+# components.text.for_markdown) and marks it Markup, so that nothing quotes it twice. Template text, macro output and
+# what the filters below return are Markup already: what the templates word is theirs, what they are given is not.
 
 
-def _comment(text: str, width: int = 110) -> Verbatim:
+def _written(text: str) -> Markup:
+    """Mark `text` as already in the file's format (quoted, neutralised, or our own wording): the one place."""
+    return Markup(text)  # noqa: S704 - not HTML: the callers quote or neutralise for PowerShell and Markdown
+
+
+def _comment(text: str, width: int = 110) -> Markup:
     """`text` as PowerShell comment lines, each ending in a line break; a line break inside a value (a display
     name, a filter) cannot end the comment, because textwrap turns every whitespace character into a space."""
-    lines = textwrap.wrap(text, width=width, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
-    return Verbatim("".join(f"{line}\n" for line in lines))
+    lines = textwrap.wrap(str(text), width=width, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
+    return _written("".join(f"{line}\n" for line in lines))
 
 
-def _comment_text(value: object) -> Verbatim:
+def _comment_text(value: object) -> Markup:
     """A value inside a PowerShell comment (the `comment` filter block wraps the paragraph): control, line
     separator and bidirectional characters written as escapes (components.text.for_terminal); textwrap turns the
     line breaks and tabs that for_terminal keeps into spaces."""
-    return Verbatim(for_terminal(str(value)))
+    return _written(for_terminal(str(value)))
 
 
-def _powershell_value(value: object) -> str:
-    """What `{{ value }}` becomes in a PowerShell template: a quoted string, unless this module already made it
-    PowerShell (Verbatim)."""
-    if isinstance(value, Verbatim):
+def _powershell_value(value: object) -> object:
+    """What `{{ value }}` becomes in a PowerShell template: a quoted string (ps_quote)."""
+    if isinstance(value, Markup):
         return value
     if not isinstance(value, str):
-        raise TypeError(f"a PowerShell template got {type(value).__name__}, not text: {value!r}")
-    return ps_quote(value)
+        raise TypeError(f"a PowerShell template got {type(value).__name__}, not text")
+    return _written(ps_quote(value))
 
 
-def _code_span(value: object) -> Verbatim:
-    """A value as Markdown inline code."""
-    return Verbatim(f"`{value}`")
+def _markdown_value(value: object) -> object:
+    """What `{{ value }}` becomes in a Markdown template: literal text (components.text.for_markdown)."""
+    if isinstance(value, Markup):
+        return value
+    return _written(for_markdown(str(value)))
 
 
-def _table_cell(value: object) -> Verbatim:
-    """A value inside a Markdown table cell: a `|` would end the cell (GitHub Flavored Markdown tables)."""
-    return Verbatim(str(value).replace("|", "\\|"))
+def _code_span(value: object, table: bool = False) -> Markup:
+    """A value as Markdown inline code (components.text.markdown_code); `table=True` inside a table cell."""
+    return _written(markdown_code(str(value), in_table=table))
 
 
-def _indented_code(value: object) -> Verbatim:
-    """A value as a Markdown indented code block line."""
-    return Verbatim(f"    {value}")
-
-
-def _markdown_value(value: object) -> str:
-    return str(value)
-
-
-def _environment(finalize: Callable[[object], str], filters: dict[str, Callable[..., object]]) -> jinja2.Environment:
-    """Templates shipped in `intrexx_connector/templates/` (package data). `finalize` turns every `{{ value }}`
-    into the file's format; `undefined` refuses a name the template does not get."""
+def _environment(finalize: Callable[[object], object], filters: dict[str, Callable[..., object]]) -> jinja2.Environment:
+    """Templates shipped in `intrexx_connector/templates/` (package data); `undefined` refuses a name the template
+    is not given."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("intrexx_connector", "templates"),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701 - not HTML: finalize quotes every value for the file's format
+        autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -434,10 +434,10 @@ def _environment(finalize: Callable[[object], str], filters: dict[str, Callable[
 
 @functools.cache
 def _templates(kind: str) -> jinja2.Environment:
-    """One environment per kind of file: `ps1` (PowerShell: values quoted) and `md` (Markdown)."""
+    """One environment per kind of file: `ps1` (PowerShell) and `md` (Markdown)."""
     if kind == "ps1":
         return _environment(_powershell_value, {"comment": _comment, "text": _comment_text})
-    return _environment(_markdown_value, {"code": _code_span, "cell": _table_cell, "indented_code": _indented_code})
+    return _environment(_markdown_value, {"code": _code_span})
 
 
 def _render(name: str, **context: object) -> str:
@@ -536,8 +536,9 @@ def exchange_sheet(portal: PortalOutput, connector_file: Path, day: date, stack:
         },
         national_cloud=portal.cloud is not CloudName.GLOBAL,
         server=exchange_server(portal),
-        device_login_page=portal.cloud_record.device_login_page,
-        ews_state=ews_state(day),
+        device_login_page=_written(portal.cloud_record.device_login_page),  # the clouds table's, a bare link
+        # Our own wording, not a value from outside.
+        ews_state=_written(ews_state(day)),
         ews_phase=ews_phase(day),
         ews_allow_list_file=EWS_ALLOW_LIST_FILE,
     )

@@ -181,3 +181,44 @@ def test_a_secret_with_control_characters_is_refused_before_om_cfg_is_written(ca
     assert err.count("\n") == 1 and "clientSecrets.hr" in err and f"U+{ord(character):04X}" in err
     assert "abc" not in err and secret not in err
     assert not list((tmp_path / "out").rglob("om.cfg.xml")) if (tmp_path / "out").exists() else True
+
+
+MARKDOWN_ATTACKS = [
+    "<img src=x onerror=alert(1)>",
+    "[click](https://evil.example)",
+    "![x](https://evil.example/p.png)",
+    "https://evil.example",
+    "`code` | cell | ``",
+    "*bold* _it_ ~~s~~ # heading",
+    "<script>alert(1)</script>\n\n# injected",
+    "&lt;b&gt; &amp;",
+    "\u202eevil\x1b[2J",
+]
+
+
+def _inline_tokens(tokens):
+    for token in tokens:
+        yield token
+        yield from _inline_tokens(token.children or [])
+
+
+@pytest.mark.parametrize("name", ["hr", "ops", "wide"])
+@pytest.mark.parametrize("value", MARKDOWN_ATTACKS)
+def test_values_in_the_sheets_are_text_not_markdown_or_html(name, value, tmp_path):
+    from markdown_it import MarkdownIt
+
+    portal = hostile_portal(name, value)
+    sheet = portal_files(portal, tmp_path / name, TODAY, "dev")["portal-manager.md"][0]
+    reference = portal_files(hostile_portal(name, "x"), tmp_path / name, TODAY, "dev")["portal-manager.md"][0]
+    parser = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    tokens = list(_inline_tokens(parser.parse(sheet)))
+    kinds = [t.type for t in tokens if t.type not in ("text", "softbreak")]
+    expected = [t.type for t in _inline_tokens(parser.parse(reference)) if t.type not in ("text", "softbreak")]
+    assert kinds == expected, "a value made Markdown structure (a link, HTML, emphasis, a heading, a cell)"
+    assert not [t for t in tokens if t.type in ("html_inline", "html_block")]
+    heading = next(t for t in parser.parse(sheet) if t.type == "inline")
+    title = "".join(child.content for child in heading.children if child.type == "text")
+    if value.isprintable():
+        assert title.startswith(f"{value}: "), "the title shows the display name as it is"
+    else:
+        assert value not in title and title.isprintable(), "control characters are shown as escapes"

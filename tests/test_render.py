@@ -248,7 +248,7 @@ def section(sheet: str, title: str) -> str:
 
 def test_the_exchange_sheet_walks_the_data_source_dialogs_in_order(portals, rendered):
     sheet = (rendered["hr"] / SHEET_FILE).read_text()
-    assert sheet.startswith("# Intrexx hr (dev): Connector for Microsoft Exchange\n")
+    assert sheet.startswith("# Intrexx hr \\(dev\\): Connector for Microsoft Exchange\n")
     assert sections_of(sheet) == [
         "Before you start",
         "General (connection to the MediaGateway)",
@@ -331,7 +331,7 @@ def test_the_rotation_steps_are_exact_commands(portals, rendered):
 
 def test_the_m365_sheet_of_user_accounts_gives_the_registration_and_how_users_sign_in(portals, rendered):
     sheet = (rendered["users"] / SHEET_FILE).read_text()
-    assert sheet.startswith("# Intrexx users (dev): Connector for Microsoft 365 and Teams\n")
+    assert sheet.startswith("# Intrexx users \\(dev\\): Connector for Microsoft 365 and Teams\n")
     assert sections_of(sheet) == [
         "New registration - General",
         "Values from Microsoft Entra ID",
