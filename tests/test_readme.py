@@ -44,6 +44,7 @@ EXAMPLE_DAY = "2026-11-29"
 CONNECTOR = ("python -m intrexx_connector", "intrexx-connector", "venv/bin/intrexx-connector")
 # Commands of the README's console examples that are not run here, and why.
 NOT_RUN = {
+    ". venv/bin/activate": "changes the shell it runs in; the commands after it run here as the connector",
     "make test": "the suite itself; its recipe lines are checked against the Makefile",
     "pulumi state unprotect": "needs a deployed stack; the URNs are checked against the plan",
     "pulumi up": "needs a tenant",
@@ -150,8 +151,9 @@ def console_examples() -> list[Example]:
             continue
         assert fence.map is not None
         for number, line in enumerate(fence.content.splitlines(), fence.map[0] + 2):
-            if line.startswith("$ "):
-                command = re.sub(r"\s+#.*$", "", line[2:]).strip()
+            prompt = re.match(r"(?:\(venv\) )?\$ ", line)
+            if prompt:
+                command = re.sub(r"\s+#.*$", "", line[prompt.end() :]).strip()
                 examples.append(Example(number, command, []))
             else:
                 assert examples, f"README.md:{number}: a console example starts with output, not with `$ `"
