@@ -13,41 +13,33 @@ from helpers import ROOT
 from components.config import ConfigError
 from intrexx_connector.cli import _SafeText
 
-ENVIRONMENTS = ["日本語の本番", "Ελληνικά", "русский", "ESPAÑA Ò", "emoji \U0001f680", "عربي"]
+# One environment with every script the cases need: each subprocess costs a plan (about 2 s on this machine).
+ENVIRONMENT = "日本語 Ελληνικά русский عربي ESPAÑA Ò 🚀"
 
 
-@pytest.fixture(scope="module")
-def cp1252_project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cp1252")
-    (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    for index, environment in enumerate(ENVIRONMENTS):
-        (root / f"Pulumi.s{index}.yaml").write_text(
-            "config:\n"
-            f'  intrexx-exchange:environment: "{environment}"\n'
-            "  intrexx-exchange:portals:\n"
-            "    - name: hr\n"
-            "      baseUrl: https://intrexx.contoso.example/hr\n",
-            encoding="utf-8",
-        )
-    return root
-
-
-@pytest.mark.parametrize("index", range(len(ENVIRONMENTS)), ids=[f"env{i}" for i in range(len(ENVIRONMENTS))])
-def test_plan_of_a_non_latin_environment_to_a_cp1252_pipe_does_not_crash(cp1252_project, index):
+def test_plan_of_a_non_latin_environment_to_a_cp1252_pipe_does_not_crash(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.intl.yaml").write_text(
+        "config:\n"
+        f'  intrexx-exchange:environment: "{ENVIRONMENT}"\n'
+        "  intrexx-exchange:portals:\n"
+        "    - name: hr\n"
+        "      baseUrl: https://intrexx.contoso.example/hr\n",
+        encoding="utf-8",
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "intrexx_connector", "plan", "--stack", f"s{index}"],
+        [sys.executable, "-m", "intrexx_connector", "plan", "--stack", "intl"],
         capture_output=True,
-        cwd=cp1252_project,
+        cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "cp1252"},
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode("cp1252")
     assert b"Traceback" not in result.stderr
-    out = result.stdout.decode("cp1252")
-    environment = ENVIRONMENTS[index]
-    shown = environment.encode("cp1252", "backslashreplace").decode("cp1252")
-    assert shown in out
+    shown = ENVIRONMENT.encode("cp1252", "backslashreplace").decode("cp1252")
+    assert shown in result.stdout.decode("cp1252")
+    assert "ESPAÑA Ò" in shown, "what cp1252 holds is written as it is"
 
 
 class _Console(io.StringIO):

@@ -9,6 +9,7 @@ fake Graph client; a few cases go through the whole command against the loopback
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -38,6 +39,7 @@ from test_doctor import (
     user_token,
 )
 
+from components.config import StackSettings
 from intrexx_connector.cli import main
 from intrexx_connector.doctor_checks import (
     PASS,
@@ -54,6 +56,7 @@ from intrexx_connector.doctor_checks import (
 from intrexx_connector.graph import GraphProtocolError
 
 DAY = date.fromisoformat(TODAY)
+OPAQUE_TOKEN = "opaque"  # not a JWT: doctor cannot read claims from it
 
 # Values a hostile or broken Graph could put anywhere.
 HOSTILE_VALUES: list[Any] = [
@@ -286,12 +289,17 @@ class FakeGraph:
         return answer
 
 
+@functools.cache
+def _settings() -> StackSettings:
+    return settings_for([HR, WIDE], stack="test", today=DAY)
+
+
 def _context(
     documents: dict[str, Any],
-    token: str = "opaque",
-    client_id: str | None = DEPLOYER_APP,  # noqa: S107 - not a secret
+    token: str = OPAQUE_TOKEN,
+    client_id: str | None = DEPLOYER_APP,
 ) -> DoctorContext:
-    settings = settings_for([HR, WIDE], stack="test", today=DAY)
+    settings = _settings()
     return DoctorContext(
         settings, tuple(settings.portals), FakeGraph(documents), token, DAY, "test", client_id, "--deployer-client-id"
     )  # type: ignore[arg-type]
