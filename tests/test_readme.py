@@ -28,7 +28,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -218,6 +218,7 @@ class ShippedStacks:
 
     folder: Path
     env: dict[str, str]
+    plans: dict[str, dict] = field(default_factory=dict)  # `plan --json` of each stack
 
     def run(
         self, arguments: list[str], merged: bool = True, env: dict[str, str] | None = None
@@ -269,8 +270,9 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> ShippedStacks:
     stacks = ShippedStacks(folder, env)
     (folder / "outputs").mkdir()
     for stack in STACKS:
-        saved = stacks.run(["plan", "--stack", stack, "--save-outputs", f"outputs/{stack}.json"])
-        assert saved.returncode == 0, saved.stdout
+        saved = stacks.run(["plan", "--stack", stack, "--json", "--save-outputs", f"outputs/{stack}.json"], False)
+        assert saved.returncode == 0, saved.stderr
+        stacks.plans[stack] = json.loads(saved.stdout)
     return stacks
 
 
@@ -416,8 +418,7 @@ def test_unprotect_examples_name_protected_resources_of_the_plan(shipped):
         assert match, f"{example.where()}: not a URN of a portal's resource"
         stack, urn_project, name = match.groups()
         assert urn_project == project, example.where()
-        plan = json.loads(shipped.run(["plan", "--stack", stack, "--json"], merged=False).stdout)
-        resources = {r["name"]: r for p in plan["portals"].values() for r in p["resources"]}
+        resources = {r["name"]: r for p in shipped.plans[stack]["portals"].values() for r in p["resources"]}
         assert resources.get(name, {}).get("protect") is True, f"{example.where()}: {name} is not protected"
 
 
