@@ -2,7 +2,9 @@
 
 One `PortalOutput` per portal is the `portals` stack output's entry (`to_output()` writes it, camelCase, JSON
 types only); `StackOutputs.from_output()` reads `pulumi stack output --json --show-secrets` back, checking every
-field's presence and type and naming the first bad one (`portals.hr.clientId: ...`). The program, the command
+field's presence, type and meaning and naming the first bad one (`portals.hr.clientId: ...`). Each field declares
+what it holds (`Annotated[str, Kind.GUID]`, aliases below); components/output_checks.py checks each kind, and a
+field without a kind stops this module's import. The program, the command
 line and the tests all go through these records; derived facts (delegated, scoped, ...) are properties here, not
 worked out again at each use.
 
@@ -45,7 +47,7 @@ CLIENT_SECRETS = "clientSecrets"
 # one of these, a list of them (tuple[..., ...]), or either of those or None.
 HttpsUrl = Annotated[str, Kind.HTTPS_URL]
 HttpsOrigin = Annotated[str, Kind.HTTPS_ORIGIN]
-WebUrl = Annotated[str, Kind.WEB_URL]  # https, or http on loopback: a portal's own URLs
+PortalUrl = Annotated[str, Kind.PORTAL_URL]  # a web URL of the portal itself: https, or http on loopback
 Guid = Annotated[str, Kind.GUID]
 PortalName = Annotated[str, Kind.PORTAL_NAME]
 Text = Annotated[str, Kind.TEXT]
@@ -288,7 +290,7 @@ class PortalOutput(_Record):
     connector: Annotated[Connector, Kind.ENUM]
     api: Annotated[Api, Kind.ENUM]  # the connector's API, written for readers of the outputs
     access: Annotated[Access, Kind.ENUM]
-    base_url: WebUrl
+    base_url: PortalUrl
     sign_in: Flag
     public_client: Flag
     authority_host: HttpsOrigin
@@ -303,14 +305,14 @@ class PortalOutput(_Record):
     graph_endpoint: HttpsUrl
     scopes: tuple[Text, ...]
     permissions: tuple[Annotated[GrantedPermission, Kind.RECORD], ...]
-    redirect_uris: tuple[WebUrl, ...]
+    redirect_uris: tuple[PortalUrl, ...]
     secret_key_id: Guid  # the published (newer) secret
     secret_expires_at: Day
     secret_rotates_at: Day
     secret_rotation_days: Count
     previous_secret_key_id: Guid  # the other slot: the secret published before, which Intrexx may still hold
     previous_secret_expires_at: Day  # it stops working then (the next rotation replaces it)
-    sign_in_redirect_uri: WebUrl | None = None
+    sign_in_redirect_uri: PortalUrl | None = None
     ews_url: HttpsUrl | None = None
     mailbox_scope: Annotated[MailboxScope, Kind.RECORD] | None = None
     hand_made_secret_key_ids: tuple[Guid, ...] | None = None  # adopted registrations: secrets to remove by hand

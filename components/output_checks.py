@@ -35,7 +35,7 @@ class Kind(Enum):
 
     HTTPS_URL = "an https URL"
     HTTPS_ORIGIN = "an https origin such as https://login.microsoftonline.com"
-    WEB_URL = "an https URL (http only on localhost or 127.0.0.1)"  # a portal's own URLs, as the config allows
+    PORTAL_URL = "an https URL (http only on localhost or 127.0.0.1)"  # a portal's own URLs, as the config allows
     GUID = f"a GUID such as {GUID_EXAMPLE}"
     PORTAL_NAME = "a portal name"
     TEXT = "one line of text"
@@ -85,7 +85,7 @@ def check_text(kind: Kind, value: str, path: str) -> str:
 _URL_RULES: dict[Kind, tuple[tuple[str, ...], bool]] = {  # kind -> (hosts that may use http, path allowed)
     Kind.HTTPS_URL: ((), True),
     Kind.HTTPS_ORIGIN: ((), False),
-    Kind.WEB_URL: (LOOPBACK_HOSTS, True),
+    Kind.PORTAL_URL: (LOOPBACK_HOSTS, True),
 }
 
 

@@ -165,7 +165,7 @@ def test_every_output_field_declares_a_kind():
     kinds = {shape.key: shape.kind for shape in field_shapes(PortalOutput)}
     assert set(kinds) == {camel(item.name) for item in dataclasses.fields(PortalOutput)} - {"clientSecret"}
     assert kinds["previousSecretKeyId"] is Kind.GUID  # the hand-kept list of GUID fields had forgotten it
-    assert kinds["authorityHost"] is Kind.HTTPS_ORIGIN and kinds["redirectUris"] is Kind.WEB_URL
+    assert kinds["authorityHost"] is Kind.HTTPS_ORIGIN and kinds["redirectUris"] is Kind.PORTAL_URL
 
 
 STRING_FIELDS = {shape.key: shape for shape in field_shapes(PortalOutput) if shape.base is str}
