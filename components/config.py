@@ -29,7 +29,7 @@ from .contract import (
 )
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
 from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_guid
-from .output_checks import describe_value
+from .output_checks import describe_value, lone_surrogates
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 from .text import describe_characters, for_one_line, unsafe_characters
 from .urls import parse_web_url, relative_path_problems, url_problems
@@ -848,7 +848,12 @@ def _mailbox_scope(
             return None
         return MailboxScope(group_id=value["groupId"].lower())
     recipient_filter = value["recipientFilter"]
-    if not isinstance(recipient_filter, str) or not recipient_filter.strip() or unsafe_characters(recipient_filter):
+    if (
+        not isinstance(recipient_filter, str)
+        or not recipient_filter.strip()
+        or unsafe_characters(recipient_filter)
+        or lone_surrogates(recipient_filter)
+    ):
         problems.add(
             f"{path}.recipientFilter",
             f"must be a one-line OPATH filter such as \"Department -eq 'HR'\", got {describe_value(recipient_filter)}",
@@ -889,6 +894,10 @@ def _string(value: object, path: str, problems: _Problems, default: str) -> str 
         problems.add(
             path, f"must be a one-line string without control characters ({describe_characters(bad)}), got {value!r}"
         )
+        return None
+    surrogates = lone_surrogates(value)
+    if surrogates:
+        problems.add(path, f"must be Unicode text, not lone surrogates ({describe_characters(surrogates)})")
         return None
     if value != value.strip():
         # Display names and file names would carry it, and Entra's display name search would miss it.

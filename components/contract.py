@@ -30,6 +30,7 @@ from .output_checks import (
     TEXT_KINDS,
     ContractError,
     Kind,
+    check_secret,
     check_text,
     describe_value,
     is_portal_name,
@@ -432,7 +433,7 @@ class StackOutputs:
                 secret = secrets.get(name) if isinstance(secrets, Mapping) else None
                 if not isinstance(secret, str) or not secret:
                     raise ContractError(f"{CLIENT_SECRETS}.{name}", "missing")
-                portal = portal.with_secret(secret)
+                portal = portal.with_secret(check_secret(secret, f"{CLIENT_SECRETS}.{name}"))
             portals[name] = portal
         return cls(portals)
 

@@ -61,6 +61,16 @@ _DATE_OR_TIMESTAMP = re.compile(
 )
 
 
+# A lone surrogate (JSON's "\ud800", YAML's "\ud800") is no character: it cannot be written as UTF-8, so a file,
+# a terminal or Pulumi's engine would fail on it later. Refused where text comes in.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogates(text: str) -> list[str]:
+    """The distinct lone surrogates in `text` (a str that is no valid Unicode text), in order of appearance."""
+    return list(dict.fromkeys(_SURROGATE.findall(text)))
+
+
 def is_portal_name(value: object) -> bool:
     return isinstance(value, str) and PORTAL_NAME_PATTERN.fullmatch(value) is not None
 
@@ -70,6 +80,9 @@ def check_text(kind: Kind, value: str, path: str) -> str:
     bad = unsafe_characters(value)
     if bad:
         raise ContractError(path, f"must not contain control characters ({describe_characters(bad)})")
+    surrogates = lone_surrogates(value)
+    if surrogates:
+        raise ContractError(path, f"must be Unicode text, not lone surrogates ({describe_characters(surrogates)})")
     if kind is Kind.GUID and not is_guid(value):
         raise ContractError(path, f"must be {kind.value}, got {describe_value(value)}")
     if kind is Kind.PORTAL_NAME and not is_portal_name(value):
@@ -87,6 +100,17 @@ _URL_RULES: dict[Kind, tuple[tuple[str, ...], bool]] = {  # kind -> (hosts that 
     Kind.HTTPS_ORIGIN: ((), False),
     Kind.PORTAL_URL: (LOOPBACK_HOSTS, True),
 }
+
+
+def check_secret(value: str, path: str) -> str:
+    """A client secret that reaches om.cfg and the token endpoint unchanged. The message names code points only,
+    never the secret: XML attribute values turn tabs and line breaks into spaces (om.cfg), a terminal or a CI log
+    would act on control characters, and a lone surrogate cannot be written at all, so a secret holding any of them
+    is refused here, before it is used."""
+    bad = unsafe_characters(value) + lone_surrogates(value)
+    if bad:
+        raise ContractError(path, f"must not contain control characters ({describe_characters(bad)})")
+    return value
 
 
 def read_date(value: object, path: str) -> date:

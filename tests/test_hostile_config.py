@@ -333,6 +333,17 @@ def test_values_are_checked_whole_where_they_enter(entry, message):
     assert not any(unsafe_characters(problem) for problem in caught.value.problems), caught.value.problems
 
 
+def test_lone_surrogates_are_refused_where_the_configuration_comes_in():
+    service = {**HR, "connector": "m365", "access": "application", "mailboxScope": {"recipientFilter": "x\ud800"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"portals": [service], "environment": "dev\udfff"}, "dev", TODAY)
+    assert caught.value.problems == [
+        "environment: must be Unicode text, not lone surrogates (U+DFFF)",
+        "portals[0].mailboxScope.recipientFilter: must be a one-line OPATH filter such as \"Department -eq 'HR'\", "
+        "got 'x\\ud800'",
+    ]
+
+
 @pytest.mark.parametrize("environment", [" dev", "dev ", "dev\u3000"])
 def test_an_environment_with_white_space_at_its_ends_is_refused(environment):
     with pytest.raises(ConfigError, match="environment: must not start or end with white space"):

@@ -167,3 +167,31 @@ def test_a_secret_copied_into_a_field_is_not_quoted_in_the_error(capsys, tmp_pat
     code, _, err = render(capsys, tmp_path, json.dumps(document))
     assert code == 2 and "portals.hr.tokenEndpoint: must use https" in err
     assert document["clientSecrets"]["hr"] not in err and "[secret hidden]" in err
+
+
+@pytest.mark.parametrize(
+    "secret, shown",
+    [
+        ("abc\x07def", "U+0007"),
+        ("abc\ndef", "U+000A"),
+        ("abc\u202edef", "U+202E"),
+        ("abc\ud800def", "U+D800"),
+    ],
+    ids=["bell", "line break", "bidi override", "lone surrogate"],
+)
+def test_a_secret_that_xml_or_a_terminal_would_change_is_refused_without_showing_it(
+    capsys, tmp_path, document, secret, shown
+):
+    document["clientSecrets"]["hr"] = secret
+    code, out, err = render(capsys, tmp_path, json.dumps(document))
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("OutputsError: clientSecrets.hr: must not contain control characters (")
+    assert shown in err and "abc" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("field", ["displayName", "environment", "permissions.0.name", "scopes.0"])
+def test_a_lone_surrogate_in_any_text_is_refused_where_the_outputs_are_read(capsys, tmp_path, document, field):
+    set_field(document, "hr", field, "x\udc80y")
+    code, out, err = render(capsys, tmp_path, json.dumps(document))
+    assert code == 2 and out == "" and "not lone surrogates (U+DC80)" in err and err.count("\n") == 1, err
