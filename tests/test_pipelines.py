@@ -58,6 +58,9 @@ STACKS = ("dev", "test", "prod")
 SECRET_FILES = ("exchange-connector.json", "m365-connector.json", "om.cfg.xml")
 SECRET_PATTERNS = ("*-connector.json", "om.cfg.xml")
 PUBLIC_FILES = ("portal-manager.md", "ews-allow-list.ps1", "exchange-rbac.ps1")
+# What the fleet status job publishes (rotate.yml, .azure-pipelines/fleet-status.yml): made from outputs read without
+# secrets (tests/test_status_pipelines.py).
+STATUS_FILES = ("intrexx-status.ics", "intrexx-status.html", "intrexx-status.prom", "intrexx-status.txt")
 REUSABLE = "./.github/workflows/deploy-stack.yml"
 DOCTOR = 'python -m intrexx_connector doctor --stack "$STACK"'
 
@@ -602,7 +605,11 @@ def test_no_workflow_uploads_secret_files(path):
             assert paths, f"{path.name}:{job_id}: upload without explicit path"
             for p in paths:
                 assert not _is_secret(Path(p).name), f"{path.name}:{job_id}: uploads {p}"
-                assert p.endswith(PUBLIC_FILES), f"{path.name}:{job_id}: {p} is not an explicit non-secret file"
+                assert p.endswith(PUBLIC_FILES + STATUS_FILES), (
+                    f"{path.name}:{job_id}: {p} is not an explicit non-secret file"
+                )
+            if not any("intrexx_connector render" in str(s.get("run", "")) for s in steps):
+                continue  # nothing in this job writes a secret file
             # ... and the secret files are deleted before the upload, whatever happened.
             deleting = [s for s in steps[:i] if "run" in s and _deletes_secret_files(s["run"])]
             assert deleting, f"{path.name}:{job_id}: no step deletes the secret files before the upload"
@@ -867,9 +874,12 @@ def test_rotate_workflow_reuses_the_deploy_stack():
     wf = _workflow("rotate.yml")
     on = _triggers(wf)
     assert "workflow_dispatch" in on
-    (cron,) = on["schedule"]
+    cron, daily = on["schedule"]
     assert len(cron["cron"].split()) == 5 and cron["cron"].split()[4] != "*", "weekly: a fixed weekday"
-    (job,) = wf["jobs"].values()
+    assert daily["cron"].split()[2:] == ["*", "*", "*"], "the fleet status: every day"
+    job, fleet = wf["jobs"].values()
+    assert cron["cron"] in job["if"] and "workflow_dispatch" in job["if"], "the daily run does not rotate"
+    assert fleet["needs"] == "rotate" and fleet["if"] == "${{ !cancelled() }}"
     assert job["uses"] == REUSABLE
     assert job["with"] == {"stack": "${{ matrix.stack }}", "rotation": True}
     assert job["strategy"]["fail-fast"] is False
