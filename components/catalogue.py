@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .contract import Access, Connector, PermissionType
-from .facts import CATALOGUE_FILE, is_guid
+from .facts import CATALOGUE_FILE, catalogue_document, is_guid
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Catalogue:
 
 @functools.cache
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = catalogue_document() if path == CATALOGUE_FILE else yaml.safe_load(path.read_text(encoding="utf-8"))
     resources = {}
     for key, entry in raw["resources"].items():
         permissions = {}
