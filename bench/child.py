@@ -9,6 +9,8 @@ Modes:
   outputs     --portals N --out FILE                stack outputs (with secrets) of the verify mix, for verify
   plan-render --portals N --workdir DIR             plan_stack, Plan.as_dict and render for N portals
   profile     --program product|floor --portals N --out FILE   cProfile of one evaluation, every thread
+  bare-msal   --out OUTPUTS --authority ORIGIN            the floor of `verify` as a command: read the outputs,
+                                                          one client credentials token per portal with MSAL
 """
 
 import time
@@ -288,13 +290,48 @@ def mode_profile(args) -> dict:
     }
 
 
+def mode_bare_msal(args) -> dict:
+    """What `intrexx-connector verify --outputs F --authority-host O` must do at least, as a process of its own:
+    read the outputs file, then get a token per portal with MSAL in as many threads as verify uses (the CA comes
+    from REQUESTS_CA_BUNDLE, as for the product)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import msal
+    import requests
+
+    document = json.loads(Path(args.out).read_text(encoding="utf-8"))
+    secrets = document["clientSecrets"]
+    session = requests.Session()
+
+    def token(name: str, portal: dict) -> bool:
+        app = msal.ConfidentialClientApplication(
+            portal["clientId"],
+            client_credential=secrets[name],
+            authority=f"{args.authority}/{portal['tenantId']}",
+            instance_discovery=False,
+            http_client=session,
+            token_cache=msal.TokenCache(),
+        )
+        return "access_token" in app.acquire_token_for_client(scopes=[f"{portal['resource']}/.default"])
+
+    portals = document["portals"]
+    with ThreadPoolExecutor(max_workers=min(8, len(portals))) as pool:
+        ok = list(pool.map(token, portals, portals.values()))
+    if not all(ok):
+        raise SystemExit("bare MSAL: a portal got no token")
+    return {"portals": len(portals)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("eval", "resources", "equivalence", "outputs", "plan-render", "profile"))
+    parser.add_argument(
+        "mode", choices=("eval", "resources", "equivalence", "outputs", "plan-render", "profile", "bare-msal")
+    )
     parser.add_argument("--program", choices=("product", "floor"), default="product")
     parser.add_argument("--portals", type=int, default=1)
     parser.add_argument("--out")
     parser.add_argument("--workdir")
+    parser.add_argument("--authority")
     args = parser.parse_args()
     json.dump(globals()[f"mode_{args.mode.replace('-', '_')}"](args), sys.stdout, default=str)
     sys.stdout.write("\n")
