@@ -33,13 +33,20 @@ from pulumi_policy.proxy import UnknownValueError
 PACK_DIR = Path(__file__).resolve().parent
 
 
-class _FiniteJsonFormat:
-    """google.protobuf.json_format as the SDK's servicer uses it, except that a number JSON cannot hold (NaN,
-    +-Infinity: a program may write float("inf") into any property, and protobuf carries it) reaches the policies
-    as the string protobuf's JSON mapping names it ("NaN", "Infinity", "-Infinity"), where MessageToDict itself
-    raises ValueError ("Fail to serialize Infinity for Value.number_value") and fails the whole preview with a gRPC
-    error. pulumi_policy/policy.py reads
-    every Struct it receives through `json_format.MessageToDict` (Analyze, AnalyzeStack, Remediate, Configure)."""
+MAX_DEPTH = 64  # deeper values reach the rules as a string saying so
+
+
+class _JsonFormatForAnyValue:
+    """google.protobuf.json_format as the SDK's servicer uses it (pulumi_policy/policy.py reads every Struct it
+    receives through `json_format.MessageToDict`: Analyze, AnalyzeStack, Remediate, Configure), except for two
+    values protobuf carries and the conversion cannot take, which would fail the whole preview with a gRPC error:
+
+    - a number JSON cannot hold (NaN, +-Infinity: a program may write float("inf") into any property), where
+      MessageToDict raises ValueError ("Fail to serialize Infinity for Value.number_value"): it reaches the
+      policies as the string protobuf's JSON mapping names it ("NaN", "Infinity", "-Infinity");
+    - a value nested so deeply that the conversion (and the SDK's deserializer after it) exceeds Python's
+      recursion limit: anything below MAX_DEPTH levels reaches the policies as a string saying so.
+    """
 
     def __getattr__(self, name: str) -> object:
         return getattr(json_format, name)
@@ -48,31 +55,34 @@ class _FiniteJsonFormat:
     def MessageToDict(message, **options):  # noqa: N802 - the name the SDK calls
         try:
             return json_format.MessageToDict(message, **options)
-        except ValueError:
-            finite = type(message)()
-            finite.CopyFrom(message)
-            _name_non_finite_numbers(finite)
-            return json_format.MessageToDict(finite, **options)
+        except (ValueError, RecursionError):
+            tamed = type(message)()
+            tamed.CopyFrom(message)
+            _tame(tamed)
+            return json_format.MessageToDict(tamed, **options)
 
 
-def _name_non_finite_numbers(message) -> None:
+def _tame(message) -> None:
+    """Rewrite, in place and without recursion, what MessageToDict cannot convert (see _JsonFormatForAnyValue)."""
     values = []
     if isinstance(message, struct_pb2.Struct):
-        values = list(message.fields.values())
+        values = [(value, 1) for value in message.fields.values()]
     elif isinstance(message, struct_pb2.ListValue):
-        values = list(message.values)
+        values = [(value, 1) for value in message.values]
     while values:
-        value = values.pop()
+        value, depth = values.pop()
         kind = value.WhichOneof("kind")
-        if kind == "number_value" and not math.isfinite(value.number_value):
+        if kind in ("struct_value", "list_value") and depth >= MAX_DEPTH:
+            value.string_value = f"<a value nested more than {MAX_DEPTH} levels deep>"
+        elif kind == "number_value" and not math.isfinite(value.number_value):
             value.string_value = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[str(value.number_value)]
         elif kind == "struct_value":
-            values.extend(value.struct_value.fields.values())
+            values.extend((item, depth + 1) for item in value.struct_value.fields.values())
         elif kind == "list_value":
-            values.extend(value.list_value.values)
+            values.extend((item, depth + 1) for item in value.list_value.values)
 
 
-pulumi_policy.policy.json_format = _FiniteJsonFormat()  # type: ignore[assignment]
+pulumi_policy.policy.json_format = _JsonFormatForAnyValue()  # type: ignore[assignment]
 DEFAULT_CATALOGUE = "../components/catalogue.yaml"  # the intrexx-exchange permission catalogue, beside this pack
 
 

@@ -7,6 +7,7 @@ One pack process per module (tests/policy_harness.py starts it like the engine: 
 import copy
 import json
 import shutil
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.metadata import version
 
@@ -1016,6 +1017,26 @@ def test_hostile_shapes_through_the_engines_protocol(pack, stacks, name, values,
     [violation] = found
     assert violation.policy == policy and text in violation.message, violation.message
     assert_readable(violation.message.split("\n", 1)[1])
+
+
+def test_a_value_nested_beyond_pythons_recursion_limit_gets_an_answer(pack, stacks):
+    """protobuf carries values nested far deeper than Python's recursion limit lets the SDK convert them; the pack
+    cuts them at MAX_DEPTH (64) levels into a string, so the policies still answer."""
+    limit = sys.getrecursionlimit()
+    deep = "https://intrexx.contoso.example/cb"
+    for _ in range(1500):
+        deep = [deep]
+    sys.setrecursionlimit(20000)  # for this harness's own (recursive) marshalling, not for the pack
+    try:
+        resources = harness.add_resource(
+            stacks["dev"], APPLICATION, "deep", {"notes": "n", "web": {"redirectUris": deep}}
+        )
+        [violation] = pack.analyze(resources[-1])
+        stack_policies = {d.policy for d in pack.analyze_stack(resources)}
+    finally:
+        sys.setrecursionlimit(limit)
+    assert violation.policy == "web-redirect-uris-https" and "a list is not a URL but a list" in violation.message
+    assert stack_policies == {"application-has-owner", "application-has-service-principal"}
 
 
 @pytest.mark.parametrize(
