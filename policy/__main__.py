@@ -8,8 +8,9 @@ entra_guardrails.py loads ../components/facts.py by its path; without it the pac
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 try:
     import entra_guardrails as rules
@@ -17,6 +18,7 @@ except ImportError as error:  # entra_guardrails.FactsNotFound, or a dependency 
     raise SystemExit(f"entra-app-guardrails cannot start: {error}") from None
 import pulumi_policy.policy
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import Message
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -52,7 +54,7 @@ class _JsonFormatForAnyValue:
         return getattr(json_format, name)
 
     @staticmethod
-    def MessageToDict(message, **options):  # noqa: N802 - the name the SDK calls
+    def MessageToDict(message: Message, **options: Any) -> dict[str, Any]:  # noqa: N802 - the name the SDK calls
         try:
             return json_format.MessageToDict(message, **options)
         except (ValueError, RecursionError):
@@ -62,9 +64,9 @@ class _JsonFormatForAnyValue:
             return json_format.MessageToDict(tamed, **options)
 
 
-def _tame(message) -> None:
+def _tame(message: Message) -> None:
     """Rewrite, in place and without recursion, what MessageToDict cannot convert (see _JsonFormatForAnyValue)."""
-    values = []
+    values: list[tuple[struct_pb2.Value, int]] = []
     if isinstance(message, struct_pb2.Struct):
         values = [(value, 1) for value in message.fields.values()]
     elif isinstance(message, struct_pb2.ListValue):
@@ -82,11 +84,14 @@ def _tame(message) -> None:
             values.extend((item, depth + 1) for item in value.list_value.values)
 
 
-pulumi_policy.policy.json_format = _JsonFormatForAnyValue()  # type: ignore[assignment]
+pulumi_policy.policy.json_format = _JsonFormatForAnyValue()
+
 DEFAULT_CATALOGUE = "../components/catalogue.yaml"  # the intrexx-exchange permission catalogue, beside this pack
 
 
-def _resource_policy(types, check):
+def _resource_policy(
+    types: tuple[str, ...], check: Callable[[ResourceValidationArgs], Iterable[str]]
+) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     """A validate callback running `check(args)` on resources of `types`, reporting each message on the resource."""
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -103,10 +108,10 @@ def _catalogue(config: Mapping) -> rules.RoleCatalogue:
     return rules.load_role_catalogue(str(path if path.is_absolute() else (PACK_DIR / path).resolve()))
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """The SDK's unknown-checking proxies unwrapped into dicts and lists, with rules.UNKNOWN for unknown values."""
     if isinstance(value, Mapping):
-        result = {}
+        result: dict[str, object] = {}
         for key in value:
             try:
                 result[key] = _plain(value[key])
@@ -114,7 +119,7 @@ def _plain(value):
                 result[key] = rules.UNKNOWN
         return result
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        items = []
+        items: list[object] = []
         for index in range(len(value)):
             try:
                 items.append(_plain(value[index]))
@@ -130,7 +135,7 @@ def _stack_resources(args: StackValidationArgs) -> list:
             urn=r.urn,
             type=r.resource_type,
             name=r.name,
-            props=_plain(r.props),
+            props=cast(dict, _plain(r.props)),  # the properties are a mapping, so _plain gives a dict
             dependencies={d.urn for d in r.dependencies},
             property_dependencies={key: {d.urn for d in deps} for key, deps in r.property_dependencies.items()},
         )
@@ -138,7 +143,9 @@ def _stack_resources(args: StackValidationArgs) -> list:
     ]
 
 
-def _stack_policy(find):
+def _stack_policy(
+    find: Callable[[list], list[tuple[str, str]]],
+) -> Callable[[StackValidationArgs, ReportViolation], None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for urn, message in find(_stack_resources(args)):
             report_violation(message, urn)
