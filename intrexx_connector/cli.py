@@ -11,8 +11,10 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from types import FrameType
+from typing import Any, NoReturn, TextIO
 
 from components.config import ConfigError
 from components.contract import Access, GrantedBy, PermissionType
@@ -111,11 +113,11 @@ class _Terminated(BaseException):
     """SIGTERM: unwinds like Ctrl-C, so that temporary files holding secrets are removed on the way out."""
 
 
-def _raise_on_sigterm():
+def _raise_on_sigterm() -> Callable[[], object]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def terminate(signum, frame):
+    def terminate(signum: int, frame: FrameType | None) -> NoReturn:
         raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)
@@ -780,7 +782,7 @@ def _write_report(data: bytes, out: Path | None) -> None:
 # rotation-notice --------------------------------------------------------------------------------------------
 
 
-def _rotation_notice(args) -> int:
+def _rotation_notice(args: argparse.Namespace) -> int:
     from .handover import rotation_notice
     from .stack_outputs import read_outputs_file
 

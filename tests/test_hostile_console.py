@@ -43,27 +43,46 @@ def test_plan_of_a_non_latin_environment_to_a_cp1252_pipe_does_not_crash(tmp_pat
 
 
 class _Console(io.StringIO):
-    """A text stream that, like a cp1252 console, refuses what its encoding cannot hold."""
+    """A text stream that, like a console in a narrow encoding, refuses what its encoding cannot hold."""
 
-    encoding = "cp1252"
+    def __init__(self, encoding: str) -> None:
+        super().__init__()
+        self._encoding = encoding
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._encoding
 
     def write(self, text: str) -> int:
-        text.encode(self.encoding)
+        text.encode(self._encoding)
         return super().write(text)
 
 
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii", "latin-1", "cp437", "cp932", "utf-8"])
 @pytest.mark.parametrize(
     "text",
-    ["日本語", "\udcff lone surrogate", "mixed ä € 日", "\U0001f680", "\u202e bidi", "€ fits"],
-    ids=["cjk", "surrogate", "mixed", "astral", "bidi", "euro"],
+    ["日本語", "\udcff lone surrogate", "mixed ä € 日", "\U0001f680", "\u202e bidi", "€ fits", "ÿ"],
+    ids=["cjk", "surrogate", "mixed", "astral", "bidi", "euro", "y-diaeresis"],
 )
-def test_the_writer_escapes_what_the_console_cannot_encode(text):
-    console = _Console()
+def test_the_writer_escapes_what_the_console_cannot_encode(text, encoding):
+    console = _Console(encoding)
     writer = _SafeText(console)
     assert writer.write(text) == len(text)
     written = console.getvalue()
-    assert written.encode("cp1252")  # no UnicodeEncodeError
+    assert written.encode(encoding)  # no UnicodeEncodeError
     assert "\u202e" not in written
+    if "\udcff" not in text and "\u202e" not in text:
+        assert written.encode(encoding, "backslashreplace") == text.encode(encoding, "backslashreplace")
+
+
+def test_an_argument_echoed_by_argparse_is_no_command(capsys):
+    from intrexx_connector.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["status", "--stack", "x", "--warn-days", "##vso[task.setvariable variable=a]b"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "##vso[" not in err and "##vso\\u005b" in err
 
 
 @pytest.mark.parametrize(
