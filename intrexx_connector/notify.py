@@ -35,12 +35,15 @@ from components.urls import UrlError, WebUrl, parse_web_url
 
 from .errors import CheckFailed, UsageError
 from .status import Fleet, FleetEntry
-from .transport import AuthorityHttp, TransportError, deadline_session
+from .transport import OriginHttp, TransportError, deadline_session
 
 ENVIRONMENT_VARIABLE = "INTREXX_NOTIFY_WEBHOOK"
 TIMEOUT_SECONDS = 30.0
 SLACK_HOSTS = ("hooks.slack.com",)
-MAX_ENTRIES = 20  # one message stays readable; the rest is counted
+MAX_ENTRIES = 20
+MAX_ANSWER_BYTES = (
+    64 * 1024
+)  # Teams answers 202 with an empty body, Slack 200 "ok"  # one message stays readable; the rest is counted
 
 
 class Kind(StrEnum):
@@ -90,12 +93,13 @@ def parse_webhook(url: str, source: str) -> Webhook:
     return Webhook(url, origin, kind)
 
 
-class _WebhookHttp(AuthorityHttp):
-    """The transport's client bound to the webhook's origin; http is accepted there only on loopback."""
+class _WebhookHttp(OriginHttp):
+    """The transport's client bound to the webhook's origin (one deadline, no redirect followed, the answer read up
+    to a limit); the target check also takes http on loopback, as `parse_webhook` does."""
 
     def _check_target(self, url: str) -> None:
         try:
-            target = parse_web_url(url, http_hosts=LOOPBACK_HOSTS)
+            target = parse_web_url(url.split("?", 1)[0], http_hosts=LOOPBACK_HOSTS)
         except UrlError:
             raise WebhookFailed("refusing to post: the webhook URL is not usable") from None
         if target.origin != self.origin.origin:
@@ -165,15 +169,16 @@ def notify(
         return False
     body = json.dumps(message(fleet, webhook.kind)).encode("utf-8")
     deadline = clock() + timeout
-    http = _WebhookHttp(deadline_session(session), webhook.origin, lambda: deadline, "the webhook")
-    base, _, query = webhook.url.partition("?")
+    http = _WebhookHttp(deadline_session(session), webhook.origin, lambda: deadline, "the webhook", MAX_ANSWER_BYTES)
     where = f"the {webhook.kind.value} webhook at {webhook.origin.origin_text}"
     try:
-        answer = http.post(base, params=query or None, headers={"Content-Type": "application/json"}, data=body)
+        answer = http.request("POST", webhook.url, headers={"Content-Type": "application/json"}, data=body)
     except TransportError as error:
         raise WebhookFailed(f"posting to {where} failed: {_without_url(error.reason, webhook)}") from None
     except requests.RequestException as error:
         raise WebhookFailed(f"posting to {where} failed ({type(error).__name__})") from None
+    if 300 <= answer.status_code < 400:
+        raise WebhookFailed(f"{where} answered with a redirect (HTTP {answer.status_code}), which is not followed")
     if not 200 <= answer.status_code < 300:
         raise WebhookFailed(f"{where} answered HTTP {answer.status_code}; check the webhook in the CI's secret store")
     return True

@@ -433,3 +433,29 @@ def test_out_replaces_the_file_atomically_and_no_format_holds_a_secret(capsys, f
 def test_the_kinds_cover_every_milestone(documents):
     kinds = {m.kind for e in fleet(documents).entries for m in e.milestones}
     assert kinds == set(EventKind)
+
+
+def test_alarm_days_on_the_command_line(capsys, files):
+    _, out, _ = run(capsys, "status", "--outputs", files["dev"], "--format", "ics", "--alarm-days", "7")
+    event = next(iter(icalendar.Calendar.from_ical(out).walk("VEVENT")))
+    assert [a["trigger"].dt for a in event.walk("VALARM")] == [timedelta(days=-7)]
+    for bad in ("x", "-1", "400", ""):
+        with pytest.raises(SystemExit) as caught:
+            main(["status", "--outputs", str(files["dev"]), f"--alarm-days={bad}"])
+        captured = capsys.readouterr()
+        assert caught.value.code == 2 and "--alarm-days" in captured.err and captured.out == ""
+
+
+def test_message_values_are_text_in_teams_and_slack(documents):
+    from intrexx_connector import notify
+
+    hostile = json.loads(json.dumps(documents))
+    stack_fleet = fleet(hostile)
+    teams = json.dumps(notify.message(stack_fleet, notify.Kind.TEAMS))
+    assert "prod / hr" in teams and "dev / legacy" not in teams, "only what is due"
+    assert notify.card_text("[x](https://evil.example) *b* <at>") == (r"\[x\]\(https://evil\.example\) \*b\* \<at\>")
+    assert notify.slack_text("<!channel> & <https://evil.example|x>") == (
+        "&lt;!channel&gt; &amp; &lt;https://evil.example|x&gt;"
+    )
+    slack = notify.message(stack_fleet, notify.Kind.SLACK)
+    assert all(block.get("text", {}).get("type", "plain_text") == "plain_text" for block in slack["blocks"])
