@@ -308,8 +308,9 @@ def _guarded(ctx: DoctorContext, check_id: str, title: str, check: Callable[[Doc
             f"could not read Microsoft Graph: {error}",
             _remedy(error, check_id, ctx.graph.origin),
         )
-    except (TypeError, KeyError, AttributeError, ValueError, RecursionError) as error:
-        # A shape the checks did not foresee (or nested deeper than Python recurses): one line, never a traceback.
+    except (TypeError, LookupError, AttributeError, ValueError, ArithmeticError, RecursionError) as error:
+        # A shape the checks did not foresee (a number too large for a date or a duration, an index past the end,
+        # nesting deeper than Python recurses): one line, never a traceback.
         failed = Check(
             check_id,
             FAIL,

@@ -469,3 +469,15 @@ def test_doctor_answers_a_hostile_tenant_with_one_line_per_check(
     code = main([*argv, "--deployer-client-id", DEPLOYER_APP, "--timeout", "20", "--json"])
     document = json.loads(capsys.readouterr().out)
     assert all(check["status"] in ("pass", "warn", "fail") for check in document["checks"])
+
+
+@pytest.mark.parametrize("error", [OverflowError, IndexError, ZeroDivisionError, RecursionError, KeyError])
+def test_an_error_no_check_foresaw_is_still_one_line(error, monkeypatch):
+    """The last net under the checks (doctor._guarded): an exception of a shape nobody foresaw fails one check."""
+    from intrexx_connector import doctor
+
+    def broken(ctx: DoctorContext) -> Any:
+        raise error("unforeseen")
+
+    failed = doctor._guarded(_context(_documents()), "conditional-access", "title", broken)
+    assert failed.status == "fail" and error.__name__ in failed.detail and "\n" not in failed.detail
