@@ -69,13 +69,16 @@ CLOUDS: dict[CloudName, Cloud] = {
             ("dod", "usgovernmentl5"),
             "https://login.microsoftonline.us",
             "https://dod-graph.microsoft.us",
-            "https://webmail.apps.mil",
+            "https://outlook-dod.office365.us",
             "https://microsoft.com/deviceloginus",
             "O365USGovDoD",
         ),
         # China: MSAL marks login.chinacloudapi.cn as deprecated in favour of login.partner.microsoftonline.cn
-        # (msal/authority.py AZURE_CHINA). DoD: webmail.apps.mil is the documented Exchange endpoint but not
-        # confirmed for EWS OAuth here, so the stack key `exchangeEndpoint` overrides any cloud's Exchange endpoint.
+        # (msal/authority.py AZURE_CHINA). DoD: Exchange Online (the EWS resource and its token audience) is
+        # https://outlook-dod.office365.us: microsoft/CSS-Exchange Shared/AzureFunctions/Get-CloudServiceEndpoint.ps1,
+        # "USGovernmentL5": $exchangeOnlineEndpoint = "https://outlook-dod.office365.us"; webmail.apps.mil is the
+        # DoD users' Outlook on the web, not the token resource. The stack key `exchangeEndpoint` still overrides
+        # any cloud's Exchange endpoint.
         Cloud(
             CloudName.CHINA,
             ("china",),

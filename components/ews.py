@@ -2,8 +2,10 @@
 
 Source: Microsoft 365 message center MC1176266 / MC1227454 (via third-party copies) and the
 Set-OrganizationConfig documentation of `-EwsEnabled` / `-EwsAllowedAppIDs` (office-docs-powershell PR 13643):
-from 2026-10-01 EWS in Exchange Online is blocked for a tenant unless its administrator enables it and lists the
-app in the EWS allow list; on 2027-04-01 it is switched off for good. Microsoft Graph replaces it.
+the blocking is phased: it *begins* on 2026-10-01 and reaches tenants one by one (MC1227454), so a tenant may
+still have EWS for a while after that day; a tenant whose administrator enables EWS and lists the app in the EWS
+allow list keeps it; on 2027-04-01 it is switched off for good. Microsoft Graph replaces it. The sentences say
+"from", never "since": nobody can tell from a date whether a given tenant is blocked yet.
 """
 
 from datetime import date, timedelta
@@ -38,12 +40,13 @@ def ews_state(day: date) -> str:
         last_open_day = EWS_BLOCKED_FROM - timedelta(days=1)
         return (
             f"EWS in Exchange Online works until {last_open_day.isoformat()}; from {EWS_BLOCKED_FROM.isoformat()} "
-            f"it is blocked unless {allow_list}, and on {EWS_SHUTDOWN.isoformat()} it is switched off for good"
+            f"Microsoft blocks it tenant by tenant unless {allow_list}, and on {EWS_SHUTDOWN.isoformat()} it is "
+            "switched off for good"
         )
     if phase is EwsPhase.ALLOW_LIST_REQUIRED:
         days = (EWS_SHUTDOWN - day).days
         return (
-            f"EWS in Exchange Online is blocked since {EWS_BLOCKED_FROM.isoformat()} unless {allow_list}, and "
-            f"is switched off for good on {EWS_SHUTDOWN.isoformat()}, in {days} days"
+            f"EWS in Exchange Online is blocked tenant by tenant from {EWS_BLOCKED_FROM.isoformat()} unless "
+            f"{allow_list}, and is switched off for good on {EWS_SHUTDOWN.isoformat()}, in {days} days"
         )
     return f"EWS in Exchange Online was switched off on {EWS_SHUTDOWN.isoformat()}: the portal cannot reach Exchange"

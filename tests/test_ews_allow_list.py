@@ -113,6 +113,8 @@ def test_removal_never_writes_an_empty_list():
     warning = " ".join(SCRIPT.code[guard.start + 1 : guard.end])
     for choice in ("Set-OrganizationConfig -EwsEnabled $false", "put them", "leave the list as it is"):
         assert choice in warning
+    # Third review: $null is documented to stop restricting by app id; an empty list is reported to block all EWS.
+    assert "use the value $null" in warning and "block EWS for every application" in warning
 
 
 def test_errors_stop_the_script_and_none_are_swallowed():
@@ -138,7 +140,7 @@ def test_the_header_says_who_runs_it_where_and_what_the_ews_phase_means(phase):
     assert " ".join(ews_state(day).split()) in text
     expected = {
         "open": "optional for this portal",
-        "allow-list-required": "will not work for this portal without it",
+        "allow-list-required": "works for this portal only with it",
         "retired": "allowRetiredEws: true",
     }[phase]
     assert expected in text

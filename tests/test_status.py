@@ -75,7 +75,7 @@ def test_ews_status_before_the_block():
 @pytest.mark.parametrize("today", [EWS_BLOCKED_FROM, date(2026, 11, 24), EWS_SHUTDOWN - timedelta(days=1)])
 def test_ews_status_while_blocked(today):
     line = ews_status(today, "app-id")
-    assert "blocked since 2026-10-01" in line
+    assert "blocked tenant by tenant from 2026-10-01" in line
     assert "EwsAllowedAppIDs" in line and "EWSEnabled" in line and "app-id" in line
     assert f"in {(EWS_SHUTDOWN - today).days} days" in line
     assert "connector: m365" in line and "remove this `connector: exchange` entry" in line
@@ -111,7 +111,7 @@ def test_as_dict_is_json_ready():
     assert document[StatusKey.SECRET_ROTATES_AT] == ROTATES.isoformat()
     assert document[StatusKey.EXPIRING] is True
     assert document[StatusKey.DAYS_LEFT] == (EXPIRES - TODAY).days
-    assert document[StatusKey.EWS].startswith("EWS in Exchange Online is blocked since")
+    assert document[StatusKey.EWS].startswith("EWS in Exchange Online is blocked tenant by tenant from")
     assert document[StatusKey.MESSAGES]
 
 
