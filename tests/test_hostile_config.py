@@ -456,3 +456,25 @@ def test_a_base_url_is_refused_in_one_line_or_kept_in_a_form_that_reads_back_the
     assert again.base_url == portal.base_url and again.redirect_uris == portal.redirect_uris
     assert portal.base_url == portal.base_url.strip() and not portal.base_url.endswith("/")
     assert url_problems(portal.base_url, http_hosts=("localhost", "127.0.0.1")) == []
+
+
+def test_one_origin_rule_for_everyone_who_judges_a_url():
+    from components.urls import UrlError, origin_of, parse_web_url, same_origin
+
+    graph = parse_web_url("https://graph.microsoft.com")
+    assert same_origin("https://GRAPH.microsoft.com:443/v1.0/users?$skiptoken=1", graph)  # a paging link
+    assert same_origin("https://graph.microsoft.com/v1.0/x", "https://graph.microsoft.com")
+    for elsewhere in (
+        "https://graph.microsoft.com.evil.example/v1.0",
+        "https://graph.microsoft.com:8443/v1.0",
+        "http://graph.microsoft.com/v1.0",
+        "https://evil.example\\@graph.microsoft.com/",
+        "https://graph.microsoft.com@evil.example/",
+        "https://graph.microsoft.com\t/v1.0",
+        "not a url",
+    ):
+        assert not same_origin(elsewhere, graph), elsewhere
+    assert origin_of("https://Login.MicrosoftOnline.com:443/tenant/v2.0") == "https://login.microsoftonline.com"
+    assert origin_of("http://127.0.0.1:8080/x", http_hosts=("127.0.0.1",)) == "http://127.0.0.1:8080"
+    with pytest.raises(UrlError, match="must use https"):
+        origin_of("http://127.0.0.1:8080/x")
