@@ -195,11 +195,11 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
     depth = 0
     starts: list[tuple[str, int, bool]] = []  # (element, start offset, is ours)
 
-    def declaration(version, encoding, standalone):
+    def declaration(version: str, encoding: str | None, standalone: int) -> None:
         if encoding:
             layout.encoding = encoding
 
-    def start_element(element, attributes):
+    def start_element(element: str, attributes: dict[str, str]) -> None:
         nonlocal depth
         offset = parser.CurrentByteIndex
         if depth == 0:
@@ -212,7 +212,7 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
         starts.append((element, offset, ours))
         depth += 1
 
-    def end_element(element):
+    def end_element(element: str) -> None:
         nonlocal depth
         depth -= 1
         _, start, ours = starts.pop()
@@ -233,6 +233,13 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
     parser.XmlDeclHandler = declaration
     parser.StartElementHandler = start_element
     parser.EndElementHandler = end_element
+    _parse(parser, data, path, layout)
+    _check_layout(layout, path, name)
+    return layout
+
+
+def _parse(parser: xml.parsers.expat.XMLParserType, data: bytes, path: Path, layout: _Layout) -> None:
+    """Run the parser over the whole file; what expat refuses is one FileError naming the file."""
     try:
         parser.Parse(data, True)
     except LookupError:  # expat asks Python's codecs for an encoding it does not know itself
@@ -244,11 +251,15 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
             f"{path} is not well-formed XML ({xml.parsers.expat.errors.messages[error.code]} at line "
             f"{error.lineno}, column {error.offset + 1}); nothing was changed"
         ) from None
+
+
+def _check_layout(layout: _Layout, path: Path, name: str) -> None:
+    """What a well-formed om.cfg must also be for a byte-exact merge: ASCII-compatible, at most one provider of ours."""
     try:
         codec = codecs.lookup(layout.encoding).name
     except LookupError:
         raise FileError(f"{path} declares the unknown encoding {layout.encoding!r}") from None
-    if codec.startswith("utf-16") or codec.startswith("utf-32"):
+    if codec.startswith(("utf-16", "utf-32")):
         raise FileError(
             f"{path} is encoded in {layout.encoding}; only ASCII-compatible encodings such as UTF-8 are supported"
         )
@@ -257,7 +268,6 @@ def _scan(data: bytes, path: Path, name: str) -> _Layout:
             f'{path} holds {len(layout.ours)} <{OAUTH2_ELEMENT} name="{name}"> elements; remove all '
             "but one and run again"
         )
-    return layout
 
 
 def _tag_end(data: bytes, start: int) -> int:
