@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from components.config import ConfigError
 from components.contract import Access, GrantedBy, PermissionType
@@ -26,6 +26,11 @@ from components.urls import UrlError, parse_web_url
 from . import __version__
 from .errors import ConnectorError
 from .secrets import scrub
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .status import Fleet
 
 DEFAULT_STACK = "dev"
 # 128 + the signal's number, as POSIX shells report a command a signal ended (bash manual, "Exit Status").
@@ -630,7 +635,7 @@ def _doctor(args) -> int:
 # status -----------------------------------------------------------------------------------------------------
 
 
-def _status_arguments(status) -> None:
+def _status_arguments(status: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--warn-days",
         type=_non_negative_int,
@@ -676,7 +681,7 @@ def _alarm_days(value: str) -> tuple[int, ...]:
     return days
 
 
-def _status_sources(args) -> list[tuple[str | None, str | None]]:
+def _status_sources(args: argparse.Namespace) -> list[tuple[str | None, str | None]]:
     """(stack name, outputs file) per stack of the fleet: each --outputs FILE is named by the --stack at the same
     position, else by its file name; --stack alone reads `pulumi stack output` of each stack."""
     from .errors import UsageError
@@ -701,7 +706,7 @@ def _status_sources(args) -> list[tuple[str | None, str | None]]:
     return list(zip(names, files, strict=True))
 
 
-def _status(args) -> int:
+def _status(args: argparse.Namespace) -> int:
     import os
     from datetime import UTC, datetime
 
@@ -728,7 +733,7 @@ def _status(args) -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     fleet = fleet_status(stacks, today(), args.warn_days)
     form = "json" if args.json else (args.format or "text")
-    _write_report(_status_report(fleet, form, now, args.alarm_days), args.out)
+    _write_report(_status_report(fleet, form, now, args.alarm_days), args.out, document=form not in ("text", "json"))
     if webhook is not None:
         from .notify import notify
 
@@ -737,7 +742,7 @@ def _status(args) -> int:
     return 1 if fleet.due else 0
 
 
-def _status_report(fleet, form: str, now, alarm_days) -> bytes:
+def _status_report(fleet: "Fleet", form: str, now: "datetime", alarm_days: tuple[int, ...] | None) -> bytes:
     if form == "json":
         return (json.dumps(fleet.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
     if form == "ics":
@@ -768,10 +773,15 @@ def _status_report(fleet, form: str, now, alarm_days) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _write_report(data: bytes, out: Path | None) -> None:
+def _write_report(data: bytes, out: Path | None, document: bool) -> None:
+    """To `out` atomically, or to stdout: text and JSON as every message is printed, the file formats (whose
+    line ends belong to them) through `write_document`."""
     if out is None:
         write = getattr(sys.stdout, "write_document", None)
-        write(data) if write else sys.stdout.write(data.decode("utf-8"))
+        if document and write:
+            write(data)
+        else:
+            sys.stdout.write(data.decode("utf-8"))
         return
     from .files import write_atomic
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import ssl
 import subprocess
 import threading
@@ -459,3 +460,19 @@ def test_message_values_are_text_in_teams_and_slack(documents):
     )
     slack = notify.message(stack_fleet, notify.Kind.SLACK)
     assert all(block.get("text", {}).get("type", "plain_text") == "plain_text" for block in slack["blocks"])
+
+
+def test_the_calendar_on_stdout_keeps_its_crlf_line_ends(files):
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "intrexx_connector", "status", "--outputs", str(files["dev"]), "--format", "ics"],
+        cwd=ROOT,
+        env={**os.environ, "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"BEGIN:VCALENDAR\r\n") and b"\\r" not in result.stdout
+    assert len(icalendar.Calendar.from_ical(result.stdout).walk("VEVENT")) == 3 + 2
