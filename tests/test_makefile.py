@@ -30,7 +30,8 @@ def fake_pulumi(tmp_path):
 
 def test_without_a_terminal_make_up_refuses_to_apply_unasked(tmp_path):
     env, log = fake_pulumi(tmp_path)
-    result = make("up", "STACK=dev", env={**env, "CI": ""})
+    # -o: never (re)install into the shared venv from inside the suite (pytest-xdist runs other tests in it).
+    result = make("up", "STACK=dev", "-o", "venv/.runtime-installed", env={**env, "CI": ""})
     assert result.returncode != 0
     assert "no terminal to confirm the preview on; run `make up YES=1`" in result.stderr
     assert not log.exists(), "pulumi was not called"
