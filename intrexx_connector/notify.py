@@ -107,8 +107,10 @@ class _WebhookHttp(OriginHttp):
 
 
 def card_text(value: str) -> str:
-    """A value as literal text in Adaptive Card markdown (Teams): every markdown character escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!<>|~])", r"\\\1", value)
+    """A value as literal text in Adaptive Card markdown (Teams: bold, italic, links, lists; adaptivecards.io,
+    "Text features"): the characters that start emphasis, a link, code or markup are backslash-escaped. No line of
+    a message starts with a value, so list markers cannot form; dates and parentheses stay readable."""
+    return re.sub(r"([\\`*_\[\]<>|~#])", r"\\\1", value)
 
 
 def slack_text(value: str) -> str:

@@ -454,7 +454,9 @@ def test_message_values_are_text_in_teams_and_slack(documents):
     stack_fleet = fleet(hostile)
     teams = json.dumps(notify.message(stack_fleet, notify.Kind.TEAMS))
     assert "prod / hr" in teams and "dev / legacy" not in teams, "only what is due"
-    assert notify.card_text("[x](https://evil.example) *b* <at>") == (r"\[x\]\(https://evil\.example\) \*b\* \<at\>")
+    assert notify.card_text("[x](https://evil.example) *b* <at> 2026-12-10 (3 days)") == (
+        r"\[x\](https://evil.example) \*b\* \<at\> 2026-12-10 (3 days)"
+    )
     assert notify.slack_text("<!channel> & <https://evil.example|x>") == (
         "&lt;!channel&gt; &amp; &lt;https://evil.example|x&gt;"
     )
