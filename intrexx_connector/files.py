@@ -25,22 +25,27 @@ from .errors import FileError
 PRIVATE_DIRECTORY_MODE = 0o700
 
 
-def write_atomic(path: Path, data: bytes | str, mode: int) -> None:
+def write_atomic(path: Path, data: bytes | str, mode: int, owner_of: Path | None = None) -> None:
     """Replace `path` with `data`, created with `mode` from the first byte on; on error the old file stays.
 
-    The new file keeps the owner and group of the file it replaces where the process may set them (as root),
-    so that an Intrexx portal server running as its own user can still read it.
+    The new file keeps the owner and group of the file it replaces (or of `owner_of`, e.g. the file a backup is
+    a copy of) where the process may set them: both as root, the group alone as a member of it. So an Intrexx
+    portal server running as its own user and group can still read it.
     """
-    write_set_atomic({Path(path): (data, mode)})
+    write_set_atomic({Path(path): (data, mode)}, owner_of={Path(path): Path(owner_of)} if owner_of else None)
 
 
-def write_set_atomic(files: Mapping[Path, tuple[bytes | str, int]]) -> None:
-    """Replace every file of `files` (path -> (data, mode)), all or none: see the module's docstring."""
+def write_set_atomic(
+    files: Mapping[Path, tuple[bytes | str, int]], owner_of: Mapping[Path, Path] | None = None
+) -> None:
+    """Replace every file of `files` (path -> (data, mode)), all or none: see the module's docstring. Each file
+    keeps the owner of the file it replaces, or takes that of `owner_of[path]`."""
     written: dict[Path, Path] = {}
     current = Path()
     try:
         for current, (data, mode) in files.items():
-            written[Path(current)] = _write_temporary(Path(current), data, mode)
+            like = (owner_of or {}).get(Path(current), Path(current))
+            written[Path(current)] = _write_temporary(Path(current), data, mode, like)
         with _signals_deferred():
             for current, temporary in list(written.items()):
                 os.replace(temporary, current)
@@ -122,16 +127,16 @@ def backup_path(path: Path, now: datetime) -> Path:
     return candidate
 
 
-def _write_temporary(path: Path, data: bytes | str, mode: int) -> Path:
+def _write_temporary(path: Path, data: bytes | str, mode: int, like: Path) -> Path:
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     temporary = path.with_name(temporary_name(path.name))
-    owner = _owner_of(path)
+    owner = _owner_of(like)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     try:
         with os.fdopen(descriptor, "wb") as stream:
             os.fchmod(stream.fileno(), mode)
             if owner is not None:
-                os.fchown(stream.fileno(), *owner)
+                give_owner(stream.fileno(), *owner)
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
@@ -158,14 +163,29 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _owner_of(path: Path) -> tuple[int, int] | None:
-    """The replaced file's (uid, gid) when the process may give a new file another owner (it runs as root)."""
+    """`path`'s (uid, gid), to give a file written in its place (None where there is no such file, or no owners:
+    Windows)."""
+    if not hasattr(os, "fchown"):
+        return None
     try:
         status = path.stat()
-    except FileNotFoundError:
-        return None
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+    except OSError:
         return None
     return status.st_uid, status.st_gid
+
+
+def give_owner(descriptor: int, uid: int, gid: int) -> None:
+    """Give the open file `uid` and `gid` as far as the process may: both as root; otherwise the group alone when
+    the process belongs to it (chown(2): "the owner of the file may change the group of the file to any group of
+    which that owner is a member"). What it may not do is left as it is: the file then keeps the process's owner."""
+    status = os.fstat(descriptor)
+    if (status.st_uid, status.st_gid) == (uid, gid):
+        return
+    if os.geteuid() == 0:
+        os.fchown(descriptor, uid, gid)
+    elif status.st_gid != gid and gid in (os.getegid(), *os.getgroups()):
+        with contextlib.suppress(PermissionError):
+            os.fchown(descriptor, -1, gid)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -24,11 +24,12 @@ from pathlib import Path
 import filelock
 
 from components.contract import PortalOutput
+from components.facts import is_placeholder_secret
 from components.text import TextFileError, read_file_bytes
 
-from .errors import FileError, UsageError
-from .files import backup_path, write_atomic
-from .render import SECRET_MODE, oauth2_element, sign_in_provider_name
+from .errors import FileError, OutputsError, UsageError
+from .files import backup_path, give_owner, write_atomic
+from .render import oauth2_element, sign_in_provider_name
 
 OM_CFG = Path("internal") / "cfg" / "om.cfg"
 LUCY_AUTH_CFG = Path("internal") / "cfg" / "LucyAuth.cfg"
@@ -40,6 +41,7 @@ WEB_AUTH_TYPE = "IntrexxOAuth2"
 DEFAULT_INDENT = "   "
 LOCK_SUFFIX = ".lock"
 LOCK_TIMEOUT = 60.0
+LOCK_MODE = 0o660  # the lock holds nothing; om.cfg's group (the portal server's) may take it too
 APPLY_ATTEMPTS = 3
 
 
@@ -71,11 +73,18 @@ def apply_sign_in(portal: PortalOutput, portal_dir: Path, now: datetime | None =
             f"portal {portal.name} does not use Entra sign-in: set signIn: true for it in the stack "
             "configuration and run `pulumi up` first"
         )
+    if is_placeholder_secret(portal.client_secret):
+        raise OutputsError(
+            f"{portal.name}: the outputs hold the offline plan's placeholder secret, which Entra ID would refuse; "
+            "apply needs the outputs of `pulumi up` (intrexx-connector outputs --stack <stack> --out outputs.json); "
+            "nothing was written"
+        )
     path = Path(portal_dir) / OM_CFG
     _read(path, portal_dir)  # a missing or unreadable om.cfg is reported before a lock file is made beside it
     lock = path.with_name(path.name + LOCK_SUFFIX)
     try:
-        with filelock.FileLock(lock, timeout=LOCK_TIMEOUT):
+        with filelock.FileLock(lock, timeout=LOCK_TIMEOUT, mode=LOCK_MODE):
+            _own_like(lock, path)
             for _ in range(APPLY_ATTEMPTS):
                 result = _apply_once(portal, path, Path(portal_dir), now)
                 if result is not None:
@@ -104,15 +113,32 @@ def _apply_once(portal: PortalOutput, path: Path, portal_dir: Path, now: datetim
             f"{path} is read-only (mode {original_mode:04o}); nothing was changed: make it writable if this "
             "portal's configuration may change, or merge the provider by hand"
         )
-    # The file now holds a client secret: never more open than owner read and write.
-    mode = (original_mode & SECRET_MODE) | stat.S_IRUSR
+    # om.cfg keeps its mode and owner: the portal server reads it as its owner or through its group (Intrexx installs
+    # it 0640 for the service's group). It now holds a client secret, so others lose any access they had.
+    mode = original_mode & ~stat.S_IRWXO
     backup = backup_path(path, now or datetime.now(UTC))
-    write_atomic(backup, original, mode)
+    write_atomic(backup, original, mode, owner_of=path)  # the backup holds the old secret: om.cfg's owner, mode
     if _read(path, portal_dir)[0] != original:
         backup.unlink(missing_ok=True)  # nothing of ours was replaced; the other change is in om.cfg itself
         return None
     write_atomic(path, updated, mode)
     return ApplyResult(True, path, backup, steps)
+
+
+def _own_like(lock: Path, path: Path) -> None:
+    """The lock file stays beside om.cfg (flock-style locks must): it belongs to om.cfg's owner and group, not to
+    whoever ran apply (root), so that the portal's own user can run apply later."""
+    try:
+        status = path.stat()
+        descriptor = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        give_owner(descriptor, status.st_uid, status.st_gid)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _read(path: Path, portal_dir: Path) -> tuple[bytes, int]:

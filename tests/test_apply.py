@@ -118,11 +118,36 @@ def test_a_backup_of_the_original_is_written_first(hr, tmp_path):
     assert backups(path) == [result.backup]
 
 
-def test_the_merged_file_and_its_backup_are_not_more_open_than_0600(hr, tmp_path):
-    path = om_cfg(tmp_path, OM_CFG_TEXT, mode=0o644)
+@pytest.mark.parametrize(("before", "after"), [(0o640, 0o640), (0o600, 0o600), (0o660, 0o660), (0o644, 0o640)])
+def test_the_merged_file_and_its_backup_keep_om_cfg_s_mode_without_access_for_others(hr, tmp_path, before, after):
+    """Intrexx's service group reads om.cfg (0640): it keeps reading it. Others lose what they had: it now holds a
+    client secret."""
+    path = om_cfg(tmp_path, OM_CFG_TEXT, mode=before)
     result = apply_sign_in(hr, tmp_path, now=NOW)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert result.backup.stat().st_mode & 0o777 == 0o600
+    assert path.stat().st_mode & 0o777 == after
+    assert result.backup.stat().st_mode & 0o777 == after
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving files another owner needs root")
+def test_om_cfg_its_backup_and_the_lock_keep_om_cfg_s_owner_when_root_applies(hr, tmp_path):
+    path = om_cfg(tmp_path, OM_CFG_TEXT, mode=0o640)
+    os.chown(path, 4321, 8765)
+    result = apply_sign_in(hr, tmp_path, now=NOW)
+    lock = path.with_name("om.cfg.lock")
+    for written in (path, result.backup, lock):
+        assert (written.stat().st_uid, written.stat().st_gid) == (4321, 8765), written.name
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_offline_plans_placeholder_secret_is_refused_before_anything_is_written(hr, tmp_path):
+    from components.facts import PLACEHOLDER_SECRET
+    from intrexx_connector.errors import OutputsError
+
+    path = om_cfg(tmp_path, OM_CFG_TEXT)
+    with pytest.raises(OutputsError, match="placeholder secret") as raised:
+        apply_sign_in(dataclasses.replace(hr, client_secret=PLACEHOLDER_SECRET), tmp_path, now=NOW)
+    assert "\n" not in str(raised.value) and PLACEHOLDER_SECRET not in str(raised.value)
+    assert path.read_text() == OM_CFG_TEXT and sorted(p.name for p in path.parent.iterdir()) == ["om.cfg"]
 
 
 def test_a_second_apply_changes_nothing(hr, tmp_path):

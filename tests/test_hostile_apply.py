@@ -181,3 +181,15 @@ def test_an_unknown_declared_encoding_is_a_clear_error(portals, tmp_path, capsys
     assert code == 2
     assert err.startswith("FileError: ") and "declares the encoding 'x-bogus', which is unknown" in err
     assert path.read_bytes() == content and backups(path) == []
+
+
+def test_apply_with_the_offline_plans_outputs_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
+    """`plan --save-outputs` writes placeholder secrets (components.facts): apply refuses them at once."""
+    path = om_cfg(tmp_path / "portal")
+    outputs = tmp_path / "planned.json"
+    assert main(["plan", "--stack", "prod", "--save-outputs", str(outputs)]) == 0
+    capsys.readouterr()
+    code = main(["apply", "--outputs", str(outputs), "--portal", "intranet", "--portal-dir", str(tmp_path / "portal")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "placeholder secret" in err
+    assert path.read_text() == OM_CFG_TEXT and sorted(p.name for p in path.parent.iterdir()) == ["om.cfg"]
