@@ -3,8 +3,6 @@
 import os
 from datetime import UTC, date, datetime
 
-from .config import ConfigError
-
 TODAY_VARIABLE = "INTREXX_EXCHANGE_TODAY"
 # The rotation schedule counts periods from 2024-01-01 (components/rotation.py); a pinned date outside this
 # range is a typo, and at the calendar's ends the schedule's dates would not exist.
@@ -21,6 +19,8 @@ def today() -> date:
     except ValueError:
         day = None
     if day is None or len(pinned) != 10 or not EARLIEST <= day <= LATEST:
+        from .config import ConfigError  # only here: commands that read no stack file need not load config
+
         raise ConfigError(
             [f"{TODAY_VARIABLE}: must be a date YYYY-MM-DD from {EARLIEST} to {LATEST}, got {pinned[:40]!r}"]
         )

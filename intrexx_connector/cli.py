@@ -16,9 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from components.config import ConfigError
 from components.contract import Access, GrantedBy, PermissionType
-from components.stack_file import StackFileError
 from components.text import CiLog, describe_characters, for_terminal, unsafe_characters
 from components.today import today
 from components.urls import UrlError, parse_web_url
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return args.command(args)
-    except (ConnectorError, ConfigError, StackFileError) as error:
+    except _reported_errors() as error:
         code = getattr(error, "exit_code", 2)
         if getattr(args, "json", False):
             document = {"error": type(error).__name__, "message": str(error), "exitCode": code}
@@ -71,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = stdout, stderr
+
+
+def _reported_errors() -> tuple[type[Exception], ...]:
+    """The errors a command ends with in one line. Python evaluates an except clause's expression only when an
+    exception reaches it, so the stack file's modules are imported only then: `verify` and `status`, which read no
+    stack file, do not pay for them at every start (bench/run.py, "verify command")."""
+    from components.config import ConfigError
+    from components.stack_file import StackFileError
+
+    return (ConnectorError, ConfigError, StackFileError)
 
 
 class _SafeText:
