@@ -136,7 +136,7 @@ def run_child(*args, env_extra=None, cwd=None, command=None) -> dict:
         raise RuntimeError(f"{' '.join(map(str, command))} exited {process.returncode}: {stderr.strip()[-1500:]}")
     lines = stdout.strip().splitlines()
     answer = json.loads(lines[-1]) if lines and command[1:2] == [str(CHILD)] else {}
-    return {**answer, "wall_s": wall, "maxrss_mb": usage.ru_maxrss / 1024}
+    return {**answer, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mb": usage.ru_maxrss / 1024}
 
 
 def alternate(rep: int, first, second):
@@ -421,6 +421,11 @@ def _measure_verify_command(idp, outputs: str, portals: int, p: dict) -> dict:
         "command_s": median(s["wall_s"] for s in commands),
         "floor_s": median(s["wall_s"] for s in floors),
         "ratio": paired_ratio(commands, floors, "wall_s"),
+        # CPU time (user + system) of each process: what the wall ratio shows on a busy machine, without the wait
+        # for a core.
+        "command_cpu_s": median(s["cpu_s"] for s in commands),
+        "floor_cpu_s": median(s["cpu_s"] for s in floors),
+        "cpu_ratio": paired_ratio(commands, floors, "cpu_s"),
     }
 
 
@@ -714,6 +719,11 @@ def render_tables(results: dict) -> str:
                     [f"`intrexx-connector verify`, {c['portals']} portals, whole process (s)", c["command_s"]],
                     ["bare MSAL as a process: read the outputs, a token per portal (s)", c["floor_s"]],
                     ["ratio command / bare MSAL process (median of pairs)", c["ratio"]],
+                    [
+                        "CPU time of each process (user + system), command / bare MSAL (s)",
+                        f"{fmt(c['command_cpu_s'], 3)} / {fmt(c['floor_cpu_s'], 3)}",
+                    ],
+                    ["ratio of their CPU times (median of pairs)", c["cpu_ratio"]],
                     [
                         f"notice latency after a {r['delay_s']:g} s replication delay ends, median / max (s)",
                         f"{fmt(r['latency_median_s'])} / {fmt(r['latency_max_s'])}",

@@ -60,6 +60,8 @@ MAX_ANSWER_BYTES = 1_000_000
 CHUNK_BYTES = 64 * 1024
 # How long a request may still start before the deadline: below this, verify does not send another one.
 MIN_REQUEST_TIME = 0.05
+# Targets an OriginHttp remembers as checked; beyond this (paging links differ each time) it checks each anew.
+MAX_ALLOWED_TARGETS = 16
 
 _deadline = threading.local()
 
@@ -273,6 +275,7 @@ class OriginHttp:
     ):
         self.session, self.origin, self.deadline, self.what = session, origin, deadline, what
         self.max_bytes = max_bytes
+        self._allowed: set[str] = set()  # targets already checked (MSAL asks the same few URLs again and again)
 
     @classmethod
     def for_url(cls, session: requests.Session, url: str, deadline: Callable[[], float], what: str) -> Self:
@@ -311,12 +314,16 @@ class OriginHttp:
         pass
 
     def _check_target(self, url: str) -> None:
+        if url in self._allowed:
+            return
         if not same_origin(url, self.origin):
             try:
                 target = request_origin(url).origin_text
             except UrlError as error:
                 raise Refused(f"refusing to send a request to {url[:120]!r}: it {error}") from None
             raise Refused(f"refusing to send a request to {target}: it is not {self.what} ({self.origin.origin_text})")
+        if len(self._allowed) < MAX_ALLOWED_TARGETS:
+            self._allowed.add(url)
 
     def _read(self, response: requests.Response, deadline: float) -> bytes:
         body = bytearray()

@@ -14,6 +14,7 @@ and the thread switch take, well under a second). Ctrl-C stops every portal at o
 threads, which the interpreter does not wait for on its way out.
 """
 
+import functools
 import random
 import threading
 import time
@@ -298,7 +299,9 @@ def _instance_discovery(authority: str) -> bool:
     return _check_authority(authority).host in MICROSOFT_AUTHORITY_HOSTS
 
 
+@functools.lru_cache(maxsize=256)
 def _check_authority(authority: str) -> WebUrl:
+    """The authority as a browser reads it (asked several times per attempt: parsed once per process)."""
     try:
         return parse_web_url(authority)
     except UrlError as error:
