@@ -58,7 +58,7 @@ FULL = {
     "reps_large": 3,
     "large": 400,
     "verify_portals": 10,
-    "verify_reps": 9,
+    "verify_reps": 15,
     "latency_reps": 5,
     "replication_delay": 3.0,
     "plan_portals": 400,

@@ -2,16 +2,20 @@
 
 Per portal: a confidential client gets a token for `<resource>/.default`; for application access without a
 mailbox scope the token's `roles` must hold every role granted by admin consent. Entra's replication lag (new
-application, secret or consent not visible yet) is waited out with capped exponential backoff and jitter, never
-more than one token request per `min_interval` seconds per portal, until `timeout`. With `device_code`, delegated
-portals also sign a mailbox user in with the device code flow and read the inbox through the portal's API.
+application, secret or consent not visible yet) is waited out with capped exponential backoff and jitter, each
+token request leaving at least `min_interval` seconds after the answer to the previous one arrived (so the
+authority sees them at least that far apart), until `timeout`. What replication does not explain (connection
+refused, unknown host, TLS failure) ends a portal after `UNREACHABLE_TRIES` tries in a row. With `device_code`,
+delegated portals also sign a mailbox user in with the device code flow, read the inbox through the portal's API,
+and try the confidential client's redemption of the refresh token. The offline plan's placeholder secrets are
+refused before anything is sent.
 
 The identity provider is untrusted too (transport.py): verify sends requests only to the authority's own https
 origin, follows no redirect, gives each request one deadline for all of it, and removes the client secret from
 anything an answer quotes before it becomes a message (secrets.py). `timeout` bounds the whole run: each portal
 stops starting requests at its deadline, and a request under way ends by it (plus what a last socket operation
-and the thread switch take, well under a second). Ctrl-C stops every portal at once: the portals run in daemon
-threads, which the interpreter does not wait for on its way out.
+and the thread switch take, well under a second). The portals run in a ThreadPoolExecutor; Ctrl-C stops the
+waiting ones at once, ends the requests under way (transport.abort_requests) and drops the ones not started.
 """
 
 import functools
