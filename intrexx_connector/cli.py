@@ -806,7 +806,7 @@ def _rotation_notice(args: argparse.Namespace) -> int:
 
     # A missing file is a first run: nothing was published before, so nothing was handed over.
     before = read_outputs_file(args.before, "--before", missing_ok=True)
-    notice = rotation_notice(before, _portals(args, need_secrets=False), args.stack or "<stack>")
+    notice = rotation_notice(before, _portals(args, need_secrets=False), args.stack)
     if args.json:
         _emit_json(notice.as_dict())
     else:

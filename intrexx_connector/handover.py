@@ -14,7 +14,6 @@ from datetime import date
 
 from components.config import StackSettings
 from components.contract import PORTALS, PortalOutput
-from components.text import for_markdown
 
 from .errors import OutputsError
 
@@ -61,6 +60,9 @@ class HandedOver:
         }
 
 
+STACK_UNKNOWN = "<stack>"  # portals of several environments and no --stack: the reader fills it in
+
+
 @dataclass(frozen=True)
 class RotationNotice:
     stack: str
@@ -70,48 +72,27 @@ class RotationNotice:
         return {"stack": self.stack, "portals": [p.as_dict() for p in self.portals]}
 
     def markdown(self) -> str:
-        """The notice people read in a job summary or an issue: no secret, exact commands. Empty when nothing
-        changed."""
+        """The notice people read in a job summary or an issue (templates/rotation-notice.md.j2): no secret, exact
+        commands, every value literal Markdown. Empty when nothing changed."""
         if not self.portals:
             return ""
-        deadline = min(p.previous_secret_stops for p in self.portals)
-        lines = [
-            f"## New client secrets for Intrexx: stack `{self.stack}`",
-            "",
-            f"This run published a new client secret for {len(self.portals)} portal(s). The secret Intrexx holds "
-            f"now keeps working until the date below; hand the new one over before **{deadline.isoformat()}**.",
-            "",
-            "| portal | environment | the previous secret stops working on |",
-            "| --- | --- | --- |",
-            # The environment is free text from the stack: literal in the cell (components/text.py, for_markdown).
-            *(
-                f"| {p.portal} | {for_markdown(p.environment)} | {p.previous_secret_stops.isoformat()} |"
-                for p in self.portals
-            ),
-            "",
-            "Steps, on a machine with the stack's credentials:",
-            "",
-            f"1. `python -m intrexx_connector render --stack {self.stack}` writes `build/{self.stack}/<portal>/`.",
-            "2. In the Intrexx Portal Manager, enter the new client secret in each portal's data source (OAuth2): "
-            "it is `clientSecret` in the portal's connector file, "
-            + ", ".join(f"`build/{self.stack}/{p.portal}/{p.connector_file}`" for p in self.portals)
-            + ".",
-        ]
-        sign_in = [p.portal for p in self.portals if p.sign_in]
-        if sign_in:
-            lines.append(
-                "3. Portals that sign users in with Entra ("
-                + ", ".join(sign_in)
-                + f") hold the secret in om.cfg too: `python -m intrexx_connector apply --stack {self.stack} "
-                "--portal <portal> --portal-dir <portal directory>` for each, then restart the portal server."
-            )
-        lines += ["", f"`python -m intrexx_connector status --stack {self.stack}` shows the dates again."]
-        return "\n".join(lines) + "\n"
+        from .render import render_template
+
+        return render_template(
+            "rotation-notice.md.j2",
+            stack=self.stack,
+            portals=self.portals,
+            deadline=min(p.previous_secret_stops for p in self.portals),
+            sign_in=[p.portal for p in self.portals if p.sign_in],
+        )
 
 
-def rotation_notice(before_text: str, after: list[PortalOutput], stack: str) -> RotationNotice:
+def rotation_notice(before_text: str, after: list[PortalOutput], stack: str | None) -> RotationNotice:
     """The portals whose published secret (`secretKeyId`) differs from the one in `before_text`. A portal that is
-    new in this run has no secret in Intrexx yet, so it is not a handover."""
+    new in this run has no secret in Intrexx yet, so it is not a handover. `stack` names the stack in the notice's
+    commands; without it, the outputs' environment (the stack's name unless the stack sets another)."""
+    environments = {portal.environment for portal in after}
+    stack = stack or (environments.pop() if len(environments) == 1 else STACK_UNKNOWN)
     before = previous_portals(before_text, "--before")
     handed = []
     for portal in after:

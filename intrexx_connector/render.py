@@ -416,6 +416,13 @@ def _code_span(value: object, table: bool = False) -> Markup:
     return _written(markdown_code(str(value), in_table=table))
 
 
+def _iso_date(value: date) -> Markup:
+    """A date, written as ISO 8601 (`2026-12-24`): digits and hyphens, nothing Markdown reads."""
+    if not isinstance(value, date):
+        raise TypeError(f"|date got {type(value).__name__}, not a date")
+    return _written(value.isoformat())
+
+
 def _environment(finalize: Callable[[object], object], filters: dict[str, Callable[..., object]]) -> jinja2.Environment:
     """Templates shipped in `intrexx_connector/templates/` (package data); `undefined` refuses a name the template
     is not given."""
@@ -437,7 +444,13 @@ def _templates(kind: str) -> jinja2.Environment:
     """One environment per kind of file: `ps1` (PowerShell) and `md` (Markdown)."""
     if kind == "ps1":
         return _environment(_powershell_value, {"comment": _comment, "text": _comment_text})
-    return _environment(_markdown_value, {"code": _code_span})
+    return _environment(_markdown_value, {"code": _code_span, "date": _iso_date})
+
+
+def render_template(name: str, **context: object) -> str:
+    """A Markdown or PowerShell template of `templates/`, every value written through the file's one quoting
+    function (also for handover's rotation notice)."""
+    return _render(name, **context)
 
 
 def _render(name: str, **context: object) -> str:

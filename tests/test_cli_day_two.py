@@ -42,7 +42,7 @@ def project(tmp_path, monkeypatch):
 # plan --save-outputs and --compare ---------------------------------------------------------------------------------
 
 
-def test_saved_outputs_work_offline_with_render_status_and_apply(capsys, project):
+def test_saved_outputs_work_offline_with_render_and_status_and_apply_refuses_them(capsys, project):
     code, out, err = run(capsys, "plan", "--stack", "dev", "--save-outputs", "outputs.json")
     assert code == 0, err
     saved = project / "outputs.json"
@@ -60,7 +60,8 @@ def test_saved_outputs_work_offline_with_render_status_and_apply(capsys, project
         '<?xml version="1.0" encoding="UTF-8"?>\n<configuration>\n   <security/>\n</configuration>\n'
     )
     code, out, err = run(capsys, "apply", "--outputs", "outputs.json", "--portal", "intranet", "--portal-dir", "portal")
-    assert code == 0, err
+    # Issue 18: the placeholder secret never reaches a real om.cfg.
+    assert code == 2 and "placeholder secret" in err and "<security/>" in (config / "om.cfg").read_text()
 
 
 def saved_outputs(capsys, project, stack: str) -> dict:
