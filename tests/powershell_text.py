@@ -109,100 +109,109 @@ class Script:
 
 
 def parse(text: str) -> Script:
-    script = Script(text)
-    code_line: list[str] = []
-    bare_line: list[str] = []
-    comment_line: list[str] = []
-    statement: list[str] = []  # the code since the last brace or ';' on this line: a block's header
-    stack: list[Block] = []
-    line = 0
-    state = "code"
-    index = 0
+    return _Reader(text).read()
 
-    def end_line() -> None:
-        nonlocal code_line, bare_line, comment_line, statement
-        script.code.append("".join(code_line).strip())
-        script.bare.append("".join(bare_line).strip())
-        script.comments.append("".join(comment_line).strip())
-        code_line, bare_line, comment_line, statement = [], [], [], []
 
-    while index < len(text):
-        char = text[index]
-        following = text[index + 1] if index + 1 < len(text) else ""
-        if char in LINE_ENDS:
-            if state == "comment":
-                state = "code"
-            if state in ("single", "double"):
-                code_line.append(char)  # a string may span lines; keep it on the line where it started
-            else:
-                end_line()
-                line += 1
-            index += 1
-            continue
-        if state == "comment":
-            comment_line.append(char)
-        elif state == "single":
-            code_line.append(char)
-            statement.append(char)
-            if char in SINGLE_QUOTES and following and following in SINGLE_QUOTES:
-                code_line.append(following)
-                statement.append(following)
+class _Reader:
+    """One pass over the text; one method per state (code, comment, single- or double-quoted string)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.script = Script(text)
+        self.code_line: list[str] = []
+        self.bare_line: list[str] = []
+        self.comment_line: list[str] = []
+        self.statement: list[str] = []  # the code since the last brace or ';' on this line: a block's header
+        self.stack: list[Block] = []
+        self.line = 0
+        self.state = "code"
+
+    def read(self) -> Script:
+        index = 0
+        while index < len(self.text):
+            char = self.text[index]
+            following = self.text[index + 1] if index + 1 < len(self.text) else ""
+            if char in LINE_ENDS:
+                self.line_end(char)
                 index += 1
-            elif char in SINGLE_QUOTES:
-                state = "code"
-                bare_line.append(char)
-        elif state == "double":
-            code_line.append(char)
-            statement.append(char)
-            if char == "`" or (char in DOUBLE_QUOTES and following and following in DOUBLE_QUOTES):
-                code_line.append(following)
-                statement.append(following)
-                index += 1
-            elif char == "$" and following == "(":
-                raise ValueError(f"line {line + 1}: $( inside a double-quoted string is beyond this reader")
-            elif char in DOUBLE_QUOTES:
-                state = "code"
-                bare_line.append(char)
-        elif char == "#":
-            state = "comment"
-        elif char in SINGLE_QUOTES:
-            state = "single"
-            code_line.append(char)
-            bare_line.append(char)
-            statement.append(char)
-        elif char in DOUBLE_QUOTES:
-            state = "double"
-            code_line.append(char)
-            bare_line.append(char)
-            statement.append(char)
-        elif char == "{":
-            block = Block(
-                "".join(statement).strip().removeprefix("}").strip(), line, parent=stack[-1] if stack else None
-            )
-            script.blocks.append(block)
-            stack.append(block)
-            code_line.append(char)
-            bare_line.append(char)
-            statement = []
-        elif char == "}":
-            if not stack:
-                raise ValueError(f"line {line + 1}: '}}' without '{{'")
-            stack.pop().end = line
-            code_line.append(char)
-            bare_line.append(char)
-            statement = ["}"]
-        elif char == ";":
-            code_line.append(char)
-            bare_line.append(char)
-            statement = []
+                continue
+            step = {"comment": self.comment, "single": self.single, "double": self.double, "code": self.code}
+            index += step[self.state](char, following)
+        self.end_line()
+        if self.state in ("single", "double"):
+            raise ValueError("a string is not closed")
+        if self.stack:
+            raise ValueError(f"'{{' on line {self.stack[-1].start + 1} is not closed")
+        return self.script
+
+    def end_line(self) -> None:
+        self.script.code.append("".join(self.code_line).strip())
+        self.script.bare.append("".join(self.bare_line).strip())
+        self.script.comments.append("".join(self.comment_line).strip())
+        self.code_line, self.bare_line, self.comment_line, self.statement = [], [], [], []
+
+    def line_end(self, char: str) -> None:
+        if self.state == "comment":
+            self.state = "code"
+        if self.state in ("single", "double"):
+            self.code_line.append(char)  # a string may span lines; keep it on the line where it started
         else:
-            code_line.append(char)
-            bare_line.append(char)
-            statement.append(char)
-        index += 1
-    end_line()
-    if state in ("single", "double"):
-        raise ValueError("a string is not closed")
-    if stack:
-        raise ValueError(f"'{{' on line {stack[-1].start + 1} is not closed")
-    return script
+            self.end_line()
+            self.line += 1
+
+    def comment(self, char: str, following: str) -> int:
+        self.comment_line.append(char)
+        return 1
+
+    def in_string(self, *chars: str) -> None:
+        self.code_line.extend(chars)
+        self.statement.extend(chars)
+
+    def single(self, char: str, following: str) -> int:
+        if char in SINGLE_QUOTES and following and following in SINGLE_QUOTES:
+            self.in_string(char, following)  # a doubled quote of any kind is one quote
+            return 2
+        self.in_string(char)
+        if char in SINGLE_QUOTES:
+            self.state = "code"
+            self.bare_line.append(char)
+        return 1
+
+    def double(self, char: str, following: str) -> int:
+        if char == "`" or (char in DOUBLE_QUOTES and following and following in DOUBLE_QUOTES):
+            self.in_string(char, following)
+            return 2
+        if char == "$" and following == "(":
+            raise ValueError(f"line {self.line + 1}: $( inside a double-quoted string is beyond this reader")
+        self.in_string(char)
+        if char in DOUBLE_QUOTES:
+            self.state = "code"
+            self.bare_line.append(char)
+        return 1
+
+    def code(self, char: str, following: str) -> int:
+        if char == "#":
+            self.state = "comment"
+            return 1
+        if char in SINGLE_QUOTES:
+            self.state = "single"
+        elif char in DOUBLE_QUOTES:
+            self.state = "double"
+        self.code_line.append(char)
+        self.bare_line.append(char)
+        if char == "{":
+            header = "".join(self.statement).strip().removeprefix("}").strip()
+            block = Block(header, self.line, parent=self.stack[-1] if self.stack else None)
+            self.script.blocks.append(block)
+            self.stack.append(block)
+            self.statement = []
+        elif char == "}":
+            if not self.stack:
+                raise ValueError(f"line {self.line + 1}: '}}' without '{{'")
+            self.stack.pop().end = self.line
+            self.statement = ["}"]
+        elif char == ";":
+            self.statement = []
+        else:
+            self.statement.append(char)
+        return 1
