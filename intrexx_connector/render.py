@@ -51,7 +51,6 @@ SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
 
 SCHEMA_VERSION = 1
-NO_USER_SIGN_IN = "app-only, no user sign-in, no refresh token"
 OFFICE365_SERVER = "Office365"
 MEDIA_GATEWAY_HOST = "localhost"
 MEDIA_GATEWAY_PORT = 8087

@@ -234,7 +234,12 @@ def test_several_portals_have_their_own_children_and_owners():
             "https://graph.microsoft.us",
             "https://outlook.office365.us",
         ),
-        ("dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://outlook-dod.office365.us"),
+        (
+            "dod",
+            "https://login.microsoftonline.us",
+            "https://dod-graph.microsoft.us",
+            "https://outlook-dod.office365.us",
+        ),
         (
             "china",
             "https://login.partner.microsoftonline.cn",
