@@ -52,35 +52,45 @@ NOT_RUN = {
 }
 
 
+# Every Markdown file of the repository that GitHub renders.
+MARKDOWN = sorted(
+    path.relative_to(ROOT).as_posix() for pattern in ("*.md", "docs/*.md", "policy/*.md") for path in ROOT.glob(pattern)
+)
+
+
 @functools.cache
+def tokens_of(name: str) -> list[Token]:
+    return MarkdownIt("commonmark").enable("table").parse((ROOT / name).read_text(encoding="utf-8"))
+
+
 def readme_tokens() -> list[Token]:
-    return MarkdownIt("commonmark").enable("table").parse(README.read_text(encoding="utf-8"))
-
-
-def readme_lines() -> list[str]:
-    return README.read_text(encoding="utf-8").splitlines()
+    return tokens_of("README.md")
 
 
 # -- rendering ---------------------------------------------------------------------------------------------------
 
 
-def test_every_code_fence_closes_on_a_line_of_its_own():
-    lines = readme_lines()
-    fences = [t for t in readme_tokens() if t.type == "fence"]
-    assert fences
-    for fence in fences:
+@pytest.mark.parametrize("name", MARKDOWN)
+def test_every_code_fence_closes_on_a_line_of_its_own(name):
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    for fence in (t for t in tokens_of(name) if t.type == "fence"):
         assert fence.map is not None
         start, end = fence.map
         closing = lines[end - 1].strip() if end - 1 > start else ""
         assert re.fullmatch(re.escape(fence.markup[0]) + f"{{{len(fence.markup)},}}", closing), (
-            f"README.md:{start + 1}: the code fence opened here does not close (CommonMark: the closing fence is "
+            f"{name}:{start + 1}: the code fence opened here does not close (CommonMark: the closing fence is "
             f"a line of only {fence.markup}); everything after it renders as code"
         )
         for offset, line in enumerate(fence.content.splitlines(), start + 2):
             assert not line.lstrip().startswith(fence.markup), (
-                f"README.md:{offset}: a line starting with {fence.markup} inside a code block: a fence closes only "
+                f"{name}:{offset}: a line starting with {fence.markup} inside a code block: a fence closes only "
                 "on a line of the backticks alone"
             )
+
+
+def test_the_readme_has_code_fences_and_links():
+    tokens = readme_tokens()
+    assert [t for t in tokens if t.type == "fence"] and list(links(tokens))
 
 
 def github_anchor(text: str) -> str:
@@ -90,6 +100,7 @@ def github_anchor(text: str) -> str:
 
 
 def heading_anchors(tokens: list[Token]) -> set[str]:
+    """The anchors of the headings; a repeated heading gets `-1`, `-2`, ... as on GitHub."""
     anchors: set[str] = set()
     seen: dict[str, int] = {}
     for previous, token in itertools.pairwise(tokens):
@@ -108,27 +119,41 @@ def links(tokens: list[Token]) -> Iterator[str]:
         for child in token.children or ():
             if child.type == "link_open":
                 yield str(child.attrs["href"])
+            elif child.type == "image":
+                yield str(child.attrs["src"])
+
+
+def anchors_of(path: Path) -> set[str]:
+    return heading_anchors(tokens_of(path.relative_to(ROOT).as_posix()))
 
 
 def test_github_anchors_are_made_as_github_makes_them():
     assert github_anchor("Post-deploy: `python -m intrexx_connector`") == "post-deploy-python--m-intrexx_connector"
     assert github_anchor("Intrexx's two connectors") == "intrexxs-two-connectors"
     assert github_anchor("Configuration (namespace `intrexx-exchange`)") == "configuration-namespace-intrexx-exchange"
+    tokens = MarkdownIt("commonmark").parse("# Notes\n\n## Notes\n")
+    assert heading_anchors(tokens) == {"notes", "notes-1"}
 
 
-def test_every_in_page_link_leads_to_a_heading():
-    tokens = readme_tokens()
-    anchors = heading_anchors(tokens)
+def test_the_readme_s_links_to_its_sections_resolve():
+    anchors = heading_anchors(readme_tokens())
     assert {"migrating-from-ews-to-microsoft-graph", "permissions-of-the-deploying-identity"} <= anchors
-    targets = [href for href in links(tokens) if href.startswith("#")]
-    assert targets
-    assert sorted({t for t in targets if t[1:] not in anchors}) == []
 
 
-def test_every_relative_link_names_a_file_of_the_repository():
-    relative = [h for h in links(readme_tokens()) if not re.match(r"[a-z]+:|#", h)]
-    assert relative
-    assert [h for h in relative if not (ROOT / h.split("#")[0]).exists()] == []
+@pytest.mark.parametrize("name", MARKDOWN)
+def test_every_link_inside_the_repository_resolves(name):
+    """`#anchor` names a heading of the same file, `path` (a link or an image) a file of the repository,
+    `path#anchor` a heading there."""
+    broken = []
+    for href in links(tokens_of(name)):
+        if re.match(r"[a-z][a-z0-9+.-]*:", href):
+            continue  # https:, mailto:
+        path, _, anchor = href.partition("#")
+        target = ((ROOT / name).parent / path).resolve() if path else ROOT / name
+        outside = not target.exists() or not target.is_relative_to(ROOT)
+        if outside or (anchor and target.suffix == ".md" and anchor not in anchors_of(target)):
+            broken.append(href)
+    assert broken == [], f"{name}: links that lead nowhere"
 
 
 # -- console examples --------------------------------------------------------------------------------------------
