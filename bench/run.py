@@ -119,7 +119,7 @@ def run_child(*args, env_extra=None, cwd=None, command=None) -> dict:
 
     The children may write bytecode caches (PYTHONDONTWRITEBYTECODE is dropped): a user's second run finds the
     project's modules compiled, as the floors find their packages, compiled when they were installed. Without it
-    every run of the product compiles its own modules again (about 60 ms for `verify`), which the floor never does.
+    every run of the product compiles its own modules again (21 for `verify`), which the floor never does.
     """
     command = command or [PYTHON, str(CHILD), *map(str, args)]
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
