@@ -46,6 +46,7 @@ from .transport import (
     AuthorityHttp,
     DeadlinePassed,
     Malformed,
+    OriginHttp,
     Refused,
     TransportError,
     Unreachable,
@@ -262,7 +263,7 @@ def verify_portals(
     pool = ThreadPoolExecutor(max(1, min(options.max_workers, len(portals))), thread_name_prefix="verify")
     try:
         futures = [
-            pool.submit(_guarded, portal, options, session, report, stop, secrets, deadline) for portal in portals
+            pool.submit(_portal_result, portal, options, session, report, stop, secrets, deadline) for portal in portals
         ]
         results = [future.result() for future in futures]
     except BaseException:
@@ -275,7 +276,7 @@ def verify_portals(
     return results
 
 
-def _guarded(
+def _portal_result(
     portal: PortalOutput,
     options: VerifyOptions,
     session: requests.Session,
@@ -546,8 +547,8 @@ def _verify_mailbox(
             answer = _redeem_refresh_token(app, answer, scopes, portal)
             access_token, signed_in = answer["access_token"], "mailbox user signed in, refresh token redeemed"
         api = portal.ews_url if portal.uses_ews and portal.ews_url else portal.resource
-        mailbox_api = AuthorityHttp.for_url(session, api, request_deadline, "the mailbox API")
-        result.inbox = _read_inbox(portal, access_token, mailbox_api, options.request_timeout)
+        mailbox_api = OriginHttp.for_url(session, api, request_deadline, "the mailbox API")
+        result.inbox = _read_inbox(portal, access_token, mailbox_api)
         result.reason += f"; {signed_in}, inbox '{result.inbox.get('displayName')}' read"
         result.confidential_redemption = _confidential_redemption(
             portal, authority, _EntraHttp(session, _check_authority(authority), request_deadline), answer, scopes
@@ -627,20 +628,21 @@ EWS_GET_INBOX = """<?xml version="1.0" encoding="utf-8"?>
 </soap:Envelope>"""
 
 
-def _read_inbox(portal: PortalOutput, access_token: str, session: AuthorityHttp, timeout: float) -> dict[str, Any]:
-    """The call Intrexx makes: Graph `me/mailFolders/inbox`, or EWS GetFolder for the inbox."""
+def _read_inbox(portal: PortalOutput, access_token: str, api: OriginHttp) -> dict[str, Any]:
+    """The call Intrexx makes: Graph `me/mailFolders/inbox`, or EWS GetFolder for the inbox (through transport.py:
+    the API's origin only, no redirect followed, one deadline)."""
     headers = {"Authorization": f"Bearer {access_token}"}
     if portal.uses_ews and portal.ews_url:
-        response = session.post(
+        answer = api.request(
+            "POST",
             portal.ews_url,
             data=EWS_GET_INBOX.encode(),
-            timeout=timeout,
             headers={**headers, "Content-Type": "text/xml; charset=utf-8"},
         )
-        response.raise_for_status()
+        _check_status(answer)
         import xml.etree.ElementTree as ET
 
-        root = ET.fromstring(response.content)
+        root = ET.fromstring(answer.content)
         ns = {
             "m": "http://schemas.microsoft.com/exchange/services/2006/messages",
             "t": "http://schemas.microsoft.com/exchange/services/2006/types",
@@ -652,7 +654,12 @@ def _read_inbox(portal: PortalOutput, access_token: str, session: AuthorityHttp,
             "displayName": root.findtext(".//t:DisplayName", default="", namespaces=ns),
             "totalItemCount": int(root.findtext(".//t:TotalCount", default="0", namespaces=ns)),
         }
-    response = session.get(f"{portal.resource}/v1.0/me/mailFolders/inbox", headers=headers, timeout=timeout)
-    response.raise_for_status()
-    body = response.json()
+    answer = api.request("GET", f"{portal.resource}/v1.0/me/mailFolders/inbox", headers=headers)
+    _check_status(answer)
+    body = json_object(answer, "the mailbox API's answer")
     return {"displayName": body.get("displayName"), "totalItemCount": body.get("totalItemCount")}
+
+
+def _check_status(answer: Answer) -> None:
+    if answer.status_code != 200:
+        raise ValueError(f"the mailbox API answered HTTP {answer.status_code} ({shown_origin(answer.url)})")
