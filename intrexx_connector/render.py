@@ -2,8 +2,10 @@
 
 `portal_files()` decides which files a portal gets and their text; `render_portal()` writes them under
 `<out_dir>/<portal>/` and removes the files of ours that no longer apply. This module decides (which files, which
-values); the jinja2 templates in `templates/` word the sheets and scripts (`_render`), and each kind of file has
-one finalize through which every `{{ value }}` passes (PowerShell: `ps_quote`).
+values); the jinja2 templates in `templates/` word the sheets, the scripts, the om.cfg block and handover's rotation
+notice (`_render`), and each kind of file has one finalize through which every `{{ value }}` passes (PowerShell:
+`ps_quote`; Markdown: `components.text.for_markdown`; XML: a quoted, escaped attribute value). The connector JSON is
+`json.dumps`: a serializer, not a template.
 
 | file | which portals | mode |
 | --- | --- | --- |
@@ -280,45 +282,22 @@ def _secret(portal: PortalOutput) -> str:
 # om.cfg.xml ---------------------------------------------------------------------------------------------------
 
 
-def oauth2_element(portal: PortalOutput, indent: str = "", step: str = "   ", newline: str = "\n") -> str:
-    """The `<oauth2 name="entra-<portal>">` element for om.cfg; lines after the first start with `indent`.
-
-    With `auth-protocol="id_token"` the user comes back with an ID token posted to the portal (form_post), whose
-    claims carry the e-mail address: United Planet's OpenID Connect sample leaves `auth-user-info-url` empty for
-    exactly this protocol (github.com/UnitedPlanet/intrexx-sample-oauth2-oidc-login-module README:
-    `auth-protocol="id_token"` ... `auth-user-info-url=""`)."""
-    provider = {
-        "auth-grant-type": "authorization_code",
-        "auth-scheme": "header",
-        "auth-protocol": "id_token",
-        "auth-requires-nonce": "true",
-        "auth-access-token-url": portal.token_endpoint,
-        "auth-user-auth-url": portal.authorize_endpoint,
-        "auth-pub-keys-src": portal.jwks_uri,
-        "auth-user-info-url": "",
-        "auth-scope": "openid email",
-        "auth-client-id": portal.client_id,
-        "auth-client-secret": _secret(portal),
-        "auth-redirect-url": portal.sign_in_redirect_uri or "",
-        "auth-provider-prompt": "select_account",
-        "auth-provider-login-hint": "",
-    }
-    lines = [f"<oauth2 name={_xml_attr(sign_in_provider_name(portal))}>", f"{step}<provider"]
-    lines += [f"{step * 2}{name}={_xml_attr(value)}" for name, value in provider.items()]
-    lines += [
-        f"{step}/>",
-        f'{step}<mapping db-field-name="emailBiz" provider-claim-fieldname="email"/>',
-        f"{step}<additional-redirect-params>",
-        f'{step * 2}<redirect-param key="response_type" value="id_token"/>',
-        f'{step * 2}<redirect-param key="response_mode" value="form_post"/>',
-        f"{step}</additional-redirect-params>",
-        "</oauth2>",
-    ]
-    return lines[0] + "".join(f"{newline}{indent}{line}" for line in lines[1:])
+def oauth2_element(portal: PortalOutput, indent: str = "", newline: str = "\n") -> str:
+    """The `<oauth2 name="entra-<portal>">` element for om.cfg (templates/om-cfg-oauth2.xml.j2); lines after the
+    first start with `indent`, and end with `newline` (apply follows the file it merges into)."""
+    text = _render(
+        "om-cfg-oauth2.xml.j2", portal=portal, provider=sign_in_provider_name(portal), secret=_secret(portal)
+    )
+    return text.rstrip("\n").replace("\n", newline + indent)
 
 
-def _xml_attr(value: str) -> str:
-    return '"' + escape(str(value), {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}) + '"'
+def _xml_attribute(value: object) -> object:
+    """What `{{ value }}` becomes in an XML template: a quoted attribute value, with `"`, `&`, `<`, `>` and the
+    white space an attribute value would otherwise lose (XML 1.0, 3.3.3 attribute-value normalization) escaped."""
+    if isinstance(value, Markup):
+        return value
+    escaped = escape(str(value), {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+    return _written(f'"{escaped}"')
 
 
 # PowerShell helpers -------------------------------------------------------------------------------------------
@@ -440,10 +419,14 @@ def _environment(finalize: Callable[[object], object], filters: dict[str, Callab
 
 @functools.cache
 def _templates(kind: str) -> jinja2.Environment:
-    """One environment per kind of file: `ps1` (PowerShell) and `md` (Markdown)."""
+    """One environment per kind of file, by the template's name: `ps1` (PowerShell), `xml`, `md` (Markdown)."""
     if kind == "ps1":
         return _environment(_powershell_value, {"comment": _comment, "text": _comment_text})
-    return _environment(_markdown_value, {"code": _code_span, "date": _iso_date})
+    if kind == "xml":
+        return _environment(_xml_attribute, {})
+    if kind == "md":
+        return _environment(_markdown_value, {"code": _code_span, "date": _iso_date})
+    raise ValueError(f"no template environment for .{kind} files")
 
 
 def render_template(name: str, **context: object) -> str:
@@ -453,7 +436,7 @@ def render_template(name: str, **context: object) -> str:
 
 
 def _render(name: str, **context: object) -> str:
-    kind = "ps1" if name.endswith(".ps1.j2") else "md"
+    kind = name.removesuffix(".j2").rsplit(".", 1)[-1]
     return _templates(kind).get_template(name).render(**context)
 
 
