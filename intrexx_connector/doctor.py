@@ -149,8 +149,9 @@ def acquire_token(
     verbose: bool = False,
 ) -> tuple[str, str]:
     """(token, where it came from). The token is for `<origin>/.default`; it is never printed. azure-identity's
-    HTTP goes through transport.py on `session`, in this thread, and ends by `timeout`; a credential that runs a
-    tool (az, azd, pwsh) gets `timeout` as its process timeout."""
+    HTTP goes through transport.py on `session`, in this thread: its https requests end by `timeout`, the managed
+    identity endpoint's plain http gets `timeout` per socket operation, and a credential that runs a tool (az, azd,
+    pwsh) gets `timeout` as its process timeout."""
     given = environ.get(TOKEN_VARIABLE)
     if given is not None:
         token = given.strip()
