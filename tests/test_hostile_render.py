@@ -80,13 +80,14 @@ def structure(text: str) -> list[str]:
     return [_QUOTED_VALUE.sub("''", line) for line in parse(text).bare if line]
 
 
-def readings(data: bytes) -> dict[str, str]:
-    """How PowerShell 7 and 5.1 read the file as written, and how 5.1 reads it without its byte order mark."""
+def readings(data: bytes, code_pages: tuple[str, ...] = ("cp1252",)) -> dict[str, str]:
+    """How PowerShell 7 and 5.1 read the file as written, and how 5.1 reads it without its byte order mark in an
+    ANSI code page (cp1252 on Western Windows)."""
     assert data.startswith(UTF8_BOM)
-    return {
-        "with BOM": decode_like_windows_powershell(data),
-        "5.1 without BOM (cp1252)": decode_like_windows_powershell(data[len(UTF8_BOM) :]),
-    }
+    found = {"with BOM": decode_like_windows_powershell(data)}
+    for code_page in code_pages:
+        found[f"5.1 without BOM ({code_page})"] = decode_like_windows_powershell(data[len(UTF8_BOM) :], code_page)
+    return found
 
 
 def assignments(text: str) -> dict[str, str]:
@@ -109,7 +110,8 @@ def test_no_value_leaves_its_string_in_any_reading(name, value):
 @pytest.mark.parametrize("name", ["hr", "ops", "wide"])
 @pytest.mark.parametrize("value", HOSTILE)
 def test_known_attacks_stay_inside_their_strings(name, value):
-    _check_script_structure(name, value)
+    # Central European, Cyrillic, Greek and Turkish Windows read a script without a BOM in these.
+    _check_script_structure(name, value, ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254"))
 
 
 @functools.cache
@@ -121,12 +123,12 @@ def reference_structure(name: str) -> dict[str, list[str]]:
     }
 
 
-def _check_script_structure(name: str, value: str) -> None:
+def _check_script_structure(name: str, value: str, code_pages: tuple[str, ...] = ("cp1252",)) -> None:
     reference = reference_structure(name)
     hostile = _script_files(hostile_portal(name, value))
     assert hostile.keys() == reference.keys() and hostile
     for file, data in hostile.items():
-        for reading, text in readings(data).items():
+        for reading, text in readings(data, code_pages).items():
             script = parse(text)
             # The code (not the comments) is printable ASCII: it reads the same in any code page.
             assert all(line.isascii() and line.isprintable() for line in script.code), (file, reading)
@@ -232,3 +234,24 @@ def test_values_in_the_sheets_are_text_not_markdown_or_html(name, value, tmp_pat
         assert title.startswith(f"{value}: "), "the title shows the display name as it is"
     else:
         assert value not in title and title.isprintable(), "control characters are shown as escapes"
+
+
+def test_values_reach_powershell_templates_only_through_the_quoting_finalize():
+    """In a PowerShell template, `|text` (a value left unquoted for a comment) appears only in comments: a line
+    starting with `#`, or a paragraph inside `{% filter comment %}`."""
+    from importlib import resources
+
+    folder = resources.files("intrexx_connector").joinpath("templates")
+    for template in folder.iterdir():
+        if not template.name.endswith(".ps1.j2"):
+            continue
+        in_comment = False
+        # Template comments ({# ... #}) are not output; blank them, keeping the line numbers.
+        text = re.sub(r"\{#.*?#\}", lambda m: "\n" * m.group().count("\n"), template.read_text("utf-8"), flags=re.S)
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.startswith("{% filter comment %}"):
+                in_comment = True
+            elif line.startswith("{% endfilter %}"):
+                in_comment = False
+            elif "|text" in line:
+                assert in_comment or line.startswith("#"), f"{template.name}:{number}: |text outside a comment"
