@@ -96,7 +96,10 @@ GRAPH_WRITES = {
 MAX_INLINE_OWNERS = 20
 
 TARGETS = {
-    "evaluation ratio at 100 portals": 1.25,
+    # Issue 16: the program at most 1.15x its equal-work floor. Judged on CPU time (the work both do: this machine's
+    # two cores are shared, and wall time there measures the neighbours); the wall-time ratio is reported beside it.
+    "evaluation ratio at 100 portals (CPU)": 1.15,
+    "evaluation ratio at 100 portals (wall)": 1.15,
     "growth 40->400, product/floor": 1.0,
     "verify / bare MSAL (10 portals)": 1.2,
     "verify command / bare MSAL process (10 portals)": 1.2,
@@ -163,7 +166,7 @@ def medians(samples: list, keys) -> dict:
 
 # 1. Evaluation ----------------------------------------------------------------------------------------------
 
-EVAL_KEYS = ("wall_s", "eval_s", "startup_s", "maxrss_mb", "program_s", "drain_s", "outputs_s")
+EVAL_KEYS = ("wall_s", "cpu_s", "eval_s", "startup_s", "maxrss_mb", "program_s", "drain_s", "outputs_s")
 
 
 def measure_evaluation(p: dict) -> dict:
@@ -188,6 +191,7 @@ def measure_evaluation(p: dict) -> dict:
             "floor": medians(floor, EVAL_KEYS),
             "ratio_wall": paired_ratio(product, floor, "wall_s"),
             "ratio_eval": paired_ratio(product, floor, "eval_s"),
+            "ratio_cpu": paired_ratio(product, floor, "cpu_s"),
             "resources": product[0]["resources"],
             "floor_resources": floor[0]["resources"],
             "samples": {"product": product, "floor": floor},
@@ -275,7 +279,7 @@ def measure_resources(p: dict) -> dict:
     answer = run_child("resources")
     profiles = {}
     for profile, data in answer.items():
-        if profile in ("wall_s", "maxrss_mb"):
+        if profile in ("wall_s", "cpu_s", "maxrss_mb"):
             continue
         records = [r for r in data["resources"] if r["type"].startswith("azuread:")]
         application = next(r for r in records if r["type"] == APPLICATION)
@@ -582,7 +586,8 @@ def targets(results: dict) -> list:
 
     gap = get("verify", "replication", "min_gap_s")
     measured = {
-        "evaluation ratio at 100 portals": get("evaluation", "sizes", 100, "ratio_wall"),
+        "evaluation ratio at 100 portals (CPU)": get("evaluation", "sizes", 100, "ratio_cpu"),
+        "evaluation ratio at 100 portals (wall)": get("evaluation", "sizes", 100, "ratio_wall"),
         "growth 40->400, product/floor": get("evaluation", "growth_40_400", "ratio"),
         "verify / bare MSAL (10 portals)": get("verify", "healthy", "ratio")
         if get("verify", "healthy", "portals") == 10
@@ -640,6 +645,9 @@ def render_tables(results: dict) -> str:
                     "product eval s",
                     "floor eval s",
                     "ratio (eval)",
+                    "product CPU s",
+                    "floor CPU s",
+                    "ratio (CPU)",
                     "resources",
                 ],
                 [
@@ -652,6 +660,9 @@ def render_tables(results: dict) -> str:
                         s["product"]["eval_s"],
                         s["floor"]["eval_s"],
                         s["ratio_eval"],
+                        s["product"]["cpu_s"],
+                        s["floor"]["cpu_s"],
+                        s["ratio_cpu"],
                         f"{s['resources']} / {s['floor_resources']}",
                     ]
                     for n, s in sizes
