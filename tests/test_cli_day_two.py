@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -346,3 +347,33 @@ def test_hints_name_commands_that_work_as_printed():
         assert "--show-secrets >" not in text and "--show-secrets > " not in text, path.name
     gitignored = (ROOT / ".gitignore").read_text().splitlines()
     assert "build/" in gitignored and "*outputs*.json" in gitignored
+
+
+COMMAND_HINT = re.compile(r"`((?:python -m intrexx_connector|intrexx-connector) [^`]*)`")
+
+
+def test_every_command_the_tool_prints_parses_as_printed(capsys, project):
+    """The commands in plan's, status's and the rotation notice's advice name real subcommands and options, in a
+    form that runs after `make plan` (`intrexx-connector`, installed by it, or `python -m intrexx_connector` in the
+    activated venv): each one is parsed by the tool's own parser, placeholders filled in."""
+    from intrexx_connector.cli import _parser
+
+    printed = [run(capsys, "plan", "--stack", "dev", "--save-outputs", "dev.json")[1]]
+    printed.append(run(capsys, "status", "--outputs", "dev.json", "--stack", "dev", "--warn-days", "400")[1])
+    before = json.loads((project / "dev.json").read_text())
+    for entry in before["portals"].values():
+        entry["secretKeyId"] = "00000000-0000-4000-8000-000000000000"
+    (project / "before.json").write_text(json.dumps(before))
+    notice = run(capsys, "rotation-notice", "--before", "before.json", "--outputs", "dev.json", "--stack", "dev")
+    printed.append(notice[1])
+    hints = {hint for text in printed for hint in COMMAND_HINT.findall(text)}
+    assert any("render" in h for h in hints) and any("apply" in h for h in hints), hints
+    for hint in hints:
+        words = re.sub(r"<[^>]+>", "x", hint).split()
+        words = words[3:] if words[0] == "python" else words[1:]
+        try:
+            _parser().parse_args(words)
+        except SystemExit:
+            pytest.fail(f"the tool prints a command its parser refuses: {hint}")
+    scripts = (ROOT / "pyproject.toml").read_text()
+    assert 'intrexx-connector = "intrexx_connector.cli:run"' in scripts
