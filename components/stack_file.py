@@ -532,6 +532,14 @@ def load_stack_settings(stack: str, project_dir: Path, today: date) -> StackSett
     under `pulumi up`, with the stack file's own key problems. Raises FileNotFoundError, StackFileError or
     ConfigError."""
     stack_file = read_stack_file(stack_file_path(stack, project_dir))
+    encrypted = [key for key, text in stack_file.config.items() if text is None and _split_key(key)[0] == NAMESPACE]
+    if encrypted and not stack_file.key_problems():
+        # Its value under `pulumi up` is unknown here: a default in its place would plan something else.
+        raise StackFileError(
+            f"{stack_file.path.name}: {', '.join(encrypted)}: encrypted (`secure:`); this command reads the stack "
+            "file without the stack's secrets provider and cannot see the value `pulumi up` would use; none of "
+            "this program's keys holds a secret, so keep them plain"
+        )
     azuread = stack_file.values("azuread")
     cloud = provider_environment(azuread.get("environment"), azuread.get("metadataHost"))
     raw = {key: text for key, text in stack_file.values(NAMESPACE).items() if key in STACK_KEYS}

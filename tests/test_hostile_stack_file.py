@@ -241,3 +241,27 @@ def test_the_keys_pulumi_handed_over_are_judged_without_any_stack_file(project, 
     handed_over["azuread:tenantId"] = "00000000-0000-0000-0000-000000000000"
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps(handed_over))
     assert [p.name for p in read_settings_under_pulumi(handed_over).portals] == ["hr"]
+
+
+def test_an_encrypted_value_of_a_known_key_is_named_not_replaced_by_a_default(project, capsys):
+    code, out, err = plan(
+        project, capsys, f"config:\n{PORTALS}  intrexx-exchange:environment: {{secure: AAAB}}\n", "--portal", "hr"
+    )
+    assert code == 2 and out == ""
+    assert "intrexx-exchange:environment: encrypted (`secure:`)" in err and len(err.strip().splitlines()) == 1
+    text = "config:\n  intrexx-exchange:portals: [{name: hr, baseUrl: {secure: AAAB}}]\n"
+    code, _, err = plan(project, capsys, text, "--portal", "hr")
+    assert code == 2 and "intrexx-exchange:portals: encrypted" in err
+
+
+def test_json_text_from_pulumi_matches_whatever_its_spacing_and_escapes(project):
+    """Go's JSON escapes <, > and & and writes no spaces; the stack file is still the source Pulumi read."""
+    (project / "Pulumi.dev.yaml").write_text(
+        "config:\n"
+        "  intrexx-exchange:portals: [{name: hr, baseUrl: 'https://intrexx.example.com/hr'}]\n"
+        "  intrexx-exchange:environment: R&D <lab>\n"
+        "  intrexx-exchange:portalz: x\n"
+    )
+    go_json = '[{"baseUrl":"https://intrexx.example.com/hr","name":"hr"}]'
+    with pytest.raises(ConfigError, match="intrexx-exchange:portalz: unknown key"):
+        read_settings_under_pulumi({"intrexx-exchange:portals": go_json, "intrexx-exchange:environment": "R&D <lab>"})
