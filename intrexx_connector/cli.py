@@ -28,6 +28,7 @@ from .secrets import scrub
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .handover import Comparison
     from .status import Fleet
 
 DEFAULT_STACK = "dev"
@@ -354,7 +355,7 @@ def _emit_json(document) -> None:
 # plan -------------------------------------------------------------------------------------------------------
 
 
-def _plan(args) -> int:
+def _plan(args: argparse.Namespace) -> int:
     from .plan import plan_stack
 
     stack = args.stack or DEFAULT_STACK
@@ -435,7 +436,7 @@ def _print_planned_portal(name: str, portal: dict, out: Path | None) -> None:
         print(f"  rendered into {out / name}/ with a placeholder secret")
 
 
-def _print_comparison(comparison) -> None:
+def _print_comparison(comparison: "Comparison") -> None:
     print("\nCompared with the previous outputs:")
     lines = [f"  + added: {name}" for name in comparison.added]
     lines += [f"  - removed: {name} (pulumi up deletes its registration)" for name in comparison.removed]
@@ -454,7 +455,7 @@ def _print_comparison(comparison) -> None:
 # outputs ----------------------------------------------------------------------------------------------------
 
 
-def _outputs(args) -> int:
+def _outputs(args: argparse.Namespace) -> int:
     from .errors import OutputsError
     from .files import write_atomic
     from .stack_outputs import read_outputs_text
