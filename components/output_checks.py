@@ -113,14 +113,24 @@ def check_secret(value: str, path: str) -> str:
     return value
 
 
+# The dates in the outputs are ones the program wrote: it plans from 2024 to 2999 (components/today.py), adding at
+# most a secret's lifetime; status, the calendar and the metrics add months and days to them. A date outside these
+# years is no date of the program's, and at the calendar's end (9999-12-31) that arithmetic would fail.
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(3999, 12, 31)
+
+
 def read_date(value: object, path: str) -> date:
-    """The calendar day of an RFC 3339 date or timestamp (how the outputs write dates)."""
+    """The calendar day of an RFC 3339 date or timestamp (how the outputs write dates), from 1970 to 3999."""
     if not isinstance(value, str) or not _DATE_OR_TIMESTAMP.fullmatch(value):
         raise ContractError(path, f"must be {Kind.DATE.value}, got {describe_value(value)}")
     try:
-        return date.fromisoformat(value[:10])
+        day = date.fromisoformat(value[:10])
     except ValueError:
         raise ContractError(path, f"is not a calendar date: {describe_value(value)}") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ContractError(path, f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}, got {describe_value(value)}")
+    return day
 
 
 def json_type(value: object) -> str:

@@ -322,8 +322,9 @@ def _describe_key(node: yaml.Node) -> str:
 def load_yaml(text: str, name: str) -> Any:
     """Parse one YAML document the way Pulumi does (see above), with the limits above; StackFileError names
     `name`, line and column. Mappings are dicts with text keys; an encrypted value is `{"secure": _Secure}`."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # its reader already refuses characters YAML does not allow (a NUL, an escape)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -343,7 +344,8 @@ def load_yaml(text: str, name: str) -> Any:
     except RecursionError:
         raise StackFileError(f"{name}: nesting too deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def pulumi_text(value: object) -> str | None:

@@ -31,8 +31,12 @@ import re
 # Unicode UAX #9 lists (the ones CVE-2021-42574 abuses).
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # Unicode category Cc is exactly U+0000..U+001F and U+007F..U+009F (C0, DEL, C1); U+2028 and U+2029 are the
-# line and paragraph separators, which some editors and terminals treat as line breaks.
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
+# line and paragraph separators, which some editors and terminals treat as line breaks. U+FFFE and U+FFFF are no
+# characters at all (Unicode noncharacters) and the only ones of the Basic Multilingual Plane beyond the surrogates
+# that XML 1.0 does not allow (section 2.2, Char: "[#xE000-#xFFFD]"): in a secret or a name they would make om.cfg
+# not well-formed.
+NONCHARACTERS = "\ufffe\uffff"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{NONCHARACTERS}]")
 # Characters that show nothing (Unicode category Cf without the joiners U+200C/U+200D, which Persian, Indic
 # scripts and emoji sequences need): the soft hyphen, U+180E, the zero width space, the word joiner and invisible
 # operators U+2060..U+2064, the deprecated formatting characters U+206A..U+206F, the byte order mark, the
@@ -40,9 +44,9 @@ _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
 # They are not refused where text comes in, but printed they would hide what a line holds.
 INVISIBLE = "\u00ad\u180e\u200b\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
 # On the terminal, new lines and tabs are ours to print; everything else unsafe is shown escaped.
-_UNSAFE_ON_TERMINAL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{INVISIBLE}]")
+_UNSAFE_ON_TERMINAL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{NONCHARACTERS}{INVISIBLE}]")
 # In Markdown nothing unsafe is kept: a new line would end a table row, a heading or a list item.
-_UNSAFE_IN_MARKDOWN = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{INVISIBLE}]")
+_UNSAFE_IN_MARKDOWN = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}{NONCHARACTERS}{INVISIBLE}]")
 
 
 def unsafe_characters(text: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The date the program plans for: today in UTC, or INTREXX_EXCHANGE_TODAY (YYYY-MM-DD) to pin it."""
 
 import os
+import re
 from datetime import UTC, date, datetime
 
 TODAY_VARIABLE = "INTREXX_EXCHANGE_TODAY"
@@ -15,10 +16,11 @@ def today() -> date:
     if not pinned:
         return datetime.now(UTC).date()
     try:
-        day = date.fromisoformat(pinned)
+        # fromisoformat also reads ISO week dates (2026-W01-1) and other digits; only YYYY-MM-DD is meant.
+        day = date.fromisoformat(pinned) if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", pinned) else None
     except ValueError:
         day = None
-    if day is None or len(pinned) != 10 or not EARLIEST <= day <= LATEST:
+    if day is None or not EARLIEST <= day <= LATEST:
         from .config import ConfigError  # only here: commands that read no stack file need not load config
 
         raise ConfigError(
