@@ -84,13 +84,25 @@ REPLACED_PORTAL_KEYS = {
 }
 
 
+MAX_PROBLEMS_SHOWN = 50
+MAX_PROBLEM_LENGTH = 600
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= MAX_PROBLEM_LENGTH else line[: MAX_PROBLEM_LENGTH - 3] + "..."
+
+
 class ConfigError(ValueError):
     """The stack configuration is invalid; `problems` holds one line per problem, each naming its key path."""
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         # Pulumi prints this message to a terminal or CI log: each problem stays one line, nothing in it a command.
-        lines = "\n".join(f"  - {for_one_line(problem)}" for problem in self.problems)
+        # A stack file of a thousand bad entries is answered with the first ones: a message of megabytes helps no one.
+        shown = [f"  - {_shorten(for_one_line(problem))}" for problem in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            shown.append(f"  - and {len(self.problems) - MAX_PROBLEMS_SHOWN} more problems (fix these first)")
+        lines = "\n".join(shown)
         noun = "problem" if len(self.problems) == 1 else "problems"
         super().__init__(f"invalid stack configuration ({len(self.problems)} {noun}):\n{lines}")
 
@@ -237,7 +249,7 @@ def parse_stack_config(
         if provider_cloud is None or provider_cloud.name is not cloud:
             problems.add(
                 "cloud",
-                f"is '{cloud}' but the azuread provider signs in to '{provider_environment}' "
+                f"is '{cloud}' but the azuread provider signs in to {describe_value(provider_environment)} "
                 f"(azuread:environment or ARM_ENVIRONMENT); run `pulumi config set "
                 f"azuread:environment {CLOUDS[cloud].azuread_environment}` so that the "
                 "registrations are made in the cloud the outputs describe",
@@ -533,7 +545,7 @@ def _base_url(value: object, path: str, problems: _Problems) -> str | None:
     if not reasons:
         reasons = _redirect_uri_problems(value)
     for reason in reasons:
-        problems.add(path, f"{reason}, got {value!r}")
+        problems.add(path, f"{reason}, got {describe_value(value, 200)}")
     if reasons:
         return None
     base_url = parse_web_url(value, http_hosts=LOOPBACK_HOSTS).href.rstrip("/")
@@ -653,7 +665,7 @@ def _redirect_paths(value: object, path: str, problems: _Problems) -> tuple[str,
             # Checked as a server reads it, percent-decoded: '%2e%2e/', '.%2e/' and '..;/' would leave baseUrl.
             reasons += [f"{reason} (it may not escape baseUrl)" for reason in relative_path_problems(item)]
         for reason in reasons:
-            problems.add(item_path, f"{reason}, got {item!r}")
+            problems.add(item_path, f"{reason}, got {describe_value(item, 200)}")
         if not reasons:
             if item in result:
                 problems.add(item_path, f"{item!r} is listed twice")
@@ -892,7 +904,9 @@ def _string(value: object, path: str, problems: _Problems, default: str) -> str 
     if bad:
         # It reaches display names, files and the terminal: no escape sequences, no line breaks.
         problems.add(
-            path, f"must be a one-line string without control characters ({describe_characters(bad)}), got {value!r}"
+            path,
+            f"must be a one-line string without control characters ({describe_characters(bad)}), "
+            f"got {describe_value(value, 200)}",
         )
         return None
     surrogates = lone_surrogates(value)

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = _parser().parse_args(argv)
+        _check_stack_names(args)
         return args.command(args)
     except _reported_errors() as error:
         code = getattr(error, "exit_code", 2)
@@ -316,6 +317,23 @@ def _path(text: str) -> Path:
     if bad:
         raise argparse.ArgumentTypeError(f"must not contain control characters ({describe_characters(bad)})")
     return Path(text)
+
+
+def _check_stack_names(args: argparse.Namespace) -> None:
+    """--stack: a Pulumi stack name, as it goes into file names (Pulumi.<stack>.yaml, build/<stack>/) and into the
+    commands the sheets, notices and reports print for people to run."""
+    stacks = args.stack if isinstance(args.stack, list) else [args.stack] if args.stack is not None else []
+    if not stacks:
+        return
+    from .errors import UsageError
+    from .status import STACK_NAME
+
+    for stack in stacks:
+        if not STACK_NAME.fullmatch(stack) or any(part in (".", "..") for part in stack.split("/")):
+            raise UsageError(
+                f"--stack {stack[:120]!r}: not a Pulumi stack name ([org/][project/]stack of letters, digits, '-', "
+                "'_', '.')"
+            )
 
 
 def _authority_host(text: str) -> str:

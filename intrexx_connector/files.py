@@ -40,6 +40,8 @@ def write_set_atomic(
 ) -> None:
     """Replace every file of `files` (path -> (data, mode)), all or none: see the module's docstring. Each file
     keeps the owner of the file it replaces, or takes that of `owner_of[path]`."""
+    for path in files:
+        _refuse_special_file(Path(path))
     written: dict[Path, Path] = {}
     current = Path()
     try:
@@ -88,6 +90,20 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
                 raise FileError(f"cannot remove the stale temporary file {entry}: {error.strerror}") from None
             removed.append(entry)
     return removed
+
+
+def _refuse_special_file(path: Path) -> None:
+    """A device, FIFO, socket or folder at `path` (or where its link points) is not replaced: `--out /dev/null` or
+    `--out /dev/stdout` run as root would otherwise put a regular file in place of the device for everyone."""
+    try:
+        status = path.stat()  # follows a link: /dev/stdout is one, to the process's own stdout
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as error:
+        raise FileError(f"cannot write {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a device, pipe or socket"
+        raise FileError(f"cannot write {path}: it is {kind}, not a regular file; name a file to write")
 
 
 def make_private_directory(directory: Path) -> None:

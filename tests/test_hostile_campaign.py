@@ -1,0 +1,551 @@
+"""A third attack campaign against main after issue 17's fixes: every surface the tool reads (the stack file, the
+program under `pulumi.Config`, outputs files for every command, om.cfg, environment variables, arguments, console
+encodings), each case asserting what a user must see: one line and exit 2 (or a per-portal failure), no traceback,
+no secret, and nothing that a terminal, CI log, Markdown or XML reader would act on.
+
+What broke in this campaign (and is fixed): a date at the calendar's end in the outputs crashed `status --format
+ics` (OverflowError); U+FFFE/U+FFFF in a secret made render write an om.cfg that is not well-formed XML; a NUL or an
+escape character in a stack file was a traceback (yaml.reader.ReaderError); `--out /dev/null` run as root replaced
+the device with a regular file; `render --stack` and `rotation-notice --stack` took any text into file paths
+(`../../etc`) and into the commands the sheets tell people to run; configuration messages echoed megabytes;
+INTREXX_EXCHANGE_TODAY took ISO week dates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from helpers import ROOT, TODAY, run_main
+from outputs_fixtures import HR, LEGACY, OPS, TEAM, stack_outputs
+
+from components.config import ConfigError, parse_stack_config
+
+CONTROL_MARKS = ("\x1b", "\x07", "\u202e", "##vso[", "\n::", "\ufffe", "\uffff")
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """No case may reach anything but loopback, whatever an outputs file or argument names."""
+    connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1"):
+            raise AssertionError(f"a request left loopback: {address!r}")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setenv("INTREXX_EXCHANGE_TODAY", TODAY.isoformat())
+    monkeypatch.delenv("ARM_ENVIRONMENT", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+
+
+def clean(code, out: str, err: str, secrets=()) -> None:
+    """What every answer must be: an exit code of the contract, nothing raw, no secret."""
+    assert code in (0, 1, 2), (code, err)
+    for mark in CONTROL_MARKS:
+        assert mark not in out and mark not in err, (mark, out[-300:], err[-300:])
+    for secret in secrets:
+        assert secret not in out and secret not in err
+
+
+def refused(code, out: str, err: str, *names: str) -> str:
+    """Exit 2 with one line on stderr naming each of `names`."""
+    clean(code, out, err)
+    assert code == 2, (out[-500:], err[-500:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def document():
+    return stack_outputs([HR, OPS, TEAM, LEGACY])
+
+
+def write(tmp_path, document, name="outputs.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+# 1. Outputs files: dates at the calendar's ends --------------------------------------------------------------------
+
+DATE_FIELDS = ["secretExpiresAt", "secretRotatesAt", "previousSecretExpiresAt"]
+FAR_DATES = ["9999-12-31T23:59:59Z", "9999-10-01", "0001-01-01", "4000-01-01"]
+DATE_COMMANDS = {
+    "status": ["status"],
+    "ics": ["status", "--format", "ics"],
+    "html": ["status", "--format", "html"],
+    "prometheus": ["status", "--format", "prometheus"],
+    "json": ["status", "--json"],
+    "notice": ["rotation-notice", "--before", "/nonexistent/before.json"],
+}
+
+
+@pytest.mark.parametrize("command", DATE_COMMANDS, ids=list(DATE_COMMANDS))
+@pytest.mark.parametrize("value", FAR_DATES)
+@pytest.mark.parametrize("field", [*DATE_FIELDS, "refreshTokensRequestedOn"])
+def test_a_date_at_the_calendars_end_is_one_line_naming_the_field(capsys, tmp_path, document, field, value, command):
+    doc = copy.deepcopy(document)
+    doc["portals"]["hr"][field] = value
+    argv = [*DATE_COMMANDS[command][:1], "--outputs", write(tmp_path, doc), *DATE_COMMANDS[command][1:]]
+    refused(*run_main(capsys, *argv), f"portals.hr.{field}", "from 1970-01-01 to 3999-12-31")
+
+
+# 2. Outputs files: every field of a portal, hostile values, every reading command ------------------------------------
+
+HOSTILE_VALUES = [
+    None,
+    True,
+    -1,
+    1e308,
+    "",
+    [],
+    {},
+    "x" * 100_000,
+    "\x1b]0;owned\x07",
+    "##vso[task.setvariable variable=x]1",
+    "::stop-commands::x",
+    "\u202eevil",
+    "\ud800",
+    "\ufffe",
+    "2026-02-30",
+    "{11111111-2222-4333-8444-555555555555}",
+    "https://evil.example",
+    "hr\n",
+]
+FIELDS = sorted(stack_outputs([HR])["portals"]["hr"])
+
+
+# Every field with the values of every kind of mistake; the other values go through the rendered fields below.
+FIELD_VALUES = [None, 1e308, "", {}, "x" * 100_000, "\x1b]0;owned\x07", "##vso[task.complete]", "\ud800", "\ufffe"]
+
+
+@pytest.mark.parametrize("value", FIELD_VALUES, ids=lambda v: repr(v)[:24])
+@pytest.mark.parametrize("field", FIELDS)
+def test_any_value_in_any_field_is_a_clean_answer_from_status_and_the_calendar(
+    capsys, tmp_path, document, field, value
+):
+    doc = copy.deepcopy(document)
+    doc["portals"]["hr"][field] = value
+    path = write(tmp_path, doc)
+    secrets = list(document["clientSecrets"].values())
+    for extra in ([], ["--format", "ics"]):
+        code, out, err = run_main(capsys, "status", "--outputs", path, *extra)
+        clean(code, out, err, secrets)
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES[:14], ids=lambda v: repr(v)[:24])
+@pytest.mark.parametrize("field", ["displayName", "environment", "clientId", "redirectUris", "permissions", "baseUrl"])
+def test_any_value_in_a_rendered_field_is_refused_before_anything_is_written(capsys, tmp_path, document, field, value):
+    doc = copy.deepcopy(document)
+    doc["portals"]["hr"][field] = value
+    out_dir = tmp_path / "build"
+    code, out, err = run_main(capsys, "render", "--outputs", write(tmp_path, doc), "--out", str(out_dir))
+    clean(code, out, err, document["clientSecrets"].values())
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and not out_dir.exists(), err
+
+
+# 3. Client secrets that XML cannot hold ---------------------------------------------------------------------------
+
+NOT_XML = ["\ufffe", "abc\uffffdef", "\ud800", "\x00", "a\x0bb", "\x85"]
+
+
+@pytest.mark.parametrize("secret", NOT_XML, ids=[f"U+{ord(c):04X}" for c in "\ufffe\uffff\ud800\x00\x0b\x85"])
+def test_a_secret_xml_cannot_hold_is_refused_by_render_and_apply(capsys, tmp_path, document, secret):
+    doc = copy.deepcopy(document)
+    doc["clientSecrets"]["hr"] = secret
+    path = write(tmp_path, doc)
+    line = refused(*run_main(capsys, "render", "--outputs", path, "--out", str(tmp_path / "b")), "clientSecrets.hr")
+    assert secret not in line and not (tmp_path / "b").exists()
+    portal_dir = tmp_path / "portal"
+    (portal_dir / "internal" / "cfg").mkdir(parents=True)
+    (portal_dir / "internal" / "cfg" / "om.cfg").write_text(OM_CFG)
+    argv = ["apply", "--outputs", path, "--portal", "hr", "--portal-dir", str(portal_dir)]
+    refused(*run_main(capsys, *argv), "clientSecrets.hr")
+    assert (portal_dir / "internal" / "cfg" / "om.cfg").read_text() == OM_CFG
+
+
+@pytest.mark.parametrize(
+    "secret", ["a&b<c>\"'", "]]>", "&#0;", "\U0001f600", "\ufdd0", " lead", "trail ", "x\u00a0y", "$(calc)`n"]
+)
+def test_a_secret_xml_can_hold_reads_back_from_om_cfg(capsys, tmp_path, document, secret):
+    doc = copy.deepcopy(document)
+    doc["clientSecrets"]["hr"] = secret
+    code, out, err = run_main(capsys, "render", "--outputs", write(tmp_path, doc), "--out", str(tmp_path / "b"))
+    clean(code, out, err, [secret])
+    assert code == 0, err
+    root = ElementTree.fromstring((tmp_path / "b" / "hr" / "om.cfg.xml").read_bytes())
+    assert secret in [value for element in root.iter() for value in element.attrib.values()]
+
+
+# 4. Text fields with noncharacters, from the stack file and from the outputs ------------------------------------------
+
+
+@pytest.mark.parametrize("character", ["\ufffe", "\uffff"])
+@pytest.mark.parametrize("field", ["displayName", "environment"])
+def test_a_noncharacter_in_a_text_field_of_the_outputs_is_refused(capsys, tmp_path, document, field, character):
+    doc = copy.deepcopy(document)
+    doc["portals"]["hr"][field] = f"Intrexx{character}"
+    line = refused(*run_main(capsys, "status", "--outputs", write(tmp_path, doc)), f"portals.hr.{field}")
+    assert f"U+{ord(character):04X}" in line
+
+
+# 5. The stack file ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def plan(project, capsys, content: bytes | str, *extra: str):
+    data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content
+    (project / "Pulumi.attack.yaml").write_bytes(data)
+    return run_main(capsys, "plan", "--stack", "attack", *(extra or ("--json",)))
+
+
+def stack_text(**keys: str) -> str:
+    keys.setdefault("portals", '[{name: hr, baseUrl: "https://intrexx.example.com/hr"}]')
+    return "config:\n" + "".join(f"  intrexx-exchange:{key}: {value}\n" for key, value in keys.items())
+
+
+# Characters YAML does not allow in a stream (YAML 1.2, 5.1 "c-printable"): PyYAML's reader refuses them before
+# parsing, which was a traceback.
+UNPRINTABLE = ["\x00", "\x1b", "\x07", "\x7f", "\x08", "\ufffe", "\x9b"]
+
+
+@pytest.mark.parametrize("character", UNPRINTABLE, ids=[f"U+{ord(c):04X}" for c in UNPRINTABLE])
+@pytest.mark.parametrize("where", ["value", "comment", "key", "top level", "end of file"])
+def test_a_character_yaml_refuses_is_one_line_naming_the_file(project, capsys, where, character):
+    text = {
+        "value": stack_text(environment=f"dev{character}"),
+        "comment": f"# {character}\n" + stack_text(),
+        "key": stack_text() + f"  intrexx-exchange:x{character}: 1\n",
+        "top level": f'secretsprovider: "{character}"\n' + stack_text(),
+        "end of file": stack_text() + character,
+    }[where]
+    line = refused(*plan(project, capsys, text), "Pulumi.attack.yaml")
+    assert json.loads(line)["error"] == "StackFileError"
+
+
+STACK_VALUES = [
+    "",
+    "~",
+    "[]",
+    "{}",
+    "[[]]",
+    "-1",
+    "1e400",
+    "1" * 5000,
+    "!!int abc",
+    "!!binary AAAA",
+    "!!set {a}",
+    "!!timestamp 2026-13-45",
+    ".nan",
+    "-.inf",
+    "0x7fffffffffffffffff",
+    '"\\u202e"',
+    '"\\x1b[31m"',
+    '"\\ud800"',
+    '"\\0"',
+    '"\\uffff"',
+    '"a\\nb"',
+    '"##vso[task.setvariable variable=x]1"',
+    '"::add-mask::x"',
+    "&a [*a]",
+    "*undefined",
+    "!<tag:yaml.org,2002:python/object/apply:os.system> [echo]",
+    "{secure: AAAA}",
+    "{secure: [1]}",
+    "[" * 200 + "]" * 200,
+    "'" + "x" * 100_000 + "'",
+]
+STACK_KEYS = ["environment", "secretRotationDays", "protect", "deployers", "portals", "bogus"]
+
+
+@pytest.mark.parametrize("value", STACK_VALUES, ids=[v[:24] for v in STACK_VALUES])
+@pytest.mark.parametrize("key", STACK_KEYS)
+def test_any_value_of_any_stack_key_is_a_clean_answer(project, capsys, key, value):
+    code, out, err = plan(project, capsys, stack_text(**{key: value}))
+    clean(code, out, err)
+    assert code in (0, 2)
+    if code == 2:
+        assert json.loads(err)["error"] in ("ConfigError", "StackFileError"), err[:300]
+        assert len(err) < 5000, len(err)
+
+
+PORTAL_KEYS = ["name", "baseUrl", "connector", "access", "permissions", "redirectPaths", "owners", "mailboxScope"]
+PORTAL_KEYS += ["adopt", "renamedFrom", "refreshTokensRequestedOn", "signIn", "publicClientFlows", "bogus"]
+
+
+PORTAL_VALUES = [v for v in STACK_VALUES if "\n" not in v and "[" * 200 not in v][::2]
+
+
+@pytest.mark.parametrize("value", PORTAL_VALUES, ids=lambda v: v[:24])
+@pytest.mark.parametrize("key", PORTAL_KEYS)
+def test_any_value_of_any_portal_key_is_a_clean_answer(project, capsys, key, value):
+    portal = {"name": "hr", "baseUrl": "'https://intrexx.example.com/hr'"}
+    portal[key] = value
+    text = stack_text(portals="[{" + ", ".join(f"{k}: {v}" for k, v in portal.items()) + "}]")
+    code, out, err = plan(project, capsys, text)
+    clean(code, out, err)
+    assert code in (0, 2)
+    if code == 2:
+        assert len(err) < 5000, len(err)
+
+
+# 6. Configuration messages stay short whatever the input's size ----------------------------------------------------
+
+
+def config_error(portal: dict) -> ConfigError:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config({"portals": json.dumps([portal])}, "dev", TODAY, "public")
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    "portal, path",
+    [
+        ({"name": "hr", "baseUrl": "https://" + "x" * 100_000}, "portals[0].baseUrl"),
+        ({"name": "hr", "baseUrl": "https://intrexx.example.com/" + "%" * 100_000}, "portals[0].baseUrl"),
+        ({"name": "hr", "baseUrl": "https://a.example", "redirectPaths": ["a" * 1000] * 1000}, "redirectPaths"),
+        ({"name": "hr", "baseUrl": "https://a.example", "owners": ["a" * 1000] * 1000}, "portals[0].owners[0]"),
+        ({"name": "hr", "baseUrl": "https://a.example", "permissions": ["a" * 1000] * 1000}, "permissions[0]"),
+        ({"name": "h\x1b" + "r" * 100_000, "baseUrl": "https://a.example"}, "portals[0].name"),
+    ],
+    ids=["long host", "long path", "1000 paths", "1000 owners", "1000 permissions", "long name"],
+)
+def test_a_huge_configuration_gets_a_short_answer(portal, path):
+    error = config_error(portal)
+    message = str(error)
+    assert path in message and len(message) < 40_000, len(message)
+    assert all(len(line) <= 610 for line in message.splitlines())
+    assert "\x1b" not in message
+
+
+def test_a_thousand_problems_show_the_first_fifty_and_a_count():
+    error = config_error({"name": "hr", "baseUrl": "https://a.example", "owners": ["x"] * 1000})
+    lines = str(error).splitlines()
+    assert lines[0] == "invalid stack configuration (1000 problems):"
+    assert len(lines) == 52 and lines[-1] == "  - and 950 more problems (fix these first)"
+
+
+# 7. Environment variables -----------------------------------------------------------------------------------------
+
+ARM_ENVIRONMENTS = [" ", "\x1b[2J", "##vso[task.complete]", "x" * 10_000, "public\n", "\u202e", "AzureUSGovernment"]
+
+
+@pytest.mark.parametrize("value", ARM_ENVIRONMENTS, ids=lambda v: repr(v)[:20])
+def test_arm_environment_is_named_short_and_neutral(capsys, monkeypatch, value):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("ARM_ENVIRONMENT", value)
+    code, out, err = run_main(capsys, "plan", "--stack", "dev")
+    clean(code, out, err)
+    assert code == 2 and "ARM_ENVIRONMENT" in err and len(err) < 1000, err[:300]
+
+
+@pytest.mark.parametrize("value", ["2026-W01-1", "2026-328", "20261124", "2026-11-24 ", "９９９９-01-01", "9999-12-31"])
+def test_a_pinned_day_is_only_yyyy_mm_dd(capsys, monkeypatch, value):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("INTREXX_EXCHANGE_TODAY", value)
+    code, out, err = run_main(capsys, "plan", "--stack", "dev")
+    clean(code, out, err)
+    assert code == 2 and "INTREXX_EXCHANGE_TODAY: must be a date YYYY-MM-DD" in err
+
+
+SIGNATURE = "SIGsecret0123456789"
+WEBHOOKS = [
+    f"http://127.0.0.1:9/hook?sig={SIGNATURE}",
+    f"http://u:{SIGNATURE}@127.0.0.1:9/x",
+    f"https://evil.example/{SIGNATURE}\x1b",
+    f"http://evil.example/{SIGNATURE}",
+    f"https://[::1/{SIGNATURE}",
+    f"https://127.0.0.1:99999/{SIGNATURE}",
+    f"http://127.0.0.1:9/{SIGNATURE}#frag",
+    f"https://hooks.slack.com\\@127.0.0.1:9/{SIGNATURE}",
+    f"http://127.0.0.1:9/%{SIGNATURE}",
+]
+
+
+@pytest.mark.parametrize("url", WEBHOOKS, ids=lambda u: u[:30])
+@pytest.mark.parametrize("given", ["argument", "environment"])
+def test_a_webhook_url_never_shows_its_secret_parts(capsys, monkeypatch, tmp_path, document, given, url):
+    argv = ["status", "--outputs", write(tmp_path, document), "--warn-days", "3650", "--notify"]
+    if given == "argument":
+        argv.append(url)
+    else:
+        monkeypatch.setenv("INTREXX_NOTIFY_WEBHOOK", url)
+    code, out, err = run_main(capsys, *argv)
+    clean(code, out, err, [SIGNATURE])
+    assert code in (1, 2) and len(err.strip().splitlines()) == 1, err
+
+
+# 8. Command-line arguments ----------------------------------------------------------------------------------------
+
+BAD_STACKS = ["../../etc", "..", "a/../b", "x\x1b]0;t\x07", "Ò'; Start-Process calc #", "$(calc)", "a b", "", "/abs"]
+
+
+@pytest.mark.parametrize("stack", BAD_STACKS, ids=lambda s: repr(s)[:20])
+@pytest.mark.parametrize("command", ["render", "rotation-notice", "status", "plan", "doctor", "outputs"])
+def test_a_stack_name_that_is_no_pulumi_stack_is_refused_before_anything_is_written(
+    capsys, monkeypatch, tmp_path, document, command, stack
+):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, document)
+    argv = {
+        "render": ["render", "--outputs", path],
+        "rotation-notice": ["rotation-notice", "--outputs", path, "--before", path],
+        "status": ["status", "--outputs", path],
+        "plan": ["plan"],
+        "doctor": ["doctor"],
+        "outputs": ["outputs", "--out", str(tmp_path / "saved.json")],
+    }[command]
+    refused(*run_main(capsys, *argv, "--stack", stack), "--stack", "not a Pulumi stack name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs.json"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link to a fifo"])
+@pytest.mark.parametrize("command", ["status", "save-outputs", "outputs-of-render"])
+def test_a_file_argument_naming_a_device_or_pipe_is_not_replaced(
+    capsys, monkeypatch, tmp_path, document, kind, command
+):
+    target = tmp_path / "target"
+    if kind == "folder":
+        target.mkdir()
+    else:
+        os.mkfifo(tmp_path / "fifo")
+        if kind == "fifo":
+            target = tmp_path / "fifo"
+        else:
+            target.symlink_to(tmp_path / "fifo")
+    monkeypatch.chdir(ROOT)
+    argv = {
+        "status": ["status", "--outputs", write(tmp_path, document), "--out", str(target)],
+        "save-outputs": ["plan", "--stack", "dev", "--save-outputs", str(target)],
+        "outputs-of-render": [
+            "status",
+            "--outputs",
+            write(tmp_path, document),
+            "--format",
+            "ics",
+            "--out",
+            str(target),
+        ],
+    }[command]
+    refused(*run_main(capsys, *argv), "cannot write", str(target))
+    assert not stat.S_ISREG(os.stat(target).st_mode)
+
+
+# 9. om.cfg for apply ----------------------------------------------------------------------------------------------
+
+OM_CFG = """<?xml version="1.0" encoding="UTF-8"?>
+<configuration>
+   <authentication>
+      <binding scope="web" auth-type="IntrexxAuth"/>
+   </authentication>
+   <security/>
+</configuration>
+"""
+# Seven entities, each ten of the one before: ten million characters from a few hundred bytes ("billion laughs").
+AMPLIFIED = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+    f'<!ENTITY {name} "{("&" + previous + ";") * 10}">' for previous, name in zip("abcdef", "bcdefg", strict=True)
+)
+HOSTILE_OM_CFG = {
+    "external entity": '<?xml version="1.0"?><!DOCTYPE c [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    "<configuration>&x;<authentication/></configuration>",
+    "entity expansion": f'<?xml version="1.0"?><!DOCTYPE c [{AMPLIFIED}]><configuration>&g;</configuration>',
+    "escape in a comment": OM_CFG.replace("<security/>", "<!-- \x1b]0;x\x07 --><security/>"),
+    "vso in an attribute": OM_CFG.replace("<security/>", '<security x="##vso[task.complete]"/>'),
+    "undeclared prefix": OM_CFG.replace("<security/>", "<x:y/>"),
+    "unknown encoding": '<?xml version="1.0" encoding="cp500"?><configuration/>',
+    "encoding that lies": '<?xml version="1.0" encoding="UTF-8"?><configuration><!-- \xe9 --></configuration>',
+    "utf-16": OM_CFG.replace("UTF-8", "UTF-16"),
+    "two roots": "<configuration/><configuration/>",
+    "nul": "<configuration>\x00</configuration>",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_OM_CFG)
+def test_a_hostile_om_cfg_is_one_line_and_stays_as_it_was(capsys, tmp_path, document, name):
+    content = HOSTILE_OM_CFG[name]
+    data = (
+        content.encode("utf-16")
+        if name == "utf-16"
+        else content.encode("latin-1")
+        if name == "encoding that lies"
+        else content.encode("utf-8")
+    )
+    om_cfg = tmp_path / "portal" / "internal" / "cfg" / "om.cfg"
+    om_cfg.parent.mkdir(parents=True)
+    om_cfg.write_bytes(data)
+    argv = ["apply", "--outputs", write(tmp_path, document), "--portal", "hr", "--portal-dir", str(tmp_path / "portal")]
+    code, out, err = run_main(capsys, *argv)
+    clean(code, out, err, document["clientSecrets"].values())
+    if name in ("escape in a comment", "vso in an attribute"):
+        return  # control characters in om.cfg are XML's to refuse; an attribute holding text is merged around
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert om_cfg.read_bytes() == data
+
+
+# 10. The program under pulumi.Config --------------------------------------------------------------------------------
+
+PROGRAM_VALUES = [
+    ("portals", "[" * 100_000 + "]" * 100_000),
+    ("portals", '"\\ud800"'),
+    ("portals", '[{"name": "hr\\uffff", "baseUrl": "https://intrexx.example.com/hr"}]'),
+    ("secretRotationDays", "1" * 5000),
+    ("secretRotationDays", "NaN"),
+    ("environment", "\x1b[2J##vso[task.complete]"),
+    ("environment", "x\uffff"),
+    ("deployers", '["{11111111-2222-4333-8444-555555555555}"]'),
+    ("protect", "\ud800"),
+]
+
+
+@pytest.mark.parametrize("key, value", PROGRAM_VALUES, ids=[f"{k}={v[:16]!r}" for k, v in PROGRAM_VALUES])
+def test_the_program_answers_any_config_string_with_a_config_error(project, key, value):
+    from test_simulation import read_settings_under_pulumi
+
+    config = {"intrexx-exchange:portals": json.dumps([HR]), f"intrexx-exchange:{key}": value}
+    with pytest.raises(ConfigError) as raised:
+        read_settings_under_pulumi(config)
+    message = str(raised.value)
+    assert not any(mark in message for mark in CONTROL_MARKS) and len(message) < 5000
+
+
+# 11. Console encodings (real processes: the encoding is the interpreter's) -----------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_errors_with_non_latin_text_reach_a_narrow_console_as_escapes(tmp_path, encoding):
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}
+    env.pop("ARM_ENVIRONMENT", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "intrexx_connector", "status", "--outputs", str(tmp_path / "日本\u202e.json")],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    line = result.stderr.decode("ascii")  # nothing the console cannot show
+    assert "\\u65e5\\u672c\\u202e.json" in line and len(line.strip().splitlines()) == 1
