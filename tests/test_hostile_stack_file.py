@@ -130,6 +130,8 @@ def test_rotation_days_in_plan_are_what_pulumi_up_gets(project, capsys):
         ("config:\n  ? [a]\n  : x\n", "mapping keys must be text, got a list"),
         ("config:\n  intrexx-exchange:environment: .nan\n", "holds .nan or .inf, which Pulumi cannot pass on"),
         ("config:\n  intrexx-exchange:portals: &a [*a]\n", "a YAML alias refers to a node that contains it"),
+        ("config:\n  intrexx-exchange:environment: a\x00b\n", "unacceptable character #x0000"),
+        ("config:\n  intrexx-exchange:environment: a\x1bb\n", "unacceptable character #x001b"),
     ],
 )
 def test_what_pulumi_refuses_plan_refuses_in_one_line(project, capsys, text, message):
