@@ -326,10 +326,10 @@ def _check_stack_names(args: argparse.Namespace) -> None:
     if not stacks:
         return
     from .errors import UsageError
-    from .status import STACK_NAME
+    from .status import is_stack_name
 
     for stack in stacks:
-        if not STACK_NAME.fullmatch(stack) or any(part in (".", "..") for part in stack.split("/")):
+        if not is_stack_name(stack):
             raise UsageError(
                 f"--stack {stack[:120]!r}: not a Pulumi stack name ([org/][project/]stack of letters, digits, '-', "
                 "'_', '.')"

@@ -39,6 +39,7 @@ from components.today import today
 
 from .errors import FileError, OutputsError
 from .files import make_private_directory, remove_stale_temporaries, write_set_atomic
+from .status import stack_label
 
 CONNECTOR_FILES = {Connector.EXCHANGE: "exchange-connector.json", Connector.M365: "m365-connector.json"}
 CONNECTOR_FILE = CONNECTOR_FILES[Connector.EXCHANGE]
@@ -162,7 +163,8 @@ def portal_files(
         # The output contract refuses such names already; a name is a path here, so check again where it is used.
         raise OutputsError(f"{portal.name!r} is not a portal name ({PORTAL_NAME_PATTERN.pattern})")
     _check_writable(portal)
-    stack = stack or portal.environment
+    # The environment is free text: only a Pulumi stack name goes into the commands a sheet prints.
+    stack = stack or stack_label(portal.environment)
     connector_file = connector_file_name(portal)
     files = {connector_file: (connector_json(portal), SECRET_MODE)}
     if portal.connector is Connector.EXCHANGE:
@@ -522,7 +524,7 @@ def exchange_sheet(portal: PortalOutput, connector_file: Path, day: date, stack:
     secret."""
     return _render(
         "exchange-sheet.md.j2",
-        **_sheet_context(portal, connector_file, stack or portal.environment),
+        **_sheet_context(portal, connector_file, stack or stack_label(portal.environment)),
         gateway={
             "host": MEDIA_GATEWAY_HOST,
             "port": MEDIA_GATEWAY_PORT,
@@ -552,7 +554,7 @@ def m365_sheet(portal: PortalOutput, connector_file: Path, stack: str | None = N
     delegated = portal.delegated
     return _render(
         "m365-sheet.md.j2",
-        **_sheet_context(portal, connector_file, stack or portal.environment),
+        **_sheet_context(portal, connector_file, stack or stack_label(portal.environment)),
         registration_name=registration_name(portal),
         permissions=[p.name for p in portal.permissions if p.delegated == delegated],
         scope=portal.mailbox_scope,

@@ -137,9 +137,14 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
+def is_stack_name(text: str) -> bool:
+    """A Pulumi stack name, and one that names no folder above `build/` (`..`) when it becomes a path."""
+    return STACK_NAME.fullmatch(text) is not None and not any(part in (".", "..") for part in text.split("/"))
+
+
 def stack_label(stack: str | None) -> str:
     """The stack name as it may appear in a printed command; `<stack>` when unknown or not a stack name."""
-    return stack if stack and STACK_NAME.fullmatch(stack) else UNKNOWN_STACK
+    return stack if stack and is_stack_name(stack) else UNKNOWN_STACK
 
 
 def handover_steps(portal: PortalOutput, stack: str) -> str:

