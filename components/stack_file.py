@@ -331,7 +331,7 @@ def load_yaml(text: str, name: str) -> Any:
         if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
             raise StackFileError(
                 f"{name}: the document expands to more than {MAX_EXPANDED_NODES} values "
-                "(YAML aliases); write the values out"
+                "(each YAML alias counted as often as it is used); no stack file needs that many"
             )
         return _Reader(name).value(node)
     except yaml.MarkedYAMLError as error:

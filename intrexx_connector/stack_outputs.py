@@ -60,12 +60,30 @@ def decode_outputs(data: bytes, source: str) -> str:
         raise OutputsError(str(error)) from None
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _without_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document: dict[str, object] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _RepeatedKey(key)
+        document[key] = value
+    return document
+
+
 def parse_outputs(text: str, portal: str | None = None, need_secrets: bool = True) -> list[PortalOutput]:
     """Check the outputs JSON and return the selected portals (all when `portal` is None), sorted by name."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_without_repeated_keys)
     except RecursionError:
         raise OutputsError("the stack outputs are nested too deeply to be intrexx-exchange outputs") from None
+    except _RepeatedKey as error:
+        # Pulumi writes each key once; a key given twice is an edit, and JSON readers differ on which one wins.
+        raise OutputsError(f"the stack outputs give the key {error.key[:80]!r} twice in one object") from None
     except ValueError:
         raise OutputsError(
             "the stack outputs are not JSON; expected what `pulumi stack output --json --show-secrets` prints"

@@ -565,3 +565,24 @@ def test_a_sheet_never_builds_a_command_from_the_free_text_environment(capsys, t
         sheet = (tmp_path / "b" / name / "portal-manager.md").read_text()
         commands = [line for line in sheet.splitlines() if "--stack" in line]
         assert commands and all("--stack <stack>" in line for line in commands), commands
+
+
+@pytest.mark.parametrize("where", ["top level", "clientSecrets", "portals", "a portal"])
+def test_a_key_given_twice_in_the_outputs_is_refused(capsys, tmp_path, document, where):
+    text = json.dumps(document)
+    twice = {
+        "top level": ('{"portals": ', '{"portals": {}, "portals": '),
+        "clientSecrets": ('"clientSecrets": {', '"clientSecrets": {"hr": "x", '),
+        "portals": ('"portals": {', '"portals": {"hr": {}, '),
+        "a portal": ('"clientId": ', '"clientId": "x", "clientId": '),
+    }[where]
+    assert twice[0] in text
+    path = tmp_path / "outputs.json"
+    path.write_text(text.replace(*twice, 1))
+    refused(*run_main(capsys, "status", "--outputs", str(path)), "twice in one object")
+
+
+def test_a_stack_file_of_too_many_values_without_aliases_is_not_blamed_on_aliases(project, capsys):
+    many = "[" + ",".join(["1"] * 110_000) + "]"
+    line = refused(*plan(project, capsys, stack_text(deployers=many)), "more than 100000 values")
+    assert "no stack file needs that many" in line
