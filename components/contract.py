@@ -23,7 +23,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from .clouds import CLOUDS, Cloud, CloudName
+from .clouds import CLOUDS, Cloud, CloudName, TenantEndpoints
 from .output_checks import (
     KIND_TYPES,
     PORTAL_NAME_RULE,
@@ -333,6 +333,7 @@ class PortalOutput(_Record):
                 f"must be {portal.connector.api.value!r} for connector "
                 f"{portal.connector.value!r}, got {portal.api.value!r}",
             )
+        _check_cloud_endpoints(portal, path)
         if portal.sign_in and portal.sign_in_redirect_uri is None:
             raise ContractError(f"{path}.signInRedirectUri", "missing (required when signIn is true)")
         if portal.uses_ews and portal.ews_url is None:
@@ -373,6 +374,32 @@ class PortalOutput(_Record):
 
     def with_secret(self, client_secret: str | None) -> PortalOutput:
         return dataclasses.replace(self, client_secret=client_secret)
+
+
+def _check_cloud_endpoints(portal: PortalOutput, path: str) -> None:
+    """The sign-in and Graph endpoints are the cloud's (the program writes nothing else, components/portal.py): an
+    edited outputs file must not send the client secret to another host (verify posts it to the authority, Intrexx
+    to the token endpoint that render writes into om.cfg and the connector file)."""
+    cloud = portal.cloud_record
+    tenant = TenantEndpoints(cloud.login, portal.tenant_id)
+    expected = {
+        "authorityHost": (portal.authority_host, cloud.login),
+        "authority": (portal.authority, tenant.authority),
+        "tokenEndpoint": (portal.token_endpoint, tenant.token),
+        "authorizeEndpoint": (portal.authorize_endpoint, tenant.authorize),
+        "deviceCodeEndpoint": (portal.device_code_endpoint, tenant.device_code),
+        "jwksUri": (portal.jwks_uri, tenant.jwks),
+        "issuer": (portal.issuer, tenant.issuer),
+        "graphEndpoint": (portal.graph_endpoint, cloud.graph),
+        "userInfoEndpoint": (portal.user_info_endpoint, cloud.user_info_endpoint),
+    }
+    for field_name, (value, wanted) in expected.items():
+        if value.lower() != wanted.lower():
+            raise ContractError(
+                f"{path}.{field_name}",
+                f"must be {wanted}, the endpoint of cloud '{portal.cloud.value}' and tenant {portal.tenant_id}, "
+                f"got {describe_value(value, 80)}",
+            )
 
 
 def _check_schema_version(value: object, path: str) -> None:

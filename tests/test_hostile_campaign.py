@@ -586,3 +586,42 @@ def test_a_stack_file_of_too_many_values_without_aliases_is_not_blamed_on_aliase
     many = "[" + ",".join(["1"] * 110_000) + "]"
     line = refused(*plan(project, capsys, stack_text(deployers=many)), "more than 100000 values")
     assert "no stack file needs that many" in line
+
+
+# 13. An edited outputs file cannot send the client secret elsewhere ------------------------------------------------
+
+ELSEWHERE = {
+    "authorityHost": "https://evil.example",
+    "authority": "https://login.microsoftonline.com/11111111-2222-4333-8444-555555555555",
+    "tokenEndpoint": "https://evil.example/t/oauth2/v2.0/token",
+    "authorizeEndpoint": "https://login.microsoftonline.us/x/oauth2/v2.0/authorize",
+    "deviceCodeEndpoint": "https://evil.example/devicecode",
+    "jwksUri": "https://evil.example/keys",
+    "issuer": "https://evil.example/v2.0",
+    "graphEndpoint": "https://graph.microsoft.us",
+    "userInfoEndpoint": "https://evil.example/oidc/userinfo",
+}
+
+
+@pytest.mark.parametrize("command", ["verify", "render", "apply"])
+@pytest.mark.parametrize("field", ELSEWHERE)
+def test_an_endpoint_that_is_not_the_clouds_is_refused_before_any_request(capsys, tmp_path, document, field, command):
+    doc = copy.deepcopy(document)
+    doc["portals"]["hr"][field] = ELSEWHERE[field]
+    path = write(tmp_path, doc)
+    argv = {
+        "verify": ["verify", "--outputs", path, "--timeout", "2"],
+        "render": ["render", "--outputs", path, "--out", str(tmp_path / "b")],
+        "apply": ["apply", "--outputs", path, "--portal", "hr", "--portal-dir", str(tmp_path)],
+    }[command]
+    line = refused(*run_main(capsys, *argv), f"portals.hr.{field}", "the endpoint of cloud 'global'")
+    assert not (tmp_path / "b").exists() and document["clientSecrets"]["hr"] not in line
+
+
+def test_another_tenant_everywhere_is_still_read(capsys, tmp_path, document):
+    tenant = document["portals"]["hr"]["tenantId"]
+    text = json.dumps(document).replace(tenant, "0badc0de-0000-4000-8000-000000000000")
+    path = tmp_path / "outputs.json"
+    path.write_text(text)
+    code, _, err = run_main(capsys, "status", "--outputs", str(path))
+    assert code in (0, 1) and not err, err

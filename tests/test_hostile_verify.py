@@ -45,7 +45,9 @@ def outputs_for(hostile, modes: dict[str, str], portal=HR) -> dict:
     document = {"portals": {}, "clientSecrets": {}}
     for index, mode in enumerate(modes.values()):
         portal_name = name if index == 0 else f"{name}{index + 1}"
-        document["portals"][portal_name] = {**fields, "portal": portal_name, "tenantId": hostile.tenant(mode)}
+        # The tenant everywhere it appears: the outputs contract holds the authority and endpoints to it.
+        in_tenant = json.loads(json.dumps(fields).replace(fields["tenantId"], hostile.tenant(mode)))
+        document["portals"][portal_name] = {**in_tenant, "portal": portal_name}
         document["clientSecrets"][portal_name] = SECRET
     return document
 

@@ -88,8 +88,10 @@ def test_wrong_secret_fails_with_guidance(idp):
 
 
 def test_unknown_tenant_fails_at_once(idp):
-    document = stack_outputs([HR])
-    document[PORTALS]["hr"]["tenantId"] = "0badc0de-0000-4000-8000-000000000000"
+    honest = stack_outputs([HR])
+    # Another tenant everywhere it appears: the outputs contract holds the authority and endpoints to the tenant.
+    tenant = honest[PORTALS]["hr"]["tenantId"]
+    document = json.loads(json.dumps(honest).replace(tenant, "0badc0de-0000-4000-8000-000000000000"))
     started = time.monotonic()
     (result,) = run(idp, document, timeout=30)
     assert not result.ok and result.attempts == 1 and time.monotonic() - started < 5
