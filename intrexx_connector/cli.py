@@ -4,6 +4,7 @@ Exit codes: 0 all good, 1 a check failed, 2 bad usage or input. No secret is eve
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -39,7 +40,8 @@ EXIT_TERMINATED = 143  # SIGTERM
 
 def main(argv: list[str] | None = None) -> int:
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _SafeText(stdout), _SafeText(stderr)
+    # Python leaves sys.stdout or sys.stderr None when the descriptor was closed (`2>&-`): write nowhere then.
+    sys.stdout, sys.stderr = _SafeText(stdout or _nowhere()), _SafeText(stderr or _nowhere())
     restore_sigterm = _raise_on_sigterm()
     args = None
     try:
@@ -48,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.command(args)
     except _reported_errors() as error:
         code = getattr(error, "exit_code", 2)
-        if getattr(args, "json", False):
-            document = {"error": type(error).__name__, "message": str(error), "exitCode": code}
-            print(json.dumps(document, sort_keys=True), file=sys.stderr)
-        else:
-            print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        with contextlib.suppress(ConnectorError):  # stderr itself may be what cannot be written
+            if getattr(args, "json", False):
+                document = {"error": type(error).__name__, "message": str(error), "exitCode": code}
+                print(json.dumps(document, sort_keys=True), file=sys.stderr)
+            else:
+                print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -68,9 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     finally:
         restore_sigterm()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for safe, stream in ((sys.stdout, stdout), (sys.stderr, stderr)):
+            try:
+                safe.flush()
+            except (ConnectorError, OSError):
+                _discard(stream)
         sys.stdout, sys.stderr = stdout, stderr
+
+
+def _nowhere() -> TextIO:
+    return open(os.devnull, "w", encoding="utf-8")  # lives as long as the process
+
+
+def _discard(stream: TextIO) -> None:
+    """A stream that cannot be written (a full disk, a closed descriptor) is pointed at /dev/null, so that the
+    interpreter's final flush does not end the process with a traceback after the one-line error."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _reported_errors() -> tuple[type[Exception], ...]:
@@ -102,8 +119,21 @@ class _SafeText:
             writable = safe.encode(self._encoding, "backslashreplace").decode(self._encoding)
         except LookupError:
             writable = safe.encode("ascii", "backslashreplace").decode("ascii")
-        self._stream.write(writable)
+        try:
+            self._stream.write(writable)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _unwritable(self._stream, error) from None
         return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _unwritable(self._stream, error) from None
 
     def write_document(self, data: bytes) -> None:
         """A file format whose line ends are part of it (iCalendar's CRLF), as it is: the values in it passed the
@@ -122,6 +152,12 @@ class _SafeText:
 
 
 _SECRETS: set[str] = set()  # the client secrets read in this process, for _SafeText
+
+
+def _unwritable(stream: TextIO, error: OSError) -> ConnectorError:
+    from .errors import FileError
+
+    return FileError(f"cannot write to {getattr(stream, 'name', 'the output')}: {error.strerror or error}")
 
 
 class _Terminated(BaseException):

@@ -23,7 +23,14 @@ def read_outputs_file(path: str, option: str, missing_ok: bool = False) -> str:
     """An outputs document named by a command line option (`--outputs`, `--before`, `--compare`); `-` is stdin.
     With `missing_ok`, a file that does not exist reads as empty (no earlier run)."""
     if path == "-":
-        return decode_outputs(sys.stdin.buffer.read(MAX_OUTPUTS_BYTES + 1), "stdin")
+        stdin = getattr(sys.stdin, "buffer", None)  # None when the descriptor is closed (`<&-`)
+        if stdin is None:
+            raise OutputsError(f"{option} -: stdin is closed; pipe the outputs in or name a file")
+        try:
+            data = stdin.read(MAX_OUTPUTS_BYTES + 1)
+        except OSError as error:
+            raise OutputsError(f"{option} -: cannot read stdin: {error.strerror or error}") from None
+        return decode_outputs(data, "stdin")
     try:
         return read_text_file(path, f"{option} {path}", MAX_OUTPUTS_BYTES)
     except FileNotFoundError:

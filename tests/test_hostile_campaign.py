@@ -641,3 +641,52 @@ def test_a_rotation_notice_never_builds_a_command_from_the_free_text_environment
     assert code == 0 and "hr" in out, err
     commands = [line for line in out.splitlines() if "--stack" in line]
     assert commands and all("--stack <stack>" in line for line in commands), commands
+
+
+# 14. Standard streams that cannot be used (a full disk, a closed descriptor): one line or silence, never a traceback
+
+
+def run_process(tmp_path, document, *argv: str, close: int | None = None, stdout=None, stderr=None):
+    env = {**os.environ, "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}
+    command = [sys.executable, "-m", "intrexx_connector", *argv]
+    command = [part.replace("OUTPUTS", write(tmp_path, document)) for part in command]
+    return subprocess.run(
+        command,
+        stdout=stdout if stdout is not None else subprocess.PIPE,
+        stderr=stderr if stderr is not None else subprocess.PIPE,
+        stdin=subprocess.DEVNULL if close != 0 else None,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+        preexec_fn=(lambda: os.close(close)) if close is not None else None,
+    )
+
+
+def test_a_full_disk_under_stdout_is_one_line_on_stderr(tmp_path, document):
+    with open("/dev/full", "w") as full:
+        result = run_process(tmp_path, document, "status", "--outputs", "OUTPUTS", stdout=full)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode() == "FileError: cannot write to <stdout>: No space left on device\n"
+
+
+def test_a_full_disk_under_stderr_still_exits_2(tmp_path, document):
+    with open("/dev/full", "w") as full:
+        result = run_process(tmp_path, document, "status", "--outputs", "/nonexistent.json", stderr=full)
+    assert result.returncode == 2 and result.stdout == b""
+
+
+@pytest.mark.parametrize("descriptor", [1, 2])
+def test_a_closed_stdout_or_stderr_is_written_nowhere(tmp_path, document, descriptor):
+    result = run_process(tmp_path, document, "status", "--outputs", "/nonexistent.json", close=descriptor)
+    assert result.returncode == 2
+    assert b"Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("option", ["--outputs", "--before"])
+def test_reading_a_closed_stdin_is_one_line(tmp_path, document, option):
+    argv = ["rotation-notice", "--outputs", "OUTPUTS", "--before", "-"] if option == "--before" else ["status"]
+    argv += [] if option == "--before" else ["--outputs", "-"]
+    result = run_process(tmp_path, document, *argv, close=0)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode() == f"OutputsError: {option} -: stdin is closed; pipe the outputs in or name a file\n"
