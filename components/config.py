@@ -516,6 +516,18 @@ def _refresh_tokens_requested_on(
             day = date.fromisoformat(text)
         except ValueError:
             day = None
+    timestamp = (
+        re.fullmatch(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) 00:00:00 \+0000 UTC", text) if isinstance(text, str) else None
+    )
+    if day is None and timestamp:
+        # YAML reads an unquoted 2026-11-02 as a timestamp, and Pulumi hands it over as Go prints one
+        # (components/stack_file.py): the fix is the quotes, not another format.
+        problems.add(
+            path,
+            f"write the date in quotes ('{timestamp.group(1)}'): unquoted, YAML reads a timestamp and Pulumi hands "
+            f"the program {text!r}",
+        )
+        return None
     if day is None:
         problems.add(
             path,

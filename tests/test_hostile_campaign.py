@@ -690,3 +690,24 @@ def test_reading_a_closed_stdin_is_one_line(tmp_path, document, option):
     result = run_process(tmp_path, document, *argv, close=0)
     assert result.returncode == 2, result.stderr
     assert result.stderr.decode() == f"OutputsError: {option} -: stdin is closed; pipe the outputs in or name a file\n"
+
+
+def test_an_unquoted_date_is_answered_with_the_quotes_it_needs(project, capsys):
+    portal = "{name: hr, baseUrl: 'https://intrexx.example.com/hr', refreshTokensRequestedOn: 2026-11-02}"
+    code, _, err = plan(project, capsys, stack_text(portals=f"[{portal}]"), "--portal", "hr")
+    assert code == 2 and "write the date in quotes ('2026-11-02')" in err, err
+
+
+@pytest.mark.parametrize("secret", ["a&b<c>\"'", "]]>", "&#0;", "<!--", "?>", "\\", "x\u00a0y", "\U0001f600"])
+def test_apply_writes_a_secret_xml_can_hold_so_that_it_reads_back(capsys, tmp_path, document, secret):
+    doc = copy.deepcopy(document)
+    doc["clientSecrets"]["hr"] = secret
+    om_cfg = tmp_path / "portal" / "internal" / "cfg" / "om.cfg"
+    om_cfg.parent.mkdir(parents=True)
+    om_cfg.write_text(OM_CFG)
+    argv = ["apply", "--outputs", write(tmp_path, doc), "--portal", "hr", "--portal-dir", str(tmp_path / "portal")]
+    code, out, err = run_main(capsys, *argv)
+    clean(code, out, err, [secret] if len(secret) >= 8 else [])
+    assert code == 0, err
+    root = ElementTree.fromstring(om_cfg.read_bytes())
+    assert secret in [value for element in root.iter() for value in element.attrib.values()]
