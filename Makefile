@@ -20,7 +20,8 @@ CONNECTOR := $(PY) -m intrexx_connector
 plan: $(PACKAGE)
 	$(CONNECTOR) plan --stack $(STACK) --out build/$(STACK)
 
-# pytest-xdist: one worker per core; every server fixture picks a free port per worker (tests/conftest.py).
+# pytest-xdist: one worker per core and one more (the suite waits on timeouts a third of its time); every server
+# fixture picks a free port per worker (tests/conftest.py).
 test: lint $(IDP) $(LINT) $(POLICY)
 	$(PY) -m pytest -n auto
 
