@@ -28,7 +28,7 @@ from .contract import (
     is_portal_name,
 )
 from .ews import EWS_SHUTDOWN, EwsPhase, ews_phase, ews_state
-from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_guid
+from .facts import GUID_EXAMPLE, LOOPBACK_HOSTS, is_object_id
 from .output_checks import describe_value, lone_surrogates
 from .rotation import MAX_ROTATION_DAYS, MIN_ROTATION_DAYS
 from .text import describe_characters, for_one_line, unsafe_characters
@@ -754,7 +754,7 @@ def _owners(value: object, path: str, problems: _Problems) -> tuple[str, ...]:
         return ()
     owners = []
     for index, owner in enumerate(value):
-        if not is_guid(owner):
+        if not is_object_id(owner):
             problems.add(
                 f"{path}[{index}]",
                 f"must be an object id (GUID such as {GUID_EXAMPLE}), got {describe_value(owner)}",
@@ -783,7 +783,7 @@ def _adopt(
         )
     ids = {}
     for key in ("applicationObjectId", "servicePrincipalObjectId"):
-        if not is_guid(value.get(key)):
+        if not is_object_id(value.get(key)):
             problems.add(
                 f"{path}.{key}",
                 "required: the object id (GUID) of the registration made by hand, "
@@ -808,7 +808,7 @@ def _adopt(
         "the application permissions this portal gets tenant-wide consent for",
     )
     hand_made = value.get("handMadeSecretKeyIds", [])
-    if not isinstance(hand_made, list) or not all(is_guid(key_id) for key_id in hand_made):
+    if not isinstance(hand_made, list) or not all(is_object_id(key_id) for key_id in hand_made):
         problems.add(
             f"{path}.handMadeSecretKeyIds",
             "must be a list of secret ids (GUIDs, Entra admin center: "
@@ -863,7 +863,7 @@ def _mailbox_scope(
             "application`): delegated access already acts for one signed-in user; remove it",
         )
     if "groupId" in value:
-        if not is_guid(value["groupId"]):
+        if not is_object_id(value["groupId"]):
             problems.add(
                 f"{path}.groupId",
                 "must be the object id (GUID) of a mail-enabled security group, "

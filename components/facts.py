@@ -26,12 +26,20 @@ CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 # also reads braces, a `urn:uuid:` prefix, 32 digits without hyphens and surrounding white space: none of those is
 # an Entra id, and each breaks a later stage that puts the text into a URL, a filter or a script.
 GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-GUID_EXAMPLE = "00000000-0000-0000-0000-000000000000"
+# The example messages show: a real-looking id, never the nil GUID, which is no id Entra gives out (RFC 9562, 5.9:
+# "all 128 bits set to zero") and which a configuration holds only when someone copied a placeholder.
+GUID_EXAMPLE = "0b7f6a2e-4c1d-4e8f-9a3b-2d5c6e7f8a9b"
+NIL_GUID = "00000000-0000-0000-0000-000000000000"
 
 
 def is_guid(value: object) -> bool:
     """True for the canonical text form of a GUID only (either letter case); nothing around it."""
     return isinstance(value, str) and GUID_PATTERN.fullmatch(value) is not None
+
+
+def is_object_id(value: object) -> bool:
+    """A GUID that can name an object in Entra: canonical, and not the nil GUID (a placeholder)."""
+    return is_guid(value) and value != NIL_GUID
 
 
 def same_guid(left: object, right: object) -> bool:

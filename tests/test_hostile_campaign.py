@@ -711,3 +711,44 @@ def test_apply_writes_a_secret_xml_can_hold_so_that_it_reads_back(capsys, tmp_pa
     assert code == 0, err
     root = ElementTree.fromstring(om_cfg.read_bytes())
     assert secret in [value for element in root.iter() for value in element.attrib.values()]
+
+
+# 15. Identifiers in the configuration: the canonical GUID of an object, never a placeholder --------------------------
+
+GUID = "11111111-2222-4333-8444-555555555555"
+NOT_OBJECT_IDS = [
+    "{" + GUID + "}",
+    "urn:uuid:" + GUID,
+    GUID.replace("-", ""),
+    GUID + "\n",
+    " " + GUID,
+    GUID.replace("-", "\u2010"),
+    "\uff11" + GUID[1:],
+    GUID[:-1] + "g",
+    "00000000-0000-0000-0000-000000000000",
+]
+ADOPTED = {"applicationObjectId": GUID, "servicePrincipalObjectId": "21111111-2222-4333-8444-555555555555"}
+SERVICE_ACCOUNT = {"name": "ops", "connector": "m365", "access": "application", "baseUrl": "https://ops.example.com"}
+
+
+@pytest.mark.parametrize("value", NOT_OBJECT_IDS, ids=lambda v: repr(v)[:30])
+@pytest.mark.parametrize(
+    "where",
+    ["owners", "deployers", "groupId", "applicationObjectId", "servicePrincipalObjectId", "handMadeSecretKeyIds"],
+)
+def test_an_object_id_that_is_not_one_is_named(where, value):
+    portal: dict = {"name": "hr", "baseUrl": "https://intrexx.example.com/hr"}
+    raw: dict = {}
+    if where == "owners":
+        portal["owners"] = [value]
+    elif where == "deployers":
+        raw["deployers"] = json.dumps([value])
+    elif where == "groupId":
+        portal = {**SERVICE_ACCOUNT, "mailboxScope": {"groupId": value}}
+    elif where == "handMadeSecretKeyIds":
+        portal["adopt"] = {**ADOPTED, "handMadeSecretKeyIds": [value]}
+    else:
+        portal["adopt"] = {**ADOPTED, where: value}
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config({"portals": json.dumps([portal]), **raw}, "dev", TODAY, "public")
+    assert where in str(raised.value) and "0000-0000" not in str(raised.value).split(", got")[0]
