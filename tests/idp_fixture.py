@@ -42,8 +42,10 @@ Entra behaviour the server emulates:
   other resources whose permissions are configured (MSAL's ``acquire_token_silent``).
 
 The state of the server (tenants, clients, faults, request counts) lives as long as
-the process, which the ``identity_provider`` fixture keeps for the whole session:
-give each test its own tenant id (e.g. ``str(uuid.uuid4())``).
+the process, which the ``identity_provider`` fixture keeps for the whole session of
+one pytest-xdist worker (each worker runs a provider of its own, on a port the system
+picks): give each test its own tenant id (e.g. ``str(uuid.uuid4())``), and never rely
+on what a test before it registered, which may have run in another worker.
 """
 
 from __future__ import annotations
