@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+from typing import BinaryIO
 
 # U+061C, U+200E/U+200F, U+202A..U+202E and U+2066..U+2069: the bidirectional formatting characters that
 # Unicode UAX #9 lists (the ones CVE-2021-42574 abuses).
@@ -191,7 +192,7 @@ def read_file_bytes(path: str | os.PathLike[str], what: str, limit: int = MAX_FI
     """At most `limit` bytes of a file. FileNotFoundError passes through (the caller knows whether a missing file
     is an error); any other failure, and a larger file, is a TextFileError."""
     try:
-        with open(path, "rb") as stream:
+        with _open_for_reading(path) as stream:
             data = stream.read(limit + 1)
     except FileNotFoundError:
         raise
@@ -200,6 +201,22 @@ def read_file_bytes(path: str | os.PathLike[str], what: str, limit: int = MAX_FI
     if len(data) > limit:
         raise TextFileError(f"{what}: larger than {limit} bytes; not read")
     return data
+
+
+def _open_for_reading(path: str | os.PathLike[str]) -> BinaryIO:
+    """The file opened for reading without waiting: opening a FIFO (a named pipe put where a file was expected)
+    blocks until something writes to it, possibly forever. Opened non-blocking, then read blocking: a pipe with a
+    writer (`--outputs <(pulumi stack output ...)`) is read to its end, one without reads as empty (POSIX read():
+    end-of-file when no process has the pipe open for writing)."""
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs in the file system
+    descriptor = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if nonblocking:
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def decode_text(data: bytes, what: str, limit: int = MAX_FILE_BYTES) -> str:

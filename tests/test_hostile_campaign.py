@@ -752,3 +752,47 @@ def test_an_object_id_that_is_not_one_is_named(where, value):
     with pytest.raises(ConfigError) as raised:
         parse_stack_config({"portals": json.dumps([portal]), **raw}, "dev", TODAY, "public")
     assert where in str(raised.value) and "0000-0000" not in str(raised.value).split(", got")[0]
+
+
+# 16. A named pipe where a file was expected: read as empty at once, never waited on ---------------------------------
+
+
+@pytest.mark.parametrize("what", ["--outputs", "--before", "--compare", "om.cfg", "stack file"])
+def test_a_fifo_without_a_writer_is_an_answer_not_a_wait(capsys, monkeypatch, tmp_path, document, what):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    if what == "om.cfg":
+        cfg = tmp_path / "portal" / "internal" / "cfg"
+        cfg.mkdir(parents=True)
+        os.mkfifo(cfg / "om.cfg")
+        argv = [
+            "apply",
+            "--outputs",
+            write(tmp_path, document),
+            "--portal",
+            "hr",
+            "--portal-dir",
+            str(tmp_path / "portal"),
+        ]
+    elif what == "stack file":
+        (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+        os.mkfifo(tmp_path / "Pulumi.fifo.yaml")
+        monkeypatch.chdir(tmp_path)
+        argv = ["plan", "--stack", "fifo"]
+    elif what == "--compare":
+        monkeypatch.chdir(ROOT)
+        argv = ["plan", "--stack", "dev", "--compare", str(fifo)]
+    elif what == "--before":
+        argv = ["rotation-notice", "--outputs", write(tmp_path, document), "--before", str(fifo)]
+    else:
+        argv = ["status", "--outputs", str(fifo)]
+    code, out, err = run_main(capsys, *argv)
+    clean(code, out, err)
+    assert code in (0, 1, 2)
+
+
+def test_outputs_through_a_pipe_with_a_writer_are_read_whole(tmp_path, document):
+    env = {**os.environ, "INTREXX_EXCHANGE_TODAY": TODAY.isoformat()}
+    script = f"{sys.executable} -m intrexx_connector status --outputs <(sleep 0.3; cat {write(tmp_path, document)})"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, cwd=ROOT, env=env, timeout=60, check=False)
+    assert result.returncode in (0, 1) and b"portal(s) due within" in result.stdout, result.stderr
