@@ -306,6 +306,14 @@ class OriginHttp:
             raise _unreachable(error, self.what, self.origin) from None
         except TimeoutError:
             raise DeadlinePassed(f"no complete answer from {self.what} in time") from None
+        except (FileNotFoundError, PermissionError, ssl.SSLError) as error:
+            # Not the peer: this machine's TLS setup (a CA bundle named by REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or
+            # SSL_CERT_FILE that is missing or holds no certificate), which no retry mends.
+            raise Unreachable(
+                f"TLS with {self.what} ({self.origin.origin_text}) cannot start here: the CA certificates "
+                f"(REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE) cannot be read ({error.strerror or error})",
+                lasting=True,
+            ) from None
         finally:
             _deadline.at = previous
         return Answer(response.status_code, CaseInsensitiveDict(response.headers), content, url)

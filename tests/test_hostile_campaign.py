@@ -796,3 +796,22 @@ def test_outputs_through_a_pipe_with_a_writer_are_read_whole(tmp_path, document)
     script = f"{sys.executable} -m intrexx_connector status --outputs <(sleep 0.3; cat {write(tmp_path, document)})"
     result = subprocess.run(["bash", "-c", script], capture_output=True, cwd=ROOT, env=env, timeout=60, check=False)
     assert result.returncode in (0, 1) and b"portal(s) due within" in result.stdout, result.stderr
+
+
+# 17. This machine's TLS setup is named, not waited on -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bundle", ["/nonexistent/ca.pem"])
+def test_an_unreadable_ca_bundle_fails_verify_at_once_naming_the_variables(
+    capsys, monkeypatch, tmp_path, document, bundle
+):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["verify", "--outputs", write(tmp_path, document), "--portal", "hr", "--authority-host"]
+    code, out, err = run_main(capsys, *argv, f"https://127.0.0.1:{port}", "--timeout", "60")
+    clean(code, out, err, document["clientSecrets"].values())
+    assert code == 1 and "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE" in out, (out, err)
+    assert "gave up after 3 tries" in out
