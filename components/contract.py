@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 from .clouds import CLOUDS, Cloud, CloudName, TenantEndpoints
+from .facts import ENTRA_MAX_SECRET_DAYS, MIN_ROTATION_DAYS
 from .output_checks import (
     KIND_TYPES,
     PORTAL_NAME_RULE,
@@ -334,6 +335,14 @@ class PortalOutput(_Record):
                 f"{portal.connector.value!r}, got {portal.api.value!r}",
             )
         _check_cloud_endpoints(portal, path)
+        # Each secret lives 2 x secretRotationDays, within Entra's two years; earlier versions of the program allowed
+        # up to that (components/facts.py), so older outputs stay readable.
+        if not MIN_ROTATION_DAYS <= portal.secret_rotation_days <= ENTRA_MAX_SECRET_DAYS // 2:
+            raise ContractError(
+                f"{path}.secretRotationDays",
+                f"must be a number of days from {MIN_ROTATION_DAYS} to {ENTRA_MAX_SECRET_DAYS // 2}, "
+                f"got {portal.secret_rotation_days}",
+            )
         if portal.sign_in and portal.sign_in_redirect_uri is None:
             raise ContractError(f"{path}.signInRedirectUri", "missing (required when signIn is true)")
         if portal.uses_ews and portal.ews_url is None:

@@ -817,3 +817,10 @@ def test_an_unreadable_ca_bundle_fails_verify_at_once_naming_the_variables(
     clean(code, out, err, document["clientSecrets"].values())
     assert code == 1 and "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE" in out, (out, err)
     assert "gave up after 3 tries" in out
+
+
+@pytest.mark.parametrize("days", [0, -1, 6, 366, 2**63])
+def test_a_rotation_period_no_program_wrote_is_refused(capsys, tmp_path, document, days):
+    doc = copy.deepcopy(document)
+    doc["portals"]["hr"]["secretRotationDays"] = days
+    refused(*run_main(capsys, "status", "--outputs", write(tmp_path, doc)), "portals.hr.secretRotationDays", "7 to 365")
