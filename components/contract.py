@@ -402,6 +402,12 @@ def _check_cloud_endpoints(portal: PortalOutput, path: str) -> None:
         "graphEndpoint": (portal.graph_endpoint, cloud.graph),
         "userInfoEndpoint": (portal.user_info_endpoint, cloud.user_info_endpoint),
     }
+    # Exchange Online's origin may be the stack's own (`exchangeEndpoint`); EWS lives under it, and Graph's resource
+    # is the cloud's. Intrexx sends users' Exchange tokens to ewsUrl.
+    if portal.connector is Connector.EXCHANGE and portal.ews_url is not None:
+        expected["ewsUrl"] = (portal.ews_url, f"{portal.resource}/EWS/Exchange.asmx")
+    elif portal.connector is not Connector.EXCHANGE:
+        expected["resource"] = (portal.resource, cloud.graph)
     for field_name, (value, wanted) in expected.items():
         if value.lower() != wanted.lower():
             raise ContractError(

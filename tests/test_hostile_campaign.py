@@ -824,3 +824,19 @@ def test_a_rotation_period_no_program_wrote_is_refused(capsys, tmp_path, documen
     doc = copy.deepcopy(document)
     doc["portals"]["hr"]["secretRotationDays"] = days
     refused(*run_main(capsys, "status", "--outputs", write(tmp_path, doc)), "portals.hr.secretRotationDays", "7 to 365")
+
+
+@pytest.mark.parametrize(
+    "portal, field, value",
+    [
+        ("hr", "ewsUrl", "https://evil.example/EWS/Exchange.asmx"),
+        ("ops", "resource", "https://evil.example"),
+    ],
+)
+def test_users_tokens_cannot_be_sent_elsewhere_by_an_edited_outputs_file(
+    capsys, tmp_path, document, portal, field, value
+):
+    doc = copy.deepcopy(document)
+    doc["portals"][portal][field] = value
+    path = write(tmp_path, doc)
+    refused(*run_main(capsys, "render", "--outputs", path, "--out", str(tmp_path / "b")), f"portals.{portal}.{field}")
