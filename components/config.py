@@ -46,6 +46,7 @@ DEFAULT_REDIRECT_PATHS = EXCHANGE_REDIRECT_PATHS  # also the example in messages
 SIGN_IN_PATH = "login/oic/authenticate"
 # Entra: a redirect URI is at most 256 characters (learn.microsoft.com/entra/identity-platform/reply-url).
 MAX_REDIRECT_URI_LENGTH = 256
+MAX_REDIRECT_URI_COUNT = 256  # Entra, per app that signs in work or school accounts (AzureADMyOrg)
 MAX_ENVIRONMENT_LENGTH = 64
 
 STACK_KEYS = (
@@ -387,6 +388,19 @@ def _shared_redirect_uris(parsed: Mapping[int, PortalSettings], problems: _Probl
             break
 
 
+def _redirect_uri_limits(redirect_uris: tuple[str, ...]) -> str | None:
+    """Entra's limits on an app's redirect URIs (learn.microsoft.com/entra/identity-platform/reply-url)."""
+    if len(set(redirect_uris)) > MAX_REDIRECT_URI_COUNT:
+        return (
+            f"gives {len(set(redirect_uris))} redirect URIs; Entra allows at most {MAX_REDIRECT_URI_COUNT} for an app "
+            "that signs in work or school accounts"
+        )
+    for uri in redirect_uris:
+        if len(uri) > MAX_REDIRECT_URI_LENGTH:
+            return f"redirect URI {uri} is longer than Entra's limit of {MAX_REDIRECT_URI_LENGTH} characters"
+    return None
+
+
 def _portal(
     entry: dict[Any, Any], path: str, problems: _Problems, today: date, allow_retired_ews: bool
 ) -> PortalSettings | None:
@@ -468,13 +482,10 @@ def _portal(
     redirect_uris = tuple(join_url(base_url, p) for p in redirect_paths)
     if sign_in:
         redirect_uris += (join_url(base_url, SIGN_IN_PATH),)
-    for uri in redirect_uris:
-        if len(uri) > MAX_REDIRECT_URI_LENGTH:
-            problems.add(
-                f"{path}.redirectPaths",
-                f"redirect URI {uri} is longer than Entra's limit of {MAX_REDIRECT_URI_LENGTH} characters",
-            )
-            return None
+    limit_problem = _redirect_uri_limits(redirect_uris)
+    if limit_problem:
+        problems.add(f"{path}.redirectPaths", limit_problem)
+        return None
     return PortalSettings(
         name,
         base_url,

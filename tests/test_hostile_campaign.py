@@ -840,3 +840,10 @@ def test_users_tokens_cannot_be_sent_elsewhere_by_an_edited_outputs_file(
     doc["portals"][portal][field] = value
     path = write(tmp_path, doc)
     refused(*run_main(capsys, "render", "--outputs", path, "--out", str(tmp_path / "b")), f"portals.{portal}.{field}")
+
+
+def test_more_redirect_uris_than_entra_allows_is_a_config_error_not_a_refusal_at_deploy(project, capsys):
+    paths = ", ".join(f"p{i}" for i in range(300))
+    portal = f"{{name: hr, connector: m365, baseUrl: 'https://a.example', redirectPaths: [{paths}]}}"
+    line = refused(*plan(project, capsys, stack_text(portals=f"[{portal}]")), "portals[0].redirectPaths", "at most 256")
+    assert json.loads(line)["error"] == "ConfigError"
