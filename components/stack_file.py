@@ -498,7 +498,9 @@ def default_project_dir() -> Path:
 
 
 def stack_file_path(stack: str, project_dir: Path) -> Path:
-    return Path(project_dir) / f"Pulumi.{stack}.yaml"
+    """`Pulumi.<stack>.yaml` of a stack named `stack` or `org/project/stack`: Pulumi names the file after the stack's
+    own name only (pulumi/pulumi pkg/cmd/pulumi: `workspace.DetectProjectStackPath(stack.Ref().Name().Q())`)."""
+    return Path(project_dir) / f"Pulumi.{stack.rpartition('/')[2]}.yaml"
 
 
 def read_stack_file(path: Path) -> StackFile:
@@ -545,4 +547,5 @@ def load_stack_settings(stack: str, project_dir: Path, today: date) -> StackSett
     azuread = stack_file.values("azuread")
     cloud = provider_environment(azuread.get("environment"), azuread.get("metadataHost"))
     raw = {key: text for key, text in stack_file.values(NAMESPACE).items() if key in STACK_KEYS}
-    return parse_stack_config(raw, stack, today, cloud, stack_file.key_problems())
+    # pulumi.get_stack() is the stack's own name, also under `--stack org/project/stack`: the default environment.
+    return parse_stack_config(raw, stack.rpartition("/")[2], today, cloud, stack_file.key_problems())

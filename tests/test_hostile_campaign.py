@@ -847,3 +847,16 @@ def test_more_redirect_uris_than_entra_allows_is_a_config_error_not_a_refusal_at
     portal = f"{{name: hr, connector: m365, baseUrl: 'https://a.example', redirectPaths: [{paths}]}}"
     line = refused(*plan(project, capsys, stack_text(portals=f"[{portal}]")), "portals[0].redirectPaths", "at most 256")
     assert json.loads(line)["error"] == "ConfigError"
+
+
+@pytest.mark.parametrize("stack", ["dev", "intrexx-exchange/dev", "myorg/intrexx-exchange/dev"])
+def test_a_fully_qualified_stack_name_reads_the_stacks_own_file(capsys, monkeypatch, stack):
+    monkeypatch.chdir(ROOT)
+    code, out, err = run_main(capsys, "plan", "--stack", stack)
+    assert code == 0 and "intranet" in out, err
+
+
+def test_a_fully_qualified_stack_name_defaults_the_environment_as_pulumi_does(project, capsys):
+    (project / "Pulumi.attack.yaml").write_text(stack_text())
+    code, out, err = run_main(capsys, "plan", "--stack", "myorg/intrexx-exchange/attack", "--json")
+    assert code == 0 and json.loads(out)["portals"]["hr"]["displayName"] == "Intrexx hr (attack)", err
