@@ -6,9 +6,13 @@ no secret, and nothing that a terminal, CI log, Markdown or XML reader would act
 What broke in this campaign (and is fixed): a date at the calendar's end in the outputs crashed `status --format
 ics` (OverflowError); U+FFFE/U+FFFF in a secret made render write an om.cfg that is not well-formed XML; a NUL or an
 escape character in a stack file was a traceback (yaml.reader.ReaderError); `--out /dev/null` run as root replaced
-the device with a regular file; `render --stack` and `rotation-notice --stack` took any text into file paths
-(`../../etc`) and into the commands the sheets tell people to run; configuration messages echoed megabytes;
-INTREXX_EXCHANGE_TODAY took ISO week dates.
+the device with a regular file, and a FIFO where a file was expected hung every command; `render --stack` and
+`rotation-notice --stack` took any text into file paths (`../../etc`), and the sheets and the notice built
+`pulumi up --stack <environment>` from free text; an edited outputs file could send the client secret (verify, om.cfg)
+or users' tokens (ewsUrl) to any https host; configuration messages echoed megabytes; a full disk under stdout, a
+closed stdout or stdin were tracebacks; an unreadable CA bundle was retried for verify's whole timeout;
+`--stack org/project/stack` looked for the wrong stack file; more redirect URIs than Entra allows passed the
+configuration; the nil GUID passed as an object id; keys given twice in an outputs object were read silently.
 """
 
 from __future__ import annotations
