@@ -29,8 +29,11 @@ from .secrets import scrub
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from components.contract import PortalOutput
+
     from .handover import Comparison
     from .status import Fleet
+    from .verify import Progress
 
 DEFAULT_STACK = "dev"
 # 128 + the signal's number, as POSIX shells report a command a signal ended (bash manual, "Exit Status").
@@ -185,7 +188,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="command")
 
-    def command(name, handler, help_text, outputs=True, portal_help="only this portal (default: all)", fleet=False):
+    def command(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        outputs: bool = True,
+        portal_help: str = "only this portal (default: all)",
+        fleet: bool = False,
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(command=handler)
         many: dict = {"action": "append"} if fleet else {}
@@ -387,7 +397,7 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
-def _portals(args, need_secrets: bool = True):
+def _portals(args: argparse.Namespace, need_secrets: bool = True) -> "list[PortalOutput]":
     from .stack_outputs import read_portals
 
     portals = read_portals(args.outputs, args.stack, args.portal, need_secrets=need_secrets)
@@ -395,14 +405,14 @@ def _portals(args, need_secrets: bool = True):
     return portals
 
 
-def _render_files(portals, out: Path, stack: str | None) -> dict:
+def _render_files(portals: "list[PortalOutput]", out: Path, stack: str | None) -> dict[str, list[str]]:
     from .render import render_all
 
     rendered = render_all(portals, out, today(), stack)
     return {name: [str(path) for path in paths] for name, paths in rendered.items()}
 
 
-def _emit_json(document) -> None:
+def _emit_json(document: object) -> None:
     print(json.dumps(document, indent=2, sort_keys=True))
 
 
@@ -537,7 +547,7 @@ def _outputs(args: argparse.Namespace) -> int:
 # render -----------------------------------------------------------------------------------------------------
 
 
-def _render(args) -> int:
+def _render(args: argparse.Namespace) -> int:
     from .render import left_behind
 
     out = args.out or (Path("build") / args.stack if args.stack else Path("build"))
@@ -563,12 +573,12 @@ def _render(args) -> int:
 # verify -----------------------------------------------------------------------------------------------------
 
 
-def _verify(args) -> int:
+def _verify(args: argparse.Namespace) -> int:
     from .verify import VerifyOptions, verify_portals
 
     progress = _ProgressLine(sys.stderr)
 
-    def show_device_code(portal, flow: dict) -> None:
+    def show_device_code(portal: "PortalOutput", flow: dict) -> None:
         progress.clear()
         print(f"{portal.name}: sign in as the mailbox user: {flow['message']}", file=sys.stderr, flush=True)
 
@@ -594,13 +604,13 @@ class _ProgressLine:
     """verify's waiting: on a terminal one line, rewritten in place; elsewhere (CI logs) one line per portal each
     time the reason to wait changes, never one per retry."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._tty = stream.isatty()
         self._states: dict[str, str] = {}
         self._shown = False
 
-    def __call__(self, event) -> None:
+    def __call__(self, event: "Progress") -> None:
         if self._tty:
             width = shutil.get_terminal_size().columns - 1
             self._raw("\r\x1b[K")  # carriage return, erase to the end of the line (ECMA-48 EL)
@@ -626,7 +636,7 @@ class _ProgressLine:
 # apply ------------------------------------------------------------------------------------------------------
 
 
-def _apply(args) -> int:
+def _apply(args: argparse.Namespace) -> int:
     from .errors import UsageError
     from .omcfg import apply_sign_in
 
@@ -661,7 +671,7 @@ def _apply(args) -> int:
 # doctor -----------------------------------------------------------------------------------------------------
 
 
-def _doctor(args) -> int:
+def _doctor(args: argparse.Namespace) -> int:
     from .doctor import DoctorOptions, run_doctor
     from .graph import GraphLimits
 

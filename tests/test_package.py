@@ -151,3 +151,12 @@ def test_pulumi_s_type_check_passes_as_pulumi_runs_it():
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lint_holds_every_function_to_types_and_complexity_15():
+    """`make lint` runs mypy and ruff with these settings: every product function typed, none above complexity 15."""
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    assert settings["mypy"]["disallow_untyped_defs"] is True
+    assert {"components", "intrexx_connector"} <= set(settings["mypy"]["files"])
+    assert "C90" in settings["ruff"]["lint"]["select"]
+    assert settings["ruff"]["lint"]["mccabe"]["max-complexity"] == 15
