@@ -1,5 +1,6 @@
 """verify against a real OpenID provider on loopback that answers like Entra ID (tests/idp)."""
 
+import dataclasses
 import itertools
 import json
 import time
@@ -8,7 +9,7 @@ import pytest
 from idp_fixture import silent_server
 from outputs_fixtures import HR, LEGACY, OPS, TEAM, USERS, WIDE, stack_outputs
 
-from components.contract import CLIENT_SECRETS, PORTALS
+from components.contract import CLIENT_SECRETS, PORTALS, PortalOutput
 from intrexx_connector.cli import main
 from intrexx_connector.errors import UsageError
 from intrexx_connector.stack_outputs import parse_outputs
@@ -35,11 +36,13 @@ def register(idp, document, roles=None, delay=0.0, secret=None):
         )
 
 
-def run(idp, document, progress=None, **options):
+def run(idp, document, progress=None, apis=None, **options):
+    """verify over the outputs; `apis`: an origin whose mailbox stand-ins replace Graph and EWS (loopback_apis)."""
     options.setdefault("timeout", 10.0)
     lines = [] if progress is None else progress
+    portals = parse_outputs(json.dumps(document))
     return verify_portals(
-        parse_outputs(json.dumps(document)),
+        portals if apis is None else [loopback_apis(portal, apis) for portal in portals],
         VerifyOptions(authority_host=idp.origin, http_client=idp.session(), **options),
         lambda event: lines.append(event.line),
     )
@@ -178,18 +181,19 @@ def test_end_to_end_program_outputs_through_render_and_verify(idp, tmp_path, cap
     assert "FAILED" in capsys.readouterr().out
 
 
-def loopback_apis(document, origin):
-    """Point the portals' resource APIs at the provider's mailbox stand-ins (Graph under /graph, EWS under /ews)."""
-    for portal in document[PORTALS].values():
-        for real, local in (
-            ("https://graph.microsoft.com", f"{origin}/graph"),
-            ("https://outlook.office365.com", f"{origin}/ews"),
-        ):
-            portal["scopes"] = [s.replace(real, local) for s in portal["scopes"]]
-            portal["resource"] = portal["resource"].replace(real, local)
-        if "ewsUrl" in portal:
-            portal["ewsUrl"] = f"{origin}/ews/Exchange.asmx"
-    return document
+def loopback_apis(portal: PortalOutput, origin: str) -> PortalOutput:
+    """The portal with its resource APIs at the provider's mailbox stand-ins (Graph under /graph, EWS under /ews).
+    Applied after the outputs are read: an outputs file naming such endpoints is refused, since its client secret
+    and users' tokens would go there (contract.py, _check_cloud_endpoints)."""
+    resource, scopes = portal.resource, portal.scopes
+    for real, local in (
+        ("https://graph.microsoft.com", f"{origin}/graph"),
+        ("https://outlook.office365.com", f"{origin}/ews"),
+    ):
+        scopes = tuple(s.replace(real, local) for s in scopes)
+        resource = resource.replace(real, local)
+    ews_url = f"{origin}/ews/Exchange.asmx" if portal.ews_url else None
+    return dataclasses.replace(portal, resource=resource, scopes=scopes, ews_url=ews_url)
 
 
 def register_device_client(idp, document, refresh_tokens=True):
@@ -216,10 +220,12 @@ def scripted_user_for(idp, fields, shown):
 def test_device_code_for_the_exchange_connector_redeems_the_refresh_token_and_reads_ews(idp):
     """What Intrexx's MediaGateway does with "Request MS365 Refresh Token": a device code sign-in for the EWS scope
     and offline_access, then EWS calls with access tokens redeemed from the refresh token."""
-    document = loopback_apis(stack_outputs([LEGACY]), idp.origin)
+    document = stack_outputs([LEGACY])
     fields = register_device_client(idp, document)
     shown: list = []
-    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, shown))
+    (result,) = run(
+        idp, document, apis=idp.origin, device_code=True, on_device_flow=scripted_user_for(idp, fields, shown)
+    )
     assert result.ok, result
     assert "mailbox user signed in, refresh token redeemed, inbox 'Inbox' read" in result.reason
     assert result.inbox == {"displayName": "Inbox", "totalItemCount": 3}
@@ -241,7 +247,7 @@ def test_device_code_says_when_the_client_secret_redeems_the_refresh_token_too(i
     publicClientFlows: false may do (Intrexx sending its secret is not confirmed, README "Public client flows")."""
     import msal
 
-    document = loopback_apis(stack_outputs([USERS]), idp.origin)
+    document = stack_outputs([USERS])
     fields = register_device_client(idp, document)
     redeemed = []
 
@@ -250,16 +256,16 @@ def test_device_code_says_when_the_client_secret_redeems_the_refresh_token_too(i
         return {"access_token": "redeemed-with-the-secret", "token_type": "Bearer"}
 
     monkeypatch.setattr(msal.ConfidentialClientApplication, "acquire_token_by_refresh_token", redeem)
-    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
+    (result,) = run(idp, document, apis=idp.origin, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
     assert result.ok and redeemed and redeemed[0][0] == "ConfidentialClientApplication", result
     assert result.confidential_redemption.startswith("the refresh token is redeemed with the client secret too: ")
     assert "publicClientFlows: false would do if Intrexx sends its secret" in result.reason
 
 
 def test_device_code_for_microsoft_365_user_accounts_reads_the_graph_inbox(idp):
-    document = loopback_apis(stack_outputs([USERS]), idp.origin)
+    document = stack_outputs([USERS])
     fields = register_device_client(idp, document)
-    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
+    (result,) = run(idp, document, apis=idp.origin, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
     assert result.ok, result
     assert "mailbox user signed in, inbox 'Inbox' read" in result.reason
     assert result.inbox == {"displayName": "Inbox", "totalItemCount": 3}
@@ -272,9 +278,11 @@ def test_device_code_for_microsoft_365_user_accounts_reads_the_graph_inbox(idp):
 def test_device_code_is_skipped_where_intrexx_never_uses_it(idp):
     """User accounts without public client flows sign in through the browser; service accounts never sign in."""
     browser_users = {**USERS, "publicClientFlows": False}
-    document = loopback_apis(stack_outputs([browser_users, WIDE]), idp.origin)
+    document = stack_outputs([browser_users, WIDE])
     register(idp, document, roles={"wide": WIDE_ROLES})
-    results = {r.name: r for r in run(idp, document, device_code=True, on_device_flow=lambda p, f: None)}
+    results = {
+        r.name: r for r in run(idp, document, apis=idp.origin, device_code=True, on_device_flow=lambda p, f: None)
+    }
     assert results["users"].ok and "device code flow skipped (user accounts sign in through the browser" in (
         results["users"].reason
     )
@@ -283,15 +291,15 @@ def test_device_code_is_skipped_where_intrexx_never_uses_it(idp):
 
 def test_device_code_fails_when_no_refresh_token_comes_back(idp):
     """A sign-in without a refresh token gives Intrexx nothing to keep: verify says so."""
-    document = loopback_apis(stack_outputs([LEGACY]), idp.origin)
+    document = stack_outputs([LEGACY])
     fields = register_device_client(idp, document, refresh_tokens=False)
-    (result,) = run(idp, document, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
+    (result,) = run(idp, document, apis=idp.origin, device_code=True, on_device_flow=scripted_user_for(idp, fields, []))
     assert not result.ok and "no refresh token came back" in result.reason, result
 
 
 def test_device_code_fails_clearly_without_public_client_flows(idp):
-    document = loopback_apis(stack_outputs([HR]), idp.origin)
+    document = stack_outputs([HR])
     fields = document[PORTALS]["hr"]
     idp.add_client(fields["tenantId"], fields["clientId"], document[CLIENT_SECRETS]["hr"])
-    (result,) = run(idp, document, device_code=True, on_device_flow=lambda p, f: None)
+    (result,) = run(idp, document, apis=idp.origin, device_code=True, on_device_flow=lambda p, f: None)
     assert not result.ok and "public client flows are off" in result.reason
