@@ -16,6 +16,7 @@ Paths are checked once more after percent-decoding: servlet containers decode be
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ def url_problems(
     return []
 
 
+# parse_web_url and request_origin are pure functions of their arguments and judge the same few URLs again and again
+# (every request verify, doctor and notify send, every retry); a bounded memo keeps three parsers off that path.
+# WebUrl is frozen, so a remembered answer cannot be changed by a caller; refusals (UrlError) are not remembered.
+_MEMO = 256
+
+
+@functools.lru_cache(maxsize=_MEMO)
 def parse_web_url(value: str, *, http_hosts: tuple[str, ...] = (), allow_path: bool = True) -> WebUrl:
     """The URL as a browser reads it; UrlError with the first problem when it is not accepted."""
     try:
@@ -228,6 +236,7 @@ def _path_reasons(path: str, read_path: str, allow_path: bool) -> list[str]:
     return reasons
 
 
+@functools.lru_cache(maxsize=_MEMO)
 def request_origin(url: str) -> WebUrl:
     """The origin of an absolute https URL that may carry a path and a query (a request's target, a paging link),
     as a browser reads it: its scheme and authority must be accepted by `parse_web_url`, and ada must read the
