@@ -396,18 +396,23 @@ def _backoff(attempt: int, options: VerifyOptions) -> float:
     return options.min_interval + random.random() * (ceiling - options.min_interval)  # noqa: S311 - jitter
 
 
+def _confidential_client(portal: PortalOutput, authority: str, http: _EntraHttp) -> msal.ConfidentialClientApplication:
+    """The portal's confidential client, with a cache of its own and verify's transport."""
+    return msal.ConfidentialClientApplication(
+        portal.client_id,
+        client_credential=portal.client_secret,
+        authority=authority,
+        http_client=http,
+        token_cache=msal.TokenCache(),
+        instance_discovery=_instance_discovery(authority),
+    )
+
+
 def _client_token(portal: PortalOutput, options: VerifyOptions, http: _EntraHttp, deadline: float) -> str:
     authority = authority_for(portal, options.authority_host)
     try:
         # A new application each attempt: MSAL replays a cached error answer (400 for 60 s, 5xx for 5 s).
-        app = msal.ConfidentialClientApplication(
-            portal.client_id,
-            client_credential=portal.client_secret,
-            authority=authority,
-            http_client=http,
-            token_cache=msal.TokenCache(),
-            instance_discovery=_instance_discovery(authority),
-        )
+        app = _confidential_client(portal, authority, http)
         answer = app.acquire_token_for_client(scopes=[f"{portal.resource}/.default"])
     except DeadlinePassed as error:
         raise _Retry(error.reason) from None
@@ -596,14 +601,7 @@ def _confidential_redemption(
     refresh_token = answer.get("refresh_token")
     if not isinstance(refresh_token, str) or not refresh_token:
         return "confidential redemption not tried (no refresh token came back)"
-    app = msal.ConfidentialClientApplication(
-        portal.client_id,
-        client_credential=portal.client_secret,
-        authority=authority,
-        http_client=http,
-        token_cache=msal.TokenCache(),
-        instance_discovery=_instance_discovery(authority),
-    )
+    app = _confidential_client(portal, authority, http)
     redeemed = app.acquire_token_by_refresh_token(refresh_token, scopes=scopes)
     if "access_token" in redeemed:
         return (
