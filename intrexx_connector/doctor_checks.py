@@ -23,6 +23,7 @@ from components.facts import (
     is_guid,
     largest_rotation_days,
     same_guid,
+    secret_lifetime_days,
     token_payload,
 )
 from components.portal import display_name
@@ -398,7 +399,7 @@ def assess_password_restrictions(
     restrictions: list[Any], rotation_days: int, today: date, where: str
 ) -> list[_Finding]:
     findings = []
-    need = 2 * rotation_days
+    need = secret_lifetime_days(rotation_days)
     for restriction in _objects(restrictions, where):
         what = f"{where}, restriction {one_line(str(restriction.get('restrictionType')), 40)}"
         kind = _at(restriction, "restrictionType", str, what, "")
@@ -447,7 +448,7 @@ def assess_password_restrictions(
                 f"secretRotationDays {fits} or less fits"
                 if fits >= MIN_ROTATION_DAYS
                 else f"no secretRotationDays fits (the smallest, {MIN_ROTATION_DAYS}, needs "
-                f"{2 * MIN_ROTATION_DAYS} days)"
+                f"{secret_lifetime_days(MIN_ROTATION_DAYS)} days)"
             )
             status = WARN if exempt or (after and after > today) else FAIL
             line = (
