@@ -758,14 +758,9 @@ def _status_sources(args: argparse.Namespace) -> list[tuple[str | None, str | No
     """(stack name, outputs file) per stack of the fleet: each --outputs FILE is named by the --stack at the same
     position, else by its file name; --stack alone reads `pulumi stack output` of each stack."""
     from .errors import UsageError
-    from .status import STACK_NAME
 
+    # Each --stack is a Pulumi stack name: main() checked every one (_check_stack_names) before any command ran.
     stacks, files = args.stack or [], args.outputs or []
-    for stack in stacks:
-        if not STACK_NAME.fullmatch(stack):
-            raise UsageError(
-                f"--stack {stack!r}: not a Pulumi stack name ([org/][project/]stack of letters, digits, '-', '_', '.')"
-            )
     if files.count("-") > 1:
         raise UsageError("--outputs -: stdin can be read once")
     if not files:
